@@ -568,6 +568,8 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
         "teredo_servers": [s for pair in TEREDO_SERVERS for s in pair if s],
         "storm": {"start": at(storm[0]), "end": at(storm[1]), "start_index": storm[0], "end_index": storm[1]},
         "nat_bursts": bursts,
+        "heavy_sessions": [{"src": h.ip, "start": at(begin), "end": at(end - 1)}
+                           for h in hosts for begin, end in h.sessions],
         "port_reuse": reuse,
         "tunnels": tunnels,
     }
