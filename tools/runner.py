@@ -79,7 +79,7 @@ def run_partitioned(parts: Sequence[Sequence[scpv2.Record]], args: Sequence[str]
     try:
         reduce = scpv2.CommandProcess(script, python, workdir)
         info = reduce.getinfo(list(args))
-        if reduce.finished:  # refused at getinfo (bad option): its messages say why
+        if reduce.finished or reduce.errors:  # refused at getinfo: its messages say why
             codes.append(reduce.close())
             return RunResult([], reduce.messages, 0, codes)
         preop = info.get("streaming_preop")

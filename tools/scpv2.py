@@ -21,6 +21,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 Value = Union[str, List[str]]
 Record = Dict[str, Value]
 
+# splunkd puts no limit on a cell; neither does splunklib (internals.py raises csv's limit).
+csv.field_size_limit(2**31 - 1)
+
 FRAME_HEADER = re.compile(rb"^chunked\s+1\.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\r?\n$")
 
 
@@ -151,6 +154,11 @@ class CommandProcess:
             stderr=self._stderr, cwd=dispatch_dir, env=env if env is not None else dict(os.environ))
         self.messages: List[Tuple[str, str]] = []
         self.finished = False
+
+    @property
+    def errors(self) -> List[str]:
+        """ERROR and FATAL messages so far: after getinfo, splunkd stops the search on them."""
+        return [text for level, text in self.messages if level in ("ERROR", "FATAL")]
 
     def stderr_tail(self, limit: int = 4000) -> str:
         self._stderr.seek(0)

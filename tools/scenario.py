@@ -1,0 +1,636 @@
+"""Deterministic scenario generator: an enterprise's outbound UDP flows as a `tstats` search delivers them.
+
+One CSV row per (10-minute bucket, src_ip, src_port, dest_ip, dest_port, app), the way
+
+    | tstats sum(All_Traffic.bytes_out) AS bytes_out sum(All_Traffic.packets_out) AS packets_out count
+        FROM datamodel=Network_Traffic WHERE All_Traffic.transport=udp
+        BY _time span=10m All_Traffic.src_ip All_Traffic.src_port All_Traffic.dest_ip
+           All_Traffic.dest_port All_Traffic.app
+
+returns them, plus a ground-truth JSON: the injected tunnels, the host classes, the storm, NAT bursts,
+client ports reused by ordinary traffic, and the parameters.
+
+What is in it (see docs/detection-quality.md for why each part is there):
+- office workstations whose Windows Teredo client idles (re-qualification every 20-30 s: 20-30 flows and
+  packets per bucket, ~11-18 kB/h outbound), workstations with Teredo off, laptops that come and go,
+  servers, legitimate heavy Teredo users (games through relays, peer-to-peer), hosts that join late;
+- NAT retry bursts (a host re-qualifies a few times faster for a few buckets) and one fleet-wide
+  re-qualification storm (every idle host bursts in the same hour);
+- ordinary UDP (QUIC to 443, DNS to internal resolvers or 8.8.8.8, NTP) from ephemeral ports, some of
+  them a Teredo client port the host gave up days earlier;
+- injected tunnels over a grid of magnitudes and durations, relay-style (1-3 relays on high ports) or
+  peer-style (tens of destinations), all from the host's Teredo client port, some repeated days later.
+
+Determinism: every random draw comes from `random.Random` seeded with a string built from the scenario
+seed and what is being drawn, so the same parameters give the same bytes (gzip with mtime 0).
+
+Usage:
+    python tools/scenario.py --seed 1 --hosts 1000 --days 14 --out build/s1.csv.gz --truth build/s1.json
+    python tools/scenario.py --preset sample     # regenerates samples/enterprise_week.*
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import math
+import random
+import sys
+from array import array
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+SPAN = 600  # seconds per bucket: tstats span=10m
+PER_DAY = 86400 // SPAN
+HEADER = [
+    "_time", "All_Traffic.src_ip", "All_Traffic.src_port", "All_Traffic.dest_ip", "All_Traffic.dest_port",
+    "All_Traffic.app", "bytes_out", "packets_out", "count",
+]
+TEREDO_PORT = 3544
+# Public Teredo servers (primary address, secondary address used for the cone test when there is one).
+TEREDO_SERVERS = [
+    ("65.55.158.80", "65.55.158.81"),  # teredo.ipv6.microsoft.com (Windows default)
+    ("194.136.28.76", None),           # teredo.trex.fi
+    ("83.170.6.76", None),             # teredo.remlab.net
+]
+SERVER_WEIGHTS = [0.85, 0.10, 0.05]
+INTERNAL_RESOLVERS = ["10.0.0.53", "10.0.1.53"]
+INTERNAL_NTP = "10.0.0.123"
+PUBLIC_DNS = "8.8.8.8"
+# First octets used to draw public addresses of each kind (none of them internal or Teredo servers).
+QUIC_PREFIXES = ["142.250", "172.217", "104.16", "157.240", "151.101", "13.107"]
+RELAY_OCTETS = [37, 46, 78, 82, 85, 88, 94, 95, 176, 185, 188, 212, 213, 217]
+PEER_OCTETS = [24, 67, 68, 71, 73, 76, 86, 90, 98, 109, 174, 178, 187, 189, 201]
+NTP_POOL = ["162.159.200.1", "162.159.200.123", "185.125.190.56", "91.189.94.4"]
+
+MAGNITUDES = (30, 100, 300, 1000, 3000, 10000)  # extra packets per 10 minutes
+DURATIONS = (1, 3, 6, 18, 36, 72)                # buckets (72 = half a day)
+# Host classes and their share of the fleet (idle takes the rest).
+CLASS_SHARES = {"server": 0.08, "heavy": 0.03, "new": 0.05, "laptop": 0.15, "off": 0.27}
+TEREDO_CLASSES = {"idle", "laptop", "heavy", "new"}
+# Tunnel host classes in rotation (cold = the host never used Teredo before) and tunnel kinds.
+TUNNEL_CLASS_CYCLE = ["cold", "idle", "new", "idle", "heavy", "idle", "cold", "idle", "heavy", "new"]
+TUNNEL_KIND_CYCLE = ["relay", "relay", "relay", "peer", "relay", "peer"]
+
+
+@dataclass
+class Params:
+    seed: int = 1
+    hosts: int = 300
+    days: int = 8
+    start: int = 1793577600  # 2026-11-02 00:00 UTC, a Monday
+    tunnels: Optional[int] = None  # None: one per 8 hosts (at least 6)
+    repeat_share: float = 0.25     # share of tunnels repeated 2-4 days later
+    magnitudes: Tuple[int, ...] = MAGNITUDES
+    durations: Tuple[int, ...] = DURATIONS
+    label_mode: str = "teredo"     # teredo: server flows app=teredo, ordinary apps named; none: no labels
+    unlabelled_app: str = "unknown"  # what a source logs for a flow it cannot identify ("", "udp", ...)
+    warmup_days: int = 2           # no tunnel starts before this day (hosts need some history)
+
+    def tunnel_count(self) -> int:
+        return self.tunnels if self.tunnels is not None else max(6, self.hosts // 8)
+
+
+PRESETS = {
+    # The bundled sample: samples/enterprise_week.csv.gz + .truth.json (tests/test_scenario.py).
+    "sample": dict(seed=7, hosts=250, days=8, tunnels=6, repeat_share=0.2,
+                   magnitudes=(300, 1000, 3000, 10000), durations=(3, 6, 18, 36)),
+}
+PRESET_PATHS = {"sample": ("samples/enterprise_week.csv.gz", "samples/enterprise_week.truth.json")}
+
+
+@dataclass
+class Host:
+    ip: str
+    cls: str
+    online: bytearray
+    join: int = 0
+    teredo: bool = False
+    server: Tuple[str, Optional[str]] = TEREDO_SERVERS[0]
+    interval: float = 25.0          # re-qualification interval, seconds
+    ports: array = field(default_factory=lambda: array("i"))  # client port per bucket, 0 = none
+    frozen: bytearray = field(default_factory=bytearray)       # buckets where the port must not change
+    sessions: List[Tuple[int, int]] = field(default_factory=list)  # a heavy user's Teredo sessions
+
+
+class Flows:
+    """One host's rows, merged per (bucket, src_port, dest_ip, dest_port, app) as tstats groups them."""
+
+    def __init__(self) -> None:
+        self.rows: Dict[Tuple[int, int, str, int, str], List[int]] = {}
+
+    def add(self, bucket: int, sport: int, dest: str, dport: int, app: str,
+            bytes_out: int, packets: int, count: int) -> None:
+        row = self.rows.get((bucket, sport, dest, dport, app))
+        if row is None:
+            self.rows[(bucket, sport, dest, dport, app)] = [bytes_out, packets, count]
+        else:
+            row[0] += bytes_out
+            row[1] += packets
+            row[2] += count
+
+
+def _rng(params: Params, *what: object) -> random.Random:
+    return random.Random(":".join(str(w) for w in (params.seed,) + what))
+
+
+def _public_ip(rng: random.Random, octets: Sequence[int]) -> str:
+    return "%d.%d.%d.%d" % (rng.choice(octets), rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254))
+
+
+def _ip_key(ip: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in ip.split("."))
+
+
+def _ephemeral(rng: random.Random) -> int:
+    return rng.randint(49152, 65535)
+
+
+# ---------------------------------------------------------------------------------------------- hosts
+def _class_counts(params: Params) -> Dict[str, int]:
+    counts = {cls: max(1, round(share * params.hosts)) for cls, share in CLASS_SHARES.items()}
+    counts["idle"] = params.hosts - sum(counts.values())
+    if counts["idle"] < 1:
+        raise ValueError("--hosts must be at least 20")
+    return counts
+
+
+def _workstation_schedule(rng: random.Random, buckets: int, days: int, always_on: bool) -> bytearray:
+    online = bytearray(buckets)
+    if always_on:
+        return bytearray(b"\x01" * buckets)
+    for day in range(days):
+        weekend = day % 7 >= 5
+        if weekend and rng.random() > 0.1:
+            continue
+        begin = day * PER_DAY + rng.randint(42, 54)   # 07:00-09:00
+        end = day * PER_DAY + rng.randint(102, 114)   # 17:00-19:00
+        online[begin:end] = b"\x01" * (end - begin)
+    return online
+
+
+def _laptop_schedule(rng: random.Random, buckets: int, days: int) -> bytearray:
+    online = bytearray(buckets)
+    for day in range(days):
+        if rng.random() > 0.6:
+            continue
+        begin = day * PER_DAY + rng.randint(48, 72)   # 08:00-12:00
+        end = min(buckets, begin + rng.randint(12, 54))  # 2-9 hours
+        online[begin:end] = b"\x01" * (end - begin)
+    return online
+
+
+def plan_hosts(params: Params) -> List[Host]:
+    buckets = params.days * PER_DAY
+    counts = _class_counts(params)
+    subnets = {"server": 10, "idle": 20, "off": 20, "heavy": 20, "new": 20, "laptop": 30}
+    used: Dict[int, int] = {}
+    hosts: List[Host] = []
+    for cls in ["server", "idle", "off", "heavy", "new", "laptop"]:
+        for _ in range(counts[cls]):
+            index = len(hosts)
+            net = subnets[cls]
+            n = used.get(net, 0)
+            used[net] = n + 1
+            ip = "10.%d.%d.%d" % (net, n // 250, n % 250 + 1)
+            rng = _rng(params, "host", index)
+            if cls == "server":
+                online = bytearray(b"\x01" * buckets)
+            elif cls == "laptop":
+                online = _laptop_schedule(rng, buckets, params.days)
+            else:
+                online = _workstation_schedule(rng, buckets, params.days, always_on=rng.random() < 0.3)
+            host = Host(ip=ip, cls=cls, online=online, teredo=cls in TEREDO_CLASSES,
+                        frozen=bytearray(buckets))
+            if cls == "new":
+                host.join = rng.randint(params.warmup_days, max(params.warmup_days, params.days - 2)) * PER_DAY
+                host.online[:host.join] = bytes(host.join)
+            host.server = rng.choices(TEREDO_SERVERS, weights=SERVER_WEIGHTS)[0]
+            host.interval = rng.uniform(20.0, 30.0)
+            if cls == "heavy":
+                host.sessions = _heavy_sessions(params, host, index)
+                for begin, end in host.sessions:
+                    host.online[begin:end] = b"\x01" * (end - begin)
+            hosts.append(host)
+    return hosts
+
+
+def assign_ports(params: Params, hosts: List[Host]) -> None:
+    """The Teredo client port per bucket: kept for hours to days, changed at reboots."""
+    for index, host in enumerate(hosts):
+        rng = _rng(params, "ports", index)
+        ports = array("i", bytes(4 * len(host.online)))
+        host.ports = ports
+        if not host.teredo:
+            continue
+        port = 0
+        previous_online = False
+        for b, on in enumerate(host.online):
+            if not on:
+                previous_online = False
+                continue
+            if not host.frozen[b]:
+                session_start = not previous_online
+                reboot = (session_start and (host.cls == "laptop" and rng.random() < 0.6
+                                             or rng.random() < 0.3)) \
+                    or rng.random() < 0.2 / PER_DAY  # patch reboot of an always-on host
+                if port == 0 or reboot:
+                    port = rng.randint(1025, 65535)
+            ports[b] = port
+            previous_online = True
+
+
+# ---------------------------------------------------------------------------------------------- plan
+def _storm(params: Params) -> Tuple[int, int]:
+    rng = _rng(params, "storm")
+    weekdays = [d for d in range(params.warmup_days, params.days - 1) if d % 7 < 5] or [params.days // 2]
+    day = rng.choice(weekdays)
+    begin = day * PER_DAY + rng.randint(60, 90)  # 10:00-15:00
+    return begin, begin + 5
+
+
+def _pick_window(rng: random.Random, host: Host, duration: int, earliest: int, latest: int,
+                 busy: bytearray, storm: Tuple[int, int]) -> Optional[int]:
+    """A start bucket where the host is online (or could be: it is forced online) and nothing else runs."""
+    for _ in range(200):
+        if latest < earliest:
+            return None
+        start = rng.randint(earliest, latest)
+        end = start + duration - 1
+        if end >= len(host.online) or any(busy[start - 3:end + 4]):
+            continue
+        if start <= storm[1] + 6 and end >= storm[0] - 6:
+            continue
+        # Start inside a working session where there is one, so that the tunnel looks like use of the host.
+        if host.cls in ("server",) or host.online[start] or rng.random() < 0.2:
+            return start
+    return None
+
+
+def plan_tunnels(params: Params, hosts: List[Host], storm: Tuple[int, int]) -> List[dict]:
+    rng = _rng(params, "tunnels")
+    buckets = params.days * PER_DAY
+    pools = {
+        "cold": [h for h in hosts if h.cls in ("off", "server")],
+        "idle": [h for h in hosts if h.cls in ("idle", "laptop")],
+        "heavy": [h for h in hosts if h.cls == "heavy"],
+        "new": [h for h in hosts if h.cls == "new"],
+    }
+    for pool in pools.values():
+        rng.shuffle(pool)
+    grid = [(m, d) for m in params.magnitudes for d in params.durations]
+    rng.shuffle(grid)
+    busy = {h.ip: bytearray(buckets) for h in hosts}
+    tunnels: List[dict] = []
+    wanted_repeats: List[dict] = []
+    wanted = params.tunnel_count()
+    attempt = 0
+    while len(tunnels) < wanted and attempt < wanted * 4:
+        cls = TUNNEL_CLASS_CYCLE[attempt % len(TUNNEL_CLASS_CYCLE)]
+        kind = TUNNEL_KIND_CYCLE[attempt % len(TUNNEL_KIND_CYCLE)]
+        magnitude, duration = grid[len(tunnels) % len(grid)]
+        attempt += 1
+        pool = pools[cls] or pools["idle"]
+        if cls != "heavy" and cls != "idle" and not pools[cls]:
+            continue
+        # Hosts that already carry a tunnel are used last (a cold host is cold only once).
+        host = next((h for h in pool if not any(busy[h.ip])), None)
+        if host is None:
+            if cls in ("cold", "new"):
+                continue
+            host = rng.choice(pool)
+        earliest = params.warmup_days * PER_DAY
+        repeat = rng.random() < params.repeat_share
+        if cls == "new":
+            earliest, latest = host.join + 1, min(buckets - duration, host.join + PER_DAY)
+        else:
+            latest = buckets - duration - (2 * PER_DAY if repeat else 0)
+        start = _pick_window(rng, host, duration, earliest, latest, busy[host.ip], storm)
+        if start is None:
+            continue
+        tunnels.append(_tunnel(len(tunnels), host, cls, kind, magnitude, start, duration, None))
+        if repeat:
+            wanted_repeats.append(tunnels[-1])
+        busy[host.ip][start:start + duration] = b"\x01" * duration
+    # Repeats: the same host, kind and size, 2-4 days later.
+    for original in wanted_repeats:
+        host = next(h for h in hosts if h.ip == original["src"])
+        earliest = original["start_index"] + 2 * PER_DAY
+        latest = min(buckets - original["buckets"], original["start_index"] + 4 * PER_DAY)
+        start = _pick_window(rng, host, original["buckets"], earliest, latest, busy[host.ip], storm)
+        if start is None:
+            continue
+        tunnels.append(_tunnel(len(tunnels), host, original["host_class"], original["kind"],
+                               original["extra_packets"], start, original["buckets"], original["id"]))
+        busy[host.ip][start:start + original["buckets"]] = b"\x01" * original["buckets"]
+    for tunnel in tunnels:
+        host = next(h for h in hosts if h.ip == tunnel["src"])
+        first, last = tunnel["start_index"], tunnel["end_index"]
+        host.online[first:last + 1] = b"\x01" * (last - first + 1)
+        host.frozen[first:last + 1] = b"\x01" * (last - first + 1)
+    return tunnels
+
+
+def _tunnel(number: int, host: Host, cls: str, kind: str, magnitude: int, start: int, duration: int,
+            repeat_of: Optional[int]) -> dict:
+    return {"id": number, "src": host.ip, "client_port": 0, "kind": kind, "extra_packets": magnitude,
+            "buckets": duration, "start_index": start, "end_index": start + duration - 1,
+            "repeat": repeat_of is not None, "repeat_of": repeat_of, "host_class": cls,
+            "host_kind": host.cls}
+
+
+# ---------------------------------------------------------------------------------------------- flows
+def _app(params: Params, name: str) -> str:
+    return name if params.label_mode == "teredo" else params.unlabelled_app
+
+
+def _chatter(host: Host, flows: Flows, params: Params, rng: random.Random, b: int, port: int,
+             factor: float) -> None:
+    """Idle re-qualification: one Router Solicitation (plus the odd bubble) every 20-30 s."""
+    n = max(1, round(SPAN / host.interval * factor + rng.uniform(-1.0, 1.0)))
+    primary, secondary = host.server
+    label = _app(params, "teredo")
+    to_secondary = rng.randint(1, 2) if secondary and rng.random() < 0.25 * factor else 0
+    packets = n + (1 if rng.random() < 0.2 else 0)
+    flows.add(b, port, primary, TEREDO_PORT, label, int(packets * rng.uniform(85, 95)), packets, n)
+    if to_secondary:
+        flows.add(b, port, secondary, TEREDO_PORT, label, int(to_secondary * rng.uniform(85, 95)),
+                  to_secondary, to_secondary)
+
+
+def _ordinary(host: Host, flows: Flows, params: Params, rng: random.Random, b: int,
+              avoid: Tuple[int, ...]) -> None:
+    """QUIC, DNS and NTP from ephemeral ports (never the host's live Teredo client port)."""
+    def port() -> int:
+        while True:
+            p = _ephemeral(rng)
+            if p not in avoid:
+                return p
+    if host.cls != "server" and rng.random() < 0.25:
+        for _ in range(rng.randint(1, 2)):
+            packets = int(min(4000, rng.lognormvariate(4.0, 1.3))) + 2
+            dest = "%s.%d.%d" % (rng.choice(QUIC_PREFIXES), rng.randint(0, 255), rng.randint(1, 254))
+            flows.add(b, port(), dest, 443, _app(params, "quic"), packets * rng.randint(60, 120), packets,
+                      rng.randint(1, 3))
+    if rng.random() < 0.3:
+        count = rng.randint(3, 40)
+        resolver = PUBLIC_DNS if _ip_key(host.ip)[3] % 23 == 0 else rng.choice(INTERNAL_RESOLVERS)
+        flows.add(b, port(), resolver, 53, _app(params, "dns"), count * rng.randint(60, 80), count, count)
+    if b % 6 == _ip_key(host.ip)[3] % 6 and rng.random() < 0.5:
+        dest = rng.choice(NTP_POOL) if host.cls == "server" else INTERNAL_NTP
+        sport = 123 if rng.random() < 0.6 else port()
+        flows.add(b, sport, dest, 123, _app(params, "ntp"), 76, 1, 1)
+
+
+def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
+    """A heavy user's daily Teredo sessions (games through relays, or peer-to-peer): [start, end)."""
+    rng = _rng(params, "heavy", index)
+    sessions = []
+    for day in range(host.join // PER_DAY, params.days):
+        if rng.random() < 0.85:
+            begin = day * PER_DAY + rng.choice([rng.randint(72, 80), rng.randint(108, 126)])  # lunch or evening
+            sessions.append((begin, min(params.days * PER_DAY, begin + rng.randint(6, 24))))
+    return sessions
+
+
+def _tunnel_traffic(flows: Flows, params: Params, rng: random.Random, b: int, port: int, kind: str,
+                    packets: int, bytes_per_packet: float, relays: List[Tuple[str, int]],
+                    peers: List[Tuple[str, int]], server: str) -> None:
+    """Volume from the client port: to 1-3 relays, or spread over tens of peers (plus bubbles via the
+    server when talking to a new peer). Unlabelled: a firewall cannot name what is inside."""
+    label = params.unlabelled_app
+    if kind == "relay":
+        weights = [1.0 / (i + 1) for i in range(len(relays))]
+        total = sum(weights)
+        for (dest, dport), weight in zip(relays, weights):
+            share = max(1, round(packets * weight / total))
+            flows.add(b, port, dest, dport, label, int(share * bytes_per_packet), share, rng.randint(1, 2))
+    else:
+        chosen = rng.sample(peers, min(len(peers), rng.randint(10, 60)))
+        weights = [rng.uniform(0.5, 1.5) for _ in chosen]
+        total = sum(weights)
+        for (dest, dport), weight in zip(chosen, weights):
+            share = max(1, round(packets * weight / total))
+            flows.add(b, port, dest, dport, label, int(share * bytes_per_packet), share, 1)
+        bubbles = max(1, len(chosen) // 4)
+        flows.add(b, port, server, TEREDO_PORT, _app(params, "teredo"), bubbles * 82, bubbles, bubbles)
+
+
+def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int],
+                  tunnels: List[dict], reuse: List[dict], bursts: List[dict]) -> Flows:
+    rng = _rng(params, "flows", index)
+    flows = Flows()
+    buckets = len(host.online)
+    burst_days = {}
+    if host.teredo:
+        for day in range(params.days):
+            if rng.random() < 0.05:
+                begin = day * PER_DAY + rng.randint(0, PER_DAY - 3)
+                burst_days[begin] = rng.randint(1, 3)
+    burst_factor = bytearray(buckets)
+    for begin, length in burst_days.items():
+        if host.online[begin]:
+            factor = rng.randint(3, 6)
+            burst_factor[begin:begin + length] = bytes([factor]) * len(burst_factor[begin:begin + length])
+            bursts.append({"src": host.ip, "start_index": begin, "buckets": length, "factor": factor})
+    storm_factor = rng.uniform(4.0, 10.0)
+    sessions = host.sessions
+    heavy_peer = host.cls == "heavy" and index % 2 == 1
+    heavy_relays = [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(2, 5))]
+    heavy_peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(300)]
+    in_session = bytearray(buckets)
+    for begin, end in sessions:
+        in_session[begin:end] = b"\x01" * (end - begin)
+    for b in range(buckets):
+        if not host.online[b]:
+            continue
+        port = host.ports[b] if host.teredo else 0
+        if port:
+            factor = 1.0
+            if burst_factor[b]:
+                factor = float(burst_factor[b])
+            if storm[0] <= b <= storm[1]:
+                factor = storm_factor
+            _chatter(host, flows, params, rng, b, port, factor)
+            if in_session[b]:
+                packets = int(min(9000, rng.lognormvariate(math.log(1500), 0.8)))
+                _tunnel_traffic(flows, params, rng, b, port, "peer" if heavy_peer else "relay", packets,
+                                rng.uniform(300, 1000), heavy_relays[:rng.randint(1, len(heavy_relays))],
+                                heavy_peers, host.server[0])
+        live = tuple(host.ports[c] for c in (b - 1, b, b + 1) if 0 <= c < buckets and host.ports[c])
+        _ordinary(host, flows, params, rng, b, live)
+    for tunnel in tunnels:
+        _inject(params, host, flows, tunnel)
+    if host.teredo or any(t["src"] == host.ip for t in tunnels):
+        _reuse_old_port(params, index, host, flows, reuse)
+    return flows
+
+
+def _inject(params: Params, host: Host, flows: Flows, tunnel: dict) -> None:
+    rng = _rng(params, "tunnel", tunnel["id"])
+    first, last = tunnel["start_index"], tunnel["end_index"]
+    port = host.ports[first]
+    if not port:  # a cold host: Teredo starts with the tunnel and goes quiet a little after it
+        port = rng.randint(1025, 65535)
+        for b in range(first, min(len(host.online), last + 4)):
+            if b <= last or host.online[b]:
+                host.ports[b] = port
+                _chatter(host, flows, params, rng, b, port, 1.0)
+    tunnel["client_port"] = port
+    relays = [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(1, 3))]
+    peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(20, 80))]
+    bytes_per_packet = rng.uniform(400, 1200)
+    tunnel["destinations"] = len(relays) if tunnel["kind"] == "relay" else len(peers)
+    tunnel["bytes_per_packet"] = round(bytes_per_packet)
+    for b in range(first, last + 1):
+        packets = max(1, round(tunnel["extra_packets"] * rng.uniform(0.8, 1.2)))
+        _tunnel_traffic(flows, params, rng, b, port, tunnel["kind"], packets, bytes_per_packet, relays,
+                        peers, host.server[0])
+
+
+def _reuse_old_port(params: Params, index: int, host: Host, flows: Flows, reuse: List[dict]) -> None:
+    """QUIC from a client port the host gave up at least two days earlier (an ephemeral port again)."""
+    rng = _rng(params, "reuse", index)
+    if rng.random() > 0.5:
+        return
+    last_seen: Dict[int, int] = {}
+    for b, port in enumerate(host.ports):
+        if port:
+            last_seen[port] = b
+    buckets = len(host.online)
+    candidates = sorted((b, p) for p, b in last_seen.items() if b + 2 * PER_DAY < buckets)
+    if not candidates:
+        return
+    retired_at, port = rng.choice(candidates)
+    online = [b for b in range(retired_at + 2 * PER_DAY, buckets - 3)
+              if host.online[b] and port not in host.ports[max(0, b - 1):b + 5]]
+    if not online:
+        return
+    first = rng.choice(online)
+    length = rng.randint(1, 4)
+    dest = "%s.%d.%d" % (rng.choice(QUIC_PREFIXES), rng.randint(0, 255), rng.randint(1, 254))
+    for b in range(first, first + length):
+        packets = rng.randint(300, 3000)
+        flows.add(b, port, dest, 443, _app(params, "quic"), packets * rng.randint(80, 400), packets, 1)
+    reuse.append({"src": host.ip, "port": port, "retired_index": retired_at, "start_index": first,
+                  "buckets": length, "dest_port": 443})
+
+
+# ---------------------------------------------------------------------------------------------- output
+def generate(params: Params) -> Tuple[List[list], dict]:
+    """All rows (sorted as tstats returns them) and the ground truth."""
+    hosts = plan_hosts(params)
+    storm = _storm(params)
+    tunnels = plan_tunnels(params, hosts, storm)
+    assign_ports(params, hosts)
+    by_host: Dict[str, List[dict]] = {}
+    for tunnel in tunnels:
+        by_host.setdefault(tunnel["src"], []).append(tunnel)
+    reuse: List[dict] = []
+    bursts: List[dict] = []
+    rows: List[tuple] = []
+    for index, host in enumerate(hosts):
+        flows = generate_host(params, index, host, storm, by_host.get(host.ip, []), reuse, bursts)
+        key = _ip_key(host.ip)
+        for (b, sport, dest, dport, app), (bytes_out, packets, count) in flows.rows.items():
+            rows.append((b, key, sport, _ip_key(dest), dport, app, host.ip, dest, bytes_out, packets, count))
+    rows.sort(key=lambda r: r[:6])
+    out = [[params.start + r[0] * SPAN, r[6], r[2], r[7], r[4], r[5], r[8], r[9], r[10]] for r in rows]
+    return out, _truth(params, hosts, storm, tunnels, reuse, bursts, len(out))
+
+
+def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: List[dict],
+           reuse: List[dict], bursts: List[dict], rows: int) -> dict:
+    def at(index: int) -> int:
+        return params.start + index * SPAN
+    for item in tunnels + reuse + bursts:
+        item["start"] = at(item["start_index"])
+        if "end_index" in item:
+            item["end"] = at(item["end_index"])
+    teredo_first = {}
+    for host in hosts:
+        first = next((b for b, p in enumerate(host.ports) if p and host.online[b]), None)
+        teredo_first[host.ip] = None if first is None else at(first)
+    return {
+        "format": "teredo_spike scenario 1",
+        "parameters": {**asdict(params), "tunnels": params.tunnel_count()},
+        "span": SPAN,
+        "start": params.start,
+        "end": at(params.days * PER_DAY - 1),
+        "buckets": params.days * PER_DAY,
+        "rows": rows,
+        "hosts": {h.ip: {"class": h.cls, "teredo": h.teredo, "join": at(h.join),
+                         "teredo_first_seen": teredo_first[h.ip],
+                         "online_buckets": sum(h.online)} for h in hosts},
+        "teredo_servers": [s for pair in TEREDO_SERVERS for s in pair if s],
+        "storm": {"start": at(storm[0]), "end": at(storm[1]), "start_index": storm[0], "end_index": storm[1]},
+        "nat_bursts": bursts,
+        "heavy_sessions": [{"src": h.ip, "start": at(begin), "end": at(end - 1)}
+                           for h in hosts for begin, end in h.sessions],
+        "port_reuse": reuse,
+        "tunnels": tunnels,
+    }
+
+
+def write(params: Params, out: Path, truth_path: Optional[Path]) -> dict:
+    rows, truth = generate(params)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(text.getvalue().encode("ascii"))
+    if truth_path is not None:
+        truth_path.parent.mkdir(parents=True, exist_ok=True)
+        truth_path.write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n", encoding="ascii")
+    return truth
+
+
+def _ints(text: str) -> Tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named scenario (e.g. the bundled sample)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--hosts", type=int)
+    parser.add_argument("--days", type=int)
+    parser.add_argument("--tunnels", type=int, help="injected tunnels before repeats (default hosts/8)")
+    parser.add_argument("--magnitudes", type=_ints, help="extra packets per 10m, comma-separated")
+    parser.add_argument("--durations", type=_ints, help="tunnel durations in buckets, comma-separated")
+    parser.add_argument("--label-mode", choices=["teredo", "none"],
+                        help="teredo: server flows carry app=teredo; none: no app labels at all")
+    parser.add_argument("--unlabelled-app", help='app value of unidentified flows (default "unknown")')
+    parser.add_argument("--out", type=Path, help="CSV output (.csv.gz)")
+    parser.add_argument("--truth", type=Path, help="ground truth JSON output")
+    args = parser.parse_args(argv)
+    values = dict(PRESETS[args.preset]) if args.preset else {}
+    for name in ("seed", "hosts", "days", "tunnels", "magnitudes", "durations"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    if args.label_mode:
+        values["label_mode"] = args.label_mode
+    if args.unlabelled_app is not None:
+        values["unlabelled_app"] = args.unlabelled_app
+    out, truth = args.out, args.truth
+    if args.preset and out is None:
+        root = Path(__file__).resolve().parents[1]
+        out, truth = (root / p for p in PRESET_PATHS[args.preset])
+    if out is None:
+        parser.error("--out is required (or --preset)")
+    params = Params(**values)
+    if params.hosts < 20 or params.days < params.warmup_days + 2:
+        parser.error("need --hosts >= 20 and --days >= %d" % (params.warmup_days + 2))
+    result = write(params, out, truth)
+    sys.stderr.write("%s: %d rows, %d hosts, %d days, %d tunnels\n"
+                     % (out, result["rows"], params.hosts, params.days, len(result["tunnels"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
