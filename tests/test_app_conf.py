@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from splunk_conf import APP_ROOT, conf_files, known_keys, parse, splunk_spec_dir
+from tests.splunk_conf import APP_ROOT, conf_files, known_keys, parse, splunk_spec_dir
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 CONF_FILES = conf_files() + [APP_ROOT / "metadata" / "default.meta"]

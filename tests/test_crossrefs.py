@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from spl import commands, expand, macro_calls, macro_key, tokens
-from splunk_conf import APP_ROOT, parse
+from tests.spl import commands, expand, macro_calls, macro_key, tokens
+from tests.splunk_conf import APP_ROOT, parse
 
 DEFAULT = APP_ROOT / "default"
 # Splunk's built-in search commands that the app's SPL uses. Anything else must be the app's own.

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from splunk_conf import APP_ROOT, parse
+from tests.splunk_conf import APP_ROOT, parse
 
 VERSION = parse(APP_ROOT / "default" / "app.conf")["launcher"]["version"]
 PACKAGE = APP_ROOT / "dist" / ("teredo_spike-%s.tgz" % VERSION)
