@@ -36,6 +36,7 @@ OPTION_NAMES = ("span", "threshold", "min_packets", "min_bytes", "internal", "ou
 
 
 class Verdict(NamedTuple):
+    counted: bool  # outbound UDP the command reads (not skipped, not filtered out)
     teredo: bool
     evidence: List[str]  # the record's own evidence kinds, or ["client_port"] when attributed
 
@@ -71,12 +72,13 @@ def flow_verdicts(records: Sequence[scpv2.Record], args: Sequence[str] = ()) -> 
     for row in rows:
         alone = Aggregator(span, internal)
         candidates = alone.add_records(header, [row])
-        cells = dict(alone.cells, **candidates)
+        cells = dict(alone.cells)
+        cells.update(candidates)
         key: Optional[tuple] = next(iter(cells), None)
         if key is None:  # not outbound UDP, or unreadable: the command does not count it
-            verdicts.append(Verdict(False, []))
+            verdicts.append(Verdict(False, False, []))
             continue
         own = alone.cells[key].evidence if key in alone.cells else 0
         kept = key in whole.cells
-        verdicts.append(Verdict(kept, ev.names(own) if own else (["client_port"] if kept else [])))
+        verdicts.append(Verdict(True, kept, ev.names(own) if own else (["client_port"] if kept else [])))
     return verdicts

@@ -181,6 +181,9 @@ def read(path: str) -> Iterator[Record]:
             values = {name: cell.split(",") if cell else []
                       for name, cell in zip(FIELDS, cells)}
             packet = int(values["frame.number"][0]) if values.get("frame.number") else packet + 1
+            if not values.get("frame.time_epoch"):
+                raise InputError(path, packet, "packet %d has no time: not a packet capture?"
+                                 % packet)
             time = float(values["frame.time_epoch"][0])
             for layer in layers_of(values):
                 key = _flow_key(layer)
@@ -195,15 +198,18 @@ def read(path: str) -> Iterator[Record]:
     except (ValueError, IndexError) as error:
         process.kill()
         raise InputError(path, packet, "unexpected tshark output (%s)" % error)
+    except InputError:
+        process.kill()
+        raise
     finally:
         process.stdout.close()
         error_text = process.stderr.read()
         process.stderr.close()
         code = process.wait()
     if code != 0:
-        lines = [text for text in error_text.splitlines() if "Running as user" not in text]
+        lines = [text.strip() for text in error_text.splitlines() if text.startswith("tshark:")]
         raise InputError(path, 0, "tshark cannot read it: %s"
-                         % (lines[-1].strip() if lines else "exit code %d" % code))
+                         % (lines[0][len("tshark:"):].strip() if lines else "exit code %d" % code))
     done.extend(flows.values())
     done.sort(key=lambda flow: flow.first)
     for flow in done:
