@@ -266,7 +266,7 @@ def test_formats_are_told_by_content(shared_data, tmp_path):
     shutil.copyfile(os.path.join(pcaps, "ndpi_teredo.pcap"), str(renamed))
     assert detect_format(str(renamed)) == "pcap"
     zeek_json = tmp_path / "conn.json"
-    zeek_json.write_text('{"ts": 1210953052.202579, "uid": "C1", "id.orig_h": "192.168.2.16", '
+    zeek_json.write_text('{"ts": "2008-05-16T15:50:52.202579Z", "uid": "C1", "id.orig_h": "192.168.2.16", '
                          '"id.orig_p": 3797, "id.resp_h": "65.55.158.80", "id.resp_p": 3544, '
                          '"proto": "udp", "service": "teredo", "orig_bytes": 129, "orig_pkts": 2}\n')
     assert detect_format(str(zeek_json)) == "zeek"

@@ -80,5 +80,6 @@ def flow_verdicts(records: Sequence[scpv2.Record], args: Sequence[str] = ()) -> 
             continue
         own = alone.cells[key].evidence if key in alone.cells else 0
         kept = key in whole.cells
-        verdicts.append(Verdict(True, kept, ev.names(own) if own else (["client_port"] if kept else [])))
+        kinds = ev.names(own) if own else (["client_port"] if kept else [])
+        verdicts.append(Verdict(True, kept, kinds))
     return verdicts

@@ -13,14 +13,16 @@ with `conn` replaced by `tunnel`), an outer connection it lists as `Tunnel::TERE
 `tunnel_type=Tunnel::TEREDO`: Zeek withholds `service=teredo` until it has seen Teredo both ways,
 but it still decapsulates (and logs the tunnel of) a server's lone answer.
 
-Unset (`-`) and empty (`(empty)`) fields are left out. A `ts` that is not epoch seconds is an error
-naming the file and line, unless the caller passes `masked_time_ok=True` (Zeek's test baselines
-print `XXXXXXXXXX.XXXXXX`): then the record has no `_time` and the caller supplies one.
+Unset (`-`) and empty (`(empty)`) fields are left out. `ts` is epoch seconds or ISO 8601 (JSON
+logs may have either); any other `ts` is an error naming the file and line, unless the caller passes
+`masked_time_ok=True` (Zeek's test baselines print `XXXXXXXXXX.XXXXXX`): then the record has no
+`_time` and the caller supplies one.
 """
 
 import gzip
 import json
 import os
+from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
 from tools.readers.errors import InputError, Record, open_text
@@ -61,7 +63,9 @@ def read_log(path: str) -> Iterator[tuple]:
                     yield number, _json_entry(path, number, line)
                     continue
                 if line.startswith("#"):
-                    key, _, value = line[1:].partition(" " if line.startswith("#separator") else separator)
+                    # "#separator \x09" is the one header line split by a space.
+                    split_by = " " if line.startswith("#separator") else separator
+                    key, _, value = line[1:].partition(split_by)
                     if key == "separator":
                         separator = _unescape(value)
                     elif key == "set_separator":
@@ -115,6 +119,15 @@ def _json_entry(path: str, number: int, line: str) -> Dict[str, object]:
     return entry
 
 
+def epoch(ts: object) -> float:
+    """Zeek's ts: epoch seconds, or ISO 8601 (JSON logs with JSON::TS_ISO8601)."""
+    text = str(ts)
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
 def tunnel_log_beside(path: str) -> Optional[str]:
     """`tunnel.log` (or `tunnel.<...>.log[.gz]`) in the conn.log's directory, if there is one."""
     folder, name = os.path.split(path)
@@ -129,7 +142,8 @@ def teredo_tunnel_uids(path: str) -> set:
             if entry.get("tunnel_type") == TEREDO_TUNNEL and entry.get("uid")}
 
 
-def read(path: str, masked_time_ok: bool = False, tunnel_log: Optional[str] = "beside") -> Iterator[Record]:
+def read(path: str, masked_time_ok: bool = False,
+         tunnel_log: Optional[str] = "beside") -> Iterator[Record]:
     """CIM records of a conn.log. `tunnel_log`: "beside" (look next to the file), a path, or None."""
     if tunnel_log == "beside":
         tunnel_log = tunnel_log_beside(path)
@@ -145,7 +159,7 @@ def read(path: str, masked_time_ok: bool = False, tunnel_log: Optional[str] = "b
         record: Record = {}
         ts = entry.get("ts")
         try:
-            record["_time"] = "%.6f" % float(str(ts))
+            record["_time"] = "%.6f" % epoch(ts)
         except (TypeError, ValueError):
             if not masked_time_ok:
                 raise InputError(path, number, "ts=%r is not a time in epoch seconds" % (ts,))
