@@ -1,0 +1,1 @@
+"""teredo_spike: the app's logic (see docs/ARCHITECTURE.md)."""

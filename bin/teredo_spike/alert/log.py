@@ -1,0 +1,54 @@
+"""Logging to stderr in the form splunkd files under component=sendmodalert in splunkd.log.
+
+splunkd takes the first word of each stderr line as the level (DEBUG, INFO, WARN, ERROR, FATAL).
+Secrets (session key, webhook secret) are registered and masked in every line, whatever logs it.
+"""
+import logging
+import sys
+from typing import List
+
+LOGGER_NAME = "teredo_attack_context"
+_MASK = "********"
+
+
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(message)s")
+        self.secrets = []  # type: List[str]
+
+    def format(self, record: logging.LogRecord) -> str:
+        # splunkd knows WARN, not WARNING; one event per line, so no raw newlines.
+        record.levelname = "WARN" if record.levelno == logging.WARNING else record.levelname
+        line = super().format(record).replace("\r", " ").replace("\n", " | ")
+        for secret in self.secrets:
+            line = line.replace(secret, _MASK)
+        return line
+
+
+_formatter = _RedactingFormatter()
+
+
+def get_logger() -> logging.Logger:
+    """The alert's logger, writing one line per message to stderr."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_formatter)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    # urllib3 logs request lines of its own; they go through the same masking handler.
+    library_logger = logging.getLogger("urllib3")
+    if not library_logger.handlers:
+        library_handler = logging.StreamHandler(sys.stderr)
+        library_handler.setFormatter(_formatter)
+        library_logger.addHandler(library_handler)
+        library_logger.setLevel(logging.WARNING)
+        library_logger.propagate = False
+    return logger
+
+
+def register_secret(value: str) -> None:
+    """Mask value in every line logged from now on."""
+    if value and value not in _formatter.secrets:
+        _formatter.secrets.append(value)
