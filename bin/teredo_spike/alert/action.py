@@ -2,7 +2,8 @@
 
 Exit codes (splunkd logs them): 0 every event delivered; 2 nothing done (bad payload, results file,
 lookup or spool location); 3 some events not delivered, held in the spool for the next run;
-4 some events lost because the spool is full.
+4 some events lost because the spool is full; 5 every event delivered, but some result rows could
+not be made into events and were skipped (each named in an ERROR line).
 """
 import hashlib
 from typing import BinaryIO, List, Optional, Tuple
@@ -20,6 +21,7 @@ EXIT_OK = 0
 EXIT_NOTHING_DONE = 2
 EXIT_HELD = 3
 EXIT_LOST = 4
+EXIT_ROWS_SKIPPED = 5
 WEBHOOK_BATCH_SIZE = 500
 
 log = get_logger()
@@ -46,7 +48,10 @@ def run(stdin: BinaryIO) -> int:
     events = enriched_events(payload, rows)
     spool = Spool(default_directory(), payload.settings.spool_max_events)
     with spool.locked():
-        return _deliver(payload, events, spool)
+        outcome = _deliver(payload, events, spool)
+    if outcome == EXIT_OK and len(events) < len(rows):
+        return EXIT_ROWS_SKIPPED
+    return outcome
 
 
 def enriched_events(payload: Payload, rows: List[dict]) -> List[dict]:

@@ -60,7 +60,7 @@ def _parse_csv(path: str, text: str) -> List[Row]:
     try:
         header = next(reader, None)
         if not header:
-            raise ResultsError("results_file {} has no CSV header".format(path))
+            return []  # a search with no results
         mv_columns = {name[len("__mv_"):]: i for i, name in enumerate(header) if name.startswith("__mv_")}
         plain_columns = [(name, i) for i, name in enumerate(header) if not name.startswith("__mv_")]
         rows = []
