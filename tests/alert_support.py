@@ -266,7 +266,7 @@ def run_alert(python: str, stdin: bytes, spool_dir: str, args: Optional[List[str
               timeout: float = 60) -> AlertRun:
     """The alert as splunkd runs it; every run is also checked for leaked secrets."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TEREDO_ALERT_SPOOL_DIR": spool_dir,
-           "LANG": "C.UTF-8"}
+           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     process = subprocess.run([python, ALERT_SCRIPT] + (["--execute"] if args is None else args),
                              input=stdin, capture_output=True, timeout=timeout, env=env, cwd=REPO)
     run = AlertRun(subprocess.CompletedProcess(process.args, process.returncode,
