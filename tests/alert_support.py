@@ -113,9 +113,9 @@ class Recorder(http.server.ThreadingHTTPServer):
         self.webhook_mode = webhook_mode or mode
         self.failures = failures
         self.requests = 0
-        self.index_events = []  # type: List[dict]
-        self.index_params = []  # type: List[Dict[str, List[str]]]
-        self.webhook_batches = []  # type: List[dict]
+        self.index_events: List[dict] = []
+        self.index_params: List[Dict[str, List[str]]] = []
+        self.webhook_batches: List[dict] = []
         self.rejected = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -218,7 +218,7 @@ def spike_rows(count: int, first_host: int = 1) -> List[dict]:
 
 def write_results(path: str, rows: List[dict]) -> str:
     """A gzipped CSV as splunkd writes results_file: every field F with its __mv_F column."""
-    fields = []  # type: List[str]
+    fields: List[str] = []
     for row in rows:
         fields += [f for f in row if f not in fields]
     header = []

@@ -1,7 +1,5 @@
 """The teredo_attack_context alert run as splunkd runs it (subprocess, --execute, JSON on stdin)
 under Splunk's Python 3.9 and 3.13, against real HTTP(S) servers on 127.0.0.1."""
-import os
-
 import jsonschema
 import pytest
 

@@ -10,9 +10,11 @@ LOOKUPS = os.path.join(REPO, "lookups")
 
 def test_regenerating_the_lookup_gives_the_committed_bytes(tmp_path):
     subprocess.run([sys.executable, os.path.join(REPO, "tools", "gen_attack_lookup.py"),
-                    "--out-dir", str(tmp_path)], check=True)
-    for name in ("teredo_attack_techniques.csv", "ATTACK-NOTICE.txt"):
-        with open(os.path.join(LOOKUPS, name), "rb") as committed:
+                    "--out-dir", str(tmp_path), "--notice", str(tmp_path / "NOTICE-ATTACK.md")], check=True)
+    for committed_path in (os.path.join(LOOKUPS, "teredo_attack_techniques.csv"),
+                           os.path.join(REPO, "NOTICE-ATTACK.md")):
+        name = os.path.basename(committed_path)
+        with open(committed_path, "rb") as committed:
             assert (tmp_path / name).read_bytes() == committed.read(), name + " differs from a fresh build"
 
 
@@ -32,11 +34,16 @@ def test_t1572_row_has_the_context_the_alert_needs():
 
 
 def test_notice_carries_mitres_copyright_and_licence():
-    with open(os.path.join(LOOKUPS, "ATTACK-NOTICE.txt"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "NOTICE-ATTACK.md"), encoding="utf-8") as f:
         text = f.read()
     assert "Copyright 2015-2025, The MITRE Corporation" in text
     assert "hereby grants you a non-exclusive, royalty-free license to use ATT&CK" in text
     assert "reproduce MITRE's copyright designation and this license in any such copy" in text
+
+
+def test_lookups_folder_holds_only_lookup_tables():
+    # AppInspect (cloud) fails any file in lookups/ that is not a valid lookup table.
+    assert all(name.endswith(".csv") for name in os.listdir(LOOKUPS))
 
 
 def test_transforms_defines_the_lookup():

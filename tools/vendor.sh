@@ -15,8 +15,9 @@ rm -rf "$root/bin/lib"
 "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --no-compile \
   --platform any --implementation py --python-version 3.9 \
   --target "$root/bin/lib" -r "$root/requirements/vendor.txt"
-# pip --target leaves metadata and console scripts we do not ship.
-rm -rf "$root/bin/lib/bin"
+# pip --target leaves metadata and console scripts we do not ship; jsonschema ships its own test
+# suite and benchmarks (subprocess use that AppInspect flags), which the app never runs.
+rm -rf "$root/bin/lib/bin" "$root/bin/lib/jsonschema/tests" "$root/bin/lib/jsonschema/benchmarks"
 find "$root/bin/lib" -name '__pycache__' -prune -exec rm -rf {} +
 compiled=$(find "$root/bin/lib" -type f \( -name '*.so' -o -name '*.pyd' -o -name '*.dylib' -o -name '*.dll' \))
 if [ -n "$compiled" ]; then

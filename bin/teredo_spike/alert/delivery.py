@@ -106,7 +106,7 @@ def _post(http: requests.Session, url: str, name: str, **kwargs) -> None:
 
 def _reason(error: Exception) -> str:
     """The innermost cause, without the URL (its path or query may hold a token)."""
-    cause = error  # type: BaseException
+    cause: BaseException = error
     while True:
         inner = getattr(cause, "reason", None)
         if not isinstance(inner, BaseException) and cause.args and isinstance(cause.args[0], BaseException):

@@ -14,7 +14,7 @@ _MASK = "********"
 class _RedactingFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(levelname)s %(message)s")
-        self.secrets = []  # type: List[str]
+        self.secrets: List[str] = []
 
     def format(self, record: logging.LogRecord) -> str:
         # splunkd knows WARN, not WARNING; one event per line, so no raw newlines.

@@ -68,7 +68,7 @@ def _parse_csv(path: str, text: str) -> List[Row]:
             if len(values) != len(header):
                 raise ResultsError("results_file {} line {}: {} cells under a header of {}".format(
                     path, reader.line_num, len(values), len(header)))
-            row = {}  # type: Row
+            row: Row = {}
             for name, i in plain_columns:
                 mv_index = mv_columns.get(name)
                 if mv_index is not None and values[mv_index]:
