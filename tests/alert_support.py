@@ -51,8 +51,8 @@ class TlsFiles:
         self.key_pem = os.path.join(directory, "server.key")
 
 
-def make_tls(directory: str, ca_name: str) -> TlsFiles:
-    """A CA and a server certificate for 127.0.0.1 signed by it."""
+def make_tls(directory: str, ca_name: str, server_name: Optional[str] = None) -> TlsFiles:
+    """A CA and a server certificate signed by it: for 127.0.0.1, or for server_name only."""
     os.makedirs(directory, exist_ok=True)
     files = TlsFiles(directory)
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -72,13 +72,14 @@ def make_tls(directory: str, ca_name: str) -> TlsFiles:
                .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_name or "127.0.0.1")]))
             .issuer_name(ca_subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(server_name)] if server_name else
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
                 critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),

@@ -26,6 +26,13 @@ def rogue_tls(tmp_path_factory):
     return make_tls(str(tmp_path_factory.mktemp("rogue")), "untrusted CA")
 
 
+@pytest.fixture(scope="module")
+def default_cert_tls(tmp_path_factory):
+    """Like Splunk's default: a certificate for SplunkServerDefaultCert, not for 127.0.0.1."""
+    return make_tls(str(tmp_path_factory.mktemp("default_cert")), "SplunkCommonCA",
+                    server_name="SplunkServerDefaultCert")
+
+
 @pytest.fixture
 def spool(tmp_path):
     return str(tmp_path / "spool")
@@ -72,6 +79,22 @@ def test_three_rows_enriched_delivered_to_index_and_webhook(python, tmp_path, tl
         validator.validate(event)
     assert batch["events"] == server.index_events
     assert spooled(spool) == []
+
+
+def test_splunkd_certificate_name_is_checked_against_the_configured_name(python, tmp_path,
+                                                                        default_cert_tls, spool):
+    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(1))
+    with Recorder("ok", tls=default_cert_tls) as server:
+        mismatch = run_alert(python, as_json(payload(
+            server.uri, results, sid="s1", splunkd_ca_bundle=default_cert_tls.ca_pem)), spool)
+        named = run_alert(python, as_json(payload(
+            server.uri, results, sid="s2", splunkd_ca_bundle=default_cert_tls.ca_pem,
+            splunkd_tls_server_name="SplunkServerDefaultCert")), spool)
+    assert mismatch.returncode == 3
+    assert any("TLS certificate not verified" in e and "SplunkServerDefaultCert" in e
+               for e in mismatch.errors()), mismatch.stderr
+    assert named.returncode == 0, named.stderr
+    assert [e["alert"]["sid"] for e in server.index_events] == ["s1", "s2"]  # s1 held, then delivered
 
 
 def test_retry_with_backoff_gets_through(python, tmp_path, spool):

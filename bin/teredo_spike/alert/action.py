@@ -87,7 +87,7 @@ class _Tally:
 
 def _deliver(payload: Payload, events: List[dict], spool: Spool) -> int:
     settings = payload.settings
-    http = delivery.session(settings.retries)
+    http = delivery.session(settings.retries, payload.server_uri, settings.splunkd_tls_server_name)
     held = spool.held()
     splunkd_ca = delivery.splunkd_ca_bundle(settings.splunkd_ca_bundle)
     source = "teredo_attack_context:" + payload.search_name

@@ -24,9 +24,27 @@ class DeliveryError(Exception):
     """A destination did not take the events; the message names it without secrets."""
 
 
-def session(retries: int) -> requests.Session:
+class _NamedServerAdapter(HTTPAdapter):
+    """Checks the server certificate against a given name instead of the URL's host.
+
+    Like sslCommonNameToCheck in Splunk's server.conf: splunkd's URI is https://127.0.0.1:8089, while
+    its certificate names the host (or, by default, SplunkServerDefaultCert). The chain is verified
+    as always.
+    """
+
+    def __init__(self, server_name: str, **kwargs) -> None:
+        self.server_name = server_name  # set first: HTTPAdapter.__init__ builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        kwargs["assert_hostname"] = self.server_name
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session(retries: int, splunkd_uri: str, splunkd_server_name: str) -> requests.Session:
+    """A session for this run: retries with back-off, and splunkd's certificate name if given."""
     http = requests.Session()
-    # No proxy from the environment: splunkd is local, and a webhook proxy would be a silent detour.
+    # No proxy, .netrc or CA bundle from the environment: what is verified is what is configured.
     http.trust_env = False
     retry = Retry(total=retries, connect=retries, read=False, status=retries, other=0,
                   allowed_methods=frozenset(["POST"]), status_forcelist=RETRY_STATUSES,
@@ -34,6 +52,9 @@ def session(retries: int) -> requests.Session:
     adapter = HTTPAdapter(max_retries=retry)
     http.mount("https://", adapter)
     http.mount("http://", adapter)
+    if splunkd_server_name:
+        http.mount(splunkd_uri.rstrip("/") + "/",
+                   _NamedServerAdapter(splunkd_server_name, max_retries=retry))
     http.headers["User-Agent"] = USER_AGENT
     return http
 

@@ -26,6 +26,7 @@ class Settings(NamedTuple):
     webhook_secret: str
     webhook_ca_bundle: Optional[str]
     splunkd_ca_bundle: Optional[str]
+    splunkd_tls_server_name: str
     timeout: int
     retries: int
     spool_max_events: int
@@ -95,6 +96,7 @@ def _settings(config: dict) -> Settings:
         webhook_secret=config.get("webhook_secret", ""),
         webhook_ca_bundle=_ca_bundle(config, "webhook_ca_bundle"),
         splunkd_ca_bundle=_ca_bundle(config, "splunkd_ca_bundle"),
+        splunkd_tls_server_name=config.get("splunkd_tls_server_name", "").strip(),
         timeout=int(config.get("timeout") or DEFAULT_TIMEOUT),
         retries=int(config.get("retries") or DEFAULT_RETRIES),
         spool_max_events=int(config.get("spool_max_events") or DEFAULT_SPOOL_MAX_EVENTS),
