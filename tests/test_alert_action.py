@@ -184,6 +184,17 @@ def test_events_held_for_another_webhook_stay_held(python, tmp_path, spool):
     assert len(spooled(spool)) == 2  # still owed to the first webhook, whose URL this run does not know
 
 
+def test_webhook_url_path_and_query_never_reach_the_log(python, tmp_path, spool):
+    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(1))
+    with Recorder("ok", webhook_mode="error") as server:
+        hook = server.uri + "/hooks/T0001/B0002/pathtoken42?token=querytoken42"
+        run = run_alert(python, as_json(payload(server.uri, results, webhook_url=hook,
+                                                webhook_allow_http="1", retries="2")), spool)
+    assert run.returncode == 3
+    assert any("webhook " + server.uri + ": HTTP 500" in e for e in run.errors()), run.stderr
+    assert "pathtoken42" not in run.stderr and "querytoken42" not in run.stderr
+
+
 def test_full_spool_says_so_and_exits_4(python, tmp_path, spool):
     results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
     run = run_alert(python, as_json(payload(closed_port_uri(), results, spool_max_events="2")), spool)

@@ -37,14 +37,8 @@ def get_logger() -> logging.Logger:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    # urllib3 logs request lines of its own; they go through the same masking handler.
-    library_logger = logging.getLogger("urllib3")
-    if not library_logger.handlers:
-        library_handler = logging.StreamHandler(sys.stderr)
-        library_handler.setFormatter(_formatter)
-        library_logger.addHandler(library_handler)
-        library_logger.setLevel(logging.WARNING)
-        library_logger.propagate = False
+    # urllib3's own log lines (retries, with URL paths that may hold a webhook token) stay unseen:
+    # urllib3 gives its logger a NullHandler, and nothing here attaches another.
     return logger
 
 
