@@ -148,6 +148,16 @@ def test_receiver_fault_holds_events_and_next_run_delivers_each_once(python, tmp
     assert spooled(spool) == []
 
 
+def test_rerun_of_the_same_alert_rows_sends_each_once(python, tmp_path, spool):
+    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
+    run = run_alert(python, as_json(payload(closed_port_uri(), results, sid="same")), spool)
+    assert run.returncode == 3 and len(spooled(spool)) == 3
+    with Recorder("ok") as server:
+        run2 = run_alert(python, as_json(payload(server.uri, results, sid="same")), spool)
+    assert run2.returncode == 0, run2.stderr
+    assert [e["src"] for e in server.index_events] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+
+
 def test_webhook_down_index_up_redelivers_only_to_webhook(python, tmp_path, spool):
     results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
     empty = write_results(str(tmp_path / "none.csv.gz"), [])

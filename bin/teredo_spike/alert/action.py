@@ -94,7 +94,8 @@ def _deliver(payload: Payload, events: List[dict], spool: Spool) -> int:
 
     index_tally = _Tally()
     index_queue = [(h, h.target, h.event) for h in held if h.kind == "index"]
-    index_queue += [(None, {"index": settings.index, "source": source}, e) for e in events]
+    index_queue += [(None, {"index": settings.index, "source": source}, e)
+                    for e in _not_yet_owed(events, index_queue)]
 
     def send_to_index(batch: List[Tuple[Optional[HeldEvent], dict, dict]]) -> None:
         _, target, event = batch[0]
@@ -110,7 +111,8 @@ def _deliver(payload: Payload, events: List[dict], spool: Spool) -> int:
         fingerprint = webhook_fingerprint(settings.webhook_url)
         webhook_queue = [(h, h.target, h.event) for h in held
                          if h.kind == "webhook" and h.target.get("webhook") == fingerprint]
-        webhook_queue += [(None, {"webhook": fingerprint}, e) for e in events]
+        webhook_queue += [(None, {"webhook": fingerprint}, e)
+                          for e in _not_yet_owed(events, webhook_queue)]
 
         def send_to_webhook(batch: List[Tuple[Optional[HeldEvent], dict, dict]]) -> None:
             delivery.post_to_webhook(http, settings.webhook_url, settings.webhook_secret,
@@ -139,6 +141,13 @@ def _deliver(payload: Payload, events: List[dict], spool: Spool) -> int:
 def webhook_fingerprint(url: str) -> str:
     """Spooled events name their webhook by this, never by its URL (which may hold a token)."""
     return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def _not_yet_owed(events: List[dict], held_queue: list) -> List[dict]:
+    """Events of this run that the spool does not already hold for the destination (a rerun of the
+    same alert rows): each is sent once, as the held copy."""
+    held_ids = {event["event_id"] for _, _, event in held_queue}
+    return [e for e in events if e["event_id"] not in held_ids]
 
 
 def _drain(queue, batch_size, send, spool: Spool, kind: str, tally: _Tally) -> None:
