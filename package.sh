@@ -25,7 +25,7 @@ package="dist/$app-$version.tgz"
 # What ships: the app's own folders and files. Everything else in the repository (tests, tools,
 # bench, docs, samples, requirements, this script) stays out.
 ship_dirs=(appserver bin default lookups metadata README static)
-ship_files=(app.manifest LICENSE README.md THIRD-PARTY-NOTICES.md)
+ship_files=(app.manifest LICENSE NOTICE-ATTACK.md README.md THIRD-PARTY-NOTICES.md)
 items=()
 for item in "${ship_dirs[@]}" "${ship_files[@]}"; do
   if [ -e "$item" ]; then items+=("$item"); fi

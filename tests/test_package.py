@@ -14,14 +14,16 @@ from tests.splunk_conf import APP_ROOT, parse
 VERSION = parse(APP_ROOT / "default" / "app.conf")["launcher"]["version"]
 PACKAGE = APP_ROOT / "dist" / ("teredo_spike-%s.tgz" % VERSION)
 # The app's own top-level folders and files; everything else in the repository stays out.
-SHIPPED_TOP = {"app.manifest", "LICENSE", "README.md", "THIRD-PARTY-NOTICES.md",
+SHIPPED_TOP = {"app.manifest", "LICENSE", "NOTICE-ATTACK.md", "README.md", "THIRD-PARTY-NOTICES.md",
                "appserver", "bin", "default", "lookups", "metadata", "README", "static"}
-MUST_SHIP = ["app.manifest", "LICENSE", "THIRD-PARTY-NOTICES.md", "default/app.conf",
+MUST_SHIP = ["app.manifest", "LICENSE", "NOTICE-ATTACK.md", "THIRD-PARTY-NOTICES.md", "default/app.conf",
              "default/commands.conf", "default/macros.conf", "default/savedsearches.conf",
              "default/searchbnf.conf", "default/transforms.conf", "metadata/default.meta",
              "bin/teredospike.py", "bin/lib/splunklib/searchcommands/__init__.py",
              "lookups/teredo_spike_allowlist.csv", "static/appIcon.png", "static/appIcon_2x.png",
-             "default/data/ui/views/teredo_spike_overview.xml"]
+             "default/data/ui/views/teredo_spike_overview.xml", "bin/teredo_attack_context.py",
+             "default/alert_actions.conf", "lookups/teredo_attack_techniques.csv",
+             "bin/lib/requests/__init__.py", "bin/lib/jsonschema/__init__.py"]
 
 
 @pytest.fixture(scope="session")
