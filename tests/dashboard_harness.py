@@ -129,6 +129,20 @@ class DashboardServer(ThreadingHTTPServer):
         return "http://127.0.0.1:%d/" % self.server_address[1]
 
 
+# The splunkd answers that the time range input asks splunkweb for (window.$C in index.html points
+# it here): the user's capabilities and the time presets, as splunkd's JSON output shapes them.
+SPLUNKD = {
+    "/splunkd/__raw/services/authentication/current-context": {
+        "entry": [{"content": {"username": "admin", "capabilities": ["search"]}}]},
+    "/splunkd/__raw/services/data/ui/times": {"entry": [
+        {"name": name, "content": {"label": label, "earliest_time": earliest, "latest_time": "now",
+                                   "order": order, "disabled": False}}
+        for order, (name, label, earliest) in enumerate([
+            ("last_24h", "Last 24 hours", "-24h@h"), ("last_7d", "Last 7 days", "-7d@h"),
+            ("last_14d", "Last 14 days", "-14d@h"), ("last_30d", "Last 30 days", "-30d@d")])]},
+}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
     STATIC = {"/": ("index.html", "text/html"), "/harness.js": ("dist/harness.js", "text/javascript"),
@@ -145,7 +159,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        if self.path == "/definition.json":
+        path = self.path.split("?")[0]
+        if path in SPLUNKD:
+            self._send(200, json.dumps(SPLUNKD[path]).encode(), "application/json")
+        elif self.path == "/definition.json":
             self._send(200, json.dumps(view_definition()).encode(), "application/json")
         elif self.path in self.STATIC:
             name, content_type = self.STATIC[self.path]

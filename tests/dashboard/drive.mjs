@@ -9,7 +9,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const [url, host, shotBefore, shotAfter] = process.argv.slice(2);
-const TIMEOUT = 90000;
+const TIMEOUT = Number(process.env.DRIVE_TIMEOUT_MS || 60000);
 
 // What one panel shows: title, placeholders and messages, chart series, table cells.
 function readPanels() {
@@ -49,7 +49,15 @@ const context = await chromium.launchPersistentContext(userDataDir, {
         '--disable-component-update', '--disable-sync'],
     viewport: { width: 1500, height: 1400 },
 });
-const result = { console: [], pageErrors: [], failedRequests: [] };
+const result = { console: [], pageErrors: [], failedRequests: [], timeouts: [] };
+// A wait that times out is recorded (the test names it), and the run goes on to its screenshots.
+async function waitFor(page, what, fn, arg) {
+    try {
+        await page.waitForFunction(fn, arg, { timeout: TIMEOUT });
+    } catch (error) {
+        result.timeouts.push(`${what}: ${error.message.split('\n')[0]}`);
+    }
+}
 try {
     const page = context.pages()[0] || (await context.newPage());
     page.on('console', (message) => {
@@ -68,7 +76,7 @@ try {
                 item.querySelector('svg.highcharts-root .highcharts-series, [data-test="body"] [data-test="row"]') ||
                 item.querySelector('[data-test="message"], [data-test="viz-waiting-for-input"]')
         ) && document.querySelectorAll('[data-test="viz-item"]').length > 0;
-    await page.waitForFunction(settled, null, { timeout: TIMEOUT });
+    await waitFor(page, 'panels loaded', settled, null);
     await page.waitForTimeout(1500); // chart animations
     result.before = await page.evaluate(readPanels);
     await page.screenshot({ path: shotBefore, fullPage: true });
@@ -76,22 +84,24 @@ try {
     // Drilldown: click the host's cell in the top-hosts table (paging on until it shows).
     const table = page.locator('[data-test="viz-item"][data-id="viz_top_hosts"]');
     const cell = table.locator('[data-test="body"] [data-test="cell"]', { hasText: new RegExp(`^${host.replace(/\./g, '\\.')}$`) });
-    for (let pageNumber = 0; (await cell.count()) === 0 && pageNumber < 10; pageNumber += 1) {
-        await table.locator('[data-test="next"]').click();
+    const next = table.locator('[data-test="next"]');
+    for (let pageNumber = 0; (await cell.count()) === 0 && pageNumber < 10 && (await next.count()) > 0; pageNumber += 1) {
+        await next.click({ timeout: 5000 });
         await page.waitForTimeout(300);
     }
     result.hostFoundInTable = (await cell.count()) > 0;
     if (result.hostFoundInTable) {
         await cell.first().click();
-        await page.waitForFunction(
+        await waitFor(
+            page,
+            'per-host panels show the clicked host',
             (h) =>
                 ['viz_host_vs_baseline', 'viz_host_episodes'].every((id) => {
                     const item = document.querySelector(`[data-test="viz-item"][data-id="${id}"]`);
                     return item && item.innerText.includes(h) &&
                         item.querySelector('svg.highcharts-root .highcharts-series, [data-test="body"] [data-test="row"], [data-test="message"]');
                 }),
-            host,
-            { timeout: TIMEOUT }
+            host
         );
         await page.waitForTimeout(1500);
     }
@@ -99,6 +109,8 @@ try {
     result.tokens = await page.evaluate(() => window.__harness.tokens);
     result.requests = await page.evaluate(() => window.__harness.requests);
     await page.screenshot({ path: shotAfter, fullPage: true });
+} catch (error) {
+    result.error = String(error);
 } finally {
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
