@@ -41,8 +41,14 @@ def _injected_hosts():
     return sorted({t["src"] for t in TRUTH["tunnels"] if t["host_class"] != "heavy"})
 
 
-# The host the test clicks: an injected tunnel's host (the first by name).
-CLICKED_HOST = _injected_hosts()[0]
+def _repeat_offender():
+    """The injected host with the most tunnels (the first by name among equals): its chart shows a
+    week of baseline around more than one spike."""
+    tunnels = [t["src"] for t in TRUTH["tunnels"] if t["src"] in _injected_hosts()]
+    return min(set(tunnels), key=lambda src: (-tunnels.count(src), src))
+
+
+CLICKED_HOST = _repeat_offender()
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
         '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1500, height: 1400 },
+    viewport: { width: 1500, height: 1700 },
 });
 const result = { console: [], pageErrors: [], failedRequests: [], timeouts: [] };
 // A wait that times out is recorded (the test names it), and the run goes on to its screenshots.
