@@ -14,13 +14,10 @@ import threading
 import urllib.parse
 from typing import Dict, List, Optional
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from tests.pythons import SPLUNK_PYTHONS, splunk_python  # noqa: F401 (re-exported for the alert tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALERT_SCRIPT = os.path.join(REPO, "bin", "teredo_attack_context.py")
