@@ -14,7 +14,6 @@ import threading
 import urllib.parse
 from typing import Dict, List, Optional
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,24 +23,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALERT_SCRIPT = os.path.join(REPO, "bin", "teredo_attack_context.py")
 SESSION_KEY = "sk-9f1c2b7e4a5d6e8f0a1b2c3d4e5f6a7b8c9d0e1f"
 WEBHOOK_SECRET = "whsec-3e4f5a6b7c8d9e0f1a2b3c4d"
-SPLUNK_PYTHONS = ["3.9.18", "3.13.0"]
-
-
-def splunk_python(version: str) -> str:
-    """The interpreter Splunk would use; missing: fail in CI, skip elsewhere."""
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        prefix = ""
-    python = os.path.join(prefix, "bin", "python3")
-    if not prefix or not os.path.exists(python):
-        if os.environ.get("CI") == "true":
-            pytest.fail("Python {} (pyenv) is required in CI".format(version))
-        pytest.skip("Python {} not installed with pyenv".format(version))
-    return python
-
-
 # ---------------------------------------------------------------- TLS material, made at test time
 
 class TlsFiles:

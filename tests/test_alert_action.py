@@ -3,18 +3,9 @@ under Splunk's Python 3.9 and 3.13, against real HTTP(S) servers on 127.0.0.1.""
 import jsonschema
 import pytest
 
-from alert_support import (SPLUNK_PYTHONS, WEBHOOK_SECRET, Recorder, as_json, closed_port_uri,
-                           make_tls, payload, run_alert, spike_rows, splunk_python, spooled,
-                           write_results)
-from alert_schemas import event_schema
-
-pytestmark = pytest.mark.parametrize("python", SPLUNK_PYTHONS, indirect=True)
-
-
-@pytest.fixture
-def python(request):
-    return splunk_python(request.param)
-
+from tests.alert_support import (WEBHOOK_SECRET, Recorder, as_json, closed_port_uri, make_tls,
+                                 payload, run_alert, spike_rows, spooled, write_results)
+from tests.alert_schemas import event_schema
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from alert_support import SPLUNK_PYTHONS, splunk_python
+from tests.pythons import SPLUNK_PYTHONS, splunk_python
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(REPO, "bin", "lib")

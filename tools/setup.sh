@@ -9,7 +9,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 want=$(cat requirements/dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat build/dev.stamp 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+  # (Some build machines list absent local indexes in pip.conf; pip warns once per package.)
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   mkdir -p build && echo "$want" > build/dev.stamp
 fi
 PYTHON=.venv/bin/python ./tools/vendor.sh

@@ -14,7 +14,8 @@ fi
 rm -rf "$root/bin/lib"
 "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --no-compile \
   --platform any --implementation py --python-version 3.9 \
-  --target "$root/bin/lib" -r "$root/requirements/vendor.txt"
+  --target "$root/bin/lib" -r "$root/requirements/vendor.txt" \
+  2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 # pip --target leaves metadata and console scripts we do not ship; jsonschema ships its own test
 # suite and benchmarks (subprocess use that AppInspect flags), which the app never runs.
 rm -rf "$root/bin/lib/bin" "$root/bin/lib/jsonschema/tests" "$root/bin/lib/jsonschema/benchmarks"

@@ -20,11 +20,10 @@ outer flow, or several, are left unmapped (the inner flows are still yielded, as
 """
 
 import ipaddress
-import json
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
-from tools.readers.errors import InputError, Record, open_text
+from tools.readers.errors import InputError, Record, json_object, open_text
 
 TEREDO_PREFIX = ipaddress.IPv6Network("2001::/32")
 TEREDO_SERVER_PORT = "3544"
@@ -99,12 +98,7 @@ def read(path: str) -> Iterator[Record]:
                 line = line.strip()
                 if not line:
                     continue
-                try:
-                    event = json.loads(line)
-                except ValueError as error:
-                    raise InputError(path, number, "not JSON (%s)" % error)
-                if not isinstance(event, dict):
-                    raise InputError(path, number, "expected a JSON object")
+                event = json_object(path, number, line)
                 if event.get("event_type") == "flow":
                     records.append(_flow_record(path, number, event))
     except OSError as error:

@@ -20,12 +20,11 @@ logs may have either); any other `ts` is an error naming the file and line, unle
 """
 
 import gzip
-import json
 import os
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
-from tools.readers.errors import InputError, Record, open_text
+from tools.readers.errors import InputError, Record, json_object, open_text
 
 CIM_NAMES = {
     "id.orig_h": "src_ip", "id.orig_p": "src_port", "id.resp_h": "dest_ip",
@@ -100,12 +99,7 @@ def read_log(path: str) -> Iterator[tuple]:
 
 
 def _json_entry(path: str, number: int, line: str) -> Dict[str, object]:
-    try:
-        item = json.loads(line)
-    except ValueError as error:
-        raise InputError(path, number, "not JSON (%s)" % error)
-    if not isinstance(item, dict):
-        raise InputError(path, number, "expected a JSON object")
+    item = json_object(path, number, line)
     entry: Dict[str, object] = {}
     for name, value in item.items():
         if value is None or value == "" or value == []:
