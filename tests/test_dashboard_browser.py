@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.pythons import IN_CI
 from tests.dashboard_harness import CHROMIUM, DashboardServer, SampleSearches, data_source_queries, prepare, view_definition
 from tests.splunk_conf import APP_ROOT
 
