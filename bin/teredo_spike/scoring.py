@@ -18,8 +18,8 @@ Per host and metric (packets, bytes, flows, distinct destinations):
 - a spike needs score >= threshold and volume above the floor (packets or bytes);
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
 
-Measured on generated scenarios (docs/detection-quality.md): the plain design above without the last
-two rules paged on heavy users' every session and missed repeated tunnels.
+Measured on generated scenarios (docs/detection-quality.md): without the spike-free baseline and the
+familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels.
 """
 
 import math
