@@ -17,11 +17,11 @@ unions commute, so the result does not depend on how the input was split into ch
 import csv
 import tempfile
 from collections import Counter
-from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import evidence as ev
 from .addresses import Networks, TeredoAddress
-from .fields import UDP_VALUES, Columns, columns_of, first_value
+from .fields import UDP_VALUES, Chunk, Columns, columns_of, first_value, multivalue_cells
 
 OWN_EVIDENCE = ev.LABEL | ev.PREFIX | ev.PORT
 
@@ -41,6 +41,12 @@ SKIP_BAD_NUMBER = "non-numeric count, bytes or packets"
 SKIP_NO_NETWORK_FIELDS = "no network fields (src_ip or src, dest_ip or dest)"
 
 Key = Tuple[str, str, int]  # (src, src_port, bucket start in epoch seconds)
+
+# Entries of the per-process memos of address and label tests before they are cleared: hosts and
+# servers repeat across millions of records, but memory must not grow with the records.
+MAX_MEMO = 100_000
+
+NO_CELLS = ("", "")  # an empty field's value and __mv_ cells
 
 
 class Cell:
@@ -95,82 +101,151 @@ class Aggregator:
         self.records = 0
         self.skipped: Counter = Counter()
         self._spool = None  # candidate rows waiting for the end of input (reduce phase)
+        self._inside: Dict[str, Optional[bool]] = {}  # address -> internal.classify(address)
+        self._teredo_label = _TeredoLabels()
 
     # ---- reading flow records (map phase) -------------------------------------------------
 
-    def add_records(self, header: Sequence[str], rows: Iterable[List[str]]) -> Dict[Key, Cell]:
-        """Aggregate raw flow records. Cells with own evidence, and candidates next to a live port
-        already seen here, go into `self.cells`; the other candidates are returned, for the caller
-        to emit (map) or spool (reduce)."""
-        columns = columns_of(header)
+    def add_chunk(self, chunk: Chunk) -> Dict[Key, Cell]:
+        """Aggregate one chunk of raw flow records. Cells with own evidence, and candidates next to
+        a live port already seen here, go into `self.cells`; the other candidates are returned,
+        for the caller to emit (map) or spool (reduce)."""
+        columns = columns_of(chunk.header)
+        lines = chunk.lines()
         if not columns.has_network_fields:
-            count = sum(1 for _ in rows)
+            count = len(lines) if lines is not None else sum(1 for _ in chunk.rows())
             self.records += count
             if count:
                 self.skipped[SKIP_NO_NETWORK_FIELDS] += count
             return {}
         candidates: Dict[Key, Cell] = {}
-        for row in rows:
-            self.records += 1
-            self._add_record(columns, row, candidates)
+        if lines is None:
+            self._add_rows(columns, _padded(chunk.rows(), len(chunk.header)), candidates,
+                           count=True)
+        else:
+            self.records += len(lines)
+            self._add_rows(columns, self._udp_rows(columns, lines), candidates, count=False)
         return self._keep_resolvable(candidates)
 
-    def _add_record(self, c: Columns, row: List[str], candidates: Dict[Key, Cell]) -> None:
+    @staticmethod
+    def _udp_rows(c: Columns, lines: List[str]) -> List[List[str]]:
+        """The cells of the lines whose transport can be UDP. Most flows are TCP: they are
+        dropped after splitting off only the cells up to `transport`."""
         if c.transport is not None:
-            transport = row[c.transport]
-            if transport and transport not in UDP_VALUES and transport.lower() not in UDP_VALUES:
-                return
-        src = first_value(row[c.src]) if c.src < len(row) else ""
-        if not src:
-            self.skipped[SKIP_NO_SOURCE] += 1
-            return
-        dest = first_value(row[c.dest]) if c.dest < len(row) else ""
-        src_inside = self.internal.contains(src)
-        dest_inside = self.internal.contains(dest) if dest else None
-        if src_inside is None or dest_inside is None:
-            self.skipped[SKIP_NOT_IP] += 1
-            return
-        if not src_inside or dest_inside:
-            return  # not outbound
-        try:
-            bucket = int(float(row[c.time])) // self.span * self.span
-        except (TypeError, ValueError, IndexError, OverflowError):
-            self.skipped[SKIP_NO_TIME] += 1
-            return
-        try:
-            flows = _number(row[c.count], 1) if c.count is not None else 1
-            packets = _number(row[c.packets], flows) if c.packets is not None else flows
-            octets = _number(row[c.bytes], 0) if c.bytes is not None else 0
-        except (ValueError, OverflowError):
-            self.skipped[SKIP_BAD_NUMBER] += 1
-            return
-        src_port = first_value(row[c.src_port]) if c.src_port is not None else ""
-        dest_port = first_value(row[c.dest_port]) if c.dest_port is not None else ""
-        teredo: List[TeredoAddress] = []
-        ipv6_values = [v for i in c.ipv6 if row[i] for v in row[i].split("\n")]
-        mask = ev.record_evidence([row[i] for i in c.labels], dest_port, ipv6_values, teredo)
-        key = (src, src_port, bucket)
-        if mask:
-            cell = self.cells.get(key)
-            if cell is None:
-                cell = self.cells[key] = candidates.pop(key, None) or Cell()
-        else:
-            mask = ev.CLIENT_PORT
-            cell = self.cells.get(key)
-            if cell is None:
-                cell = candidates.get(key)
+            t = c.transport
+            can_be_udp = _TransportVerdicts()
+            lines = [line for line in lines if can_be_udp[line.split(",", t + 1)[t]]]
+        return [line.split(",") for line in lines]
+
+    def _add_rows(self, c: Columns, rows: Iterable[List[str]], candidates: Dict[Key, Cell],
+                  count: bool) -> None:
+        """The per-record hot path: plain locals, memoised address and label tests, no call per
+        record except where a record may be Teredo."""
+        span = self.span
+        cells = self.cells
+        skipped = self.skipped
+        inside = self._inside
+        teredo_label = self._teredo_label
+        if len(inside) > MAX_MEMO or len(teredo_label) > MAX_MEMO:
+            inside.clear()
+            teredo_label.clear()
+        classify = self.internal.classify
+        transport_at, src_at, dest_at, time_at = c.transport, c.src, c.dest, c.time
+        count_at, packets_at, bytes_at = c.count, c.packets, c.bytes
+        src_port_at, dest_port_at, labels, ipv6 = c.src_port, c.dest_port, c.labels, c.ipv6
+        records = 0
+        for row in rows:
+            records += 1
+            if transport_at is not None:
+                transport = row[transport_at]
+                if transport and transport not in UDP_VALUES and transport.lower() not in UDP_VALUES:
+                    continue
+            src = row[src_at]
+            if "\n" in src:
+                src = first_value(src)
+            if not src:
+                skipped[SKIP_NO_SOURCE] += 1
+                continue
+            dest = row[dest_at]
+            if "\n" in dest:
+                dest = first_value(dest)
+            src_inside = inside.get(src)
+            if src_inside is None:
+                src_inside = inside[src] = classify(src)
+            if dest:
+                dest_inside = inside.get(dest)
+                if dest_inside is None:
+                    dest_inside = inside[dest] = classify(dest)
+            else:
+                dest_inside = None
+            if src_inside is None or dest_inside is None:
+                skipped[SKIP_NOT_IP] += 1
+                continue
+            if not src_inside or dest_inside:
+                continue  # not outbound
+            try:
+                bucket = int(float(row[time_at])) // span * span
+            except (TypeError, ValueError, OverflowError):
+                skipped[SKIP_NO_TIME] += 1
+                continue
+            try:
+                flows = _number(row[count_at], 1) if count_at is not None else 1
+                packets = _number(row[packets_at], flows) if packets_at is not None else flows
+                octets = _number(row[bytes_at], 0) if bytes_at is not None else 0
+            except (ValueError, OverflowError):
+                skipped[SKIP_BAD_NUMBER] += 1
+                continue
+            src_port = row[src_port_at] if src_port_at is not None else ""
+            if "\n" in src_port:
+                src_port = first_value(src_port)
+            dest_port = row[dest_port_at] if dest_port_at is not None else ""
+            if "\n" in dest_port:
+                dest_port = first_value(dest_port)
+            key = (src, src_port, bucket)
+            # Evidence of its own (evidence.record_evidence), tested cheaply first: most
+            # outbound UDP has none and becomes a candidate cell.
+            may_be_teredo = dest_port == ev.SERVER_PORT_TEXT
+            if not may_be_teredo:
+                for i in labels:
+                    if teredo_label[row[i]]:
+                        may_be_teredo = True
+                        break
+                else:
+                    for i in ipv6:
+                        if row[i]:
+                            may_be_teredo = True
+                            break
+            if may_be_teredo:
+                teredo: List[TeredoAddress] = []
+                ipv6_values = [v for i in ipv6 if row[i] for v in row[i].split("\n")]
+                mask = ev.record_evidence([row[i] for i in labels], dest_port, ipv6_values,
+                                          teredo)
+            else:
+                mask = 0
+            if mask:
+                cell = cells.get(key)
                 if cell is None:
-                    cell = candidates[key] = Cell()
-        cell.packets += packets
-        cell.bytes += octets
-        cell.flows += flows
-        cell.evidence |= mask
-        cell.dests.add(dest)
-        if mask & ev.PORT:
-            cell.servers.add(dest)
-        for address in teredo:
-            cell.servers.add(address.server)
-            cell.mapped.add(address.mapped)
+                    cell = cells[key] = candidates.pop(key, None) or Cell()
+            else:
+                mask = ev.CLIENT_PORT
+                cell = cells.get(key)
+                if cell is None:
+                    cell = candidates.get(key)
+                    if cell is None:
+                        cell = candidates[key] = Cell()
+            cell.packets += packets
+            cell.bytes += octets
+            cell.flows += flows
+            cell.evidence |= mask
+            cell.dests.add(dest)
+            if mask & ev.PORT:
+                cell.servers.add(dest)
+            if mask & ev.PREFIX:
+                for address in teredo:
+                    cell.servers.add(address.server)
+                    cell.mapped.add(address.mapped)
+        if count:
+            self.records += records
 
     def _is_live_near(self, key: Key) -> bool:
         src, port, bucket = key
@@ -182,10 +257,21 @@ class Aggregator:
         return False
 
     def _keep_resolvable(self, candidates: Dict[Key, Cell]) -> Dict[Key, Cell]:
+        """Merge the candidates whose port is live in their bucket or a neighbouring one
+        (_is_live_near, inlined: there is one call per candidate); return the others."""
+        cells = self.cells
+        span = self.span
         unresolved = {}
         for key, cell in candidates.items():
-            if key in self.cells or self._is_live_near(key):
-                self._merge(key, cell)
+            mine = cells.get(key)
+            if mine is not None:
+                mine.merge(cell)
+                continue
+            src, port, bucket = key
+            before = cells.get((src, port, bucket - span))
+            after = cells.get((src, port, bucket + span))
+            if (before is not None and before.is_live) or (after is not None and after.is_live):
+                cells[key] = cell
             else:
                 unresolved[key] = cell
         return unresolved
@@ -199,23 +285,33 @@ class Aggregator:
 
     # ---- partial aggregates between phases ----------------------------------------------
 
-    def partial_rows(self, cells: Dict[Key, Cell]) -> Iterator[dict]:
-        """Map-phase output rows for `cells` (sets travel as multivalue fields)."""
-        for (src, port, bucket), cell in sorted(cells.items()):
-            yield {
-                PARTIAL_MARKER: "1", "_time": bucket, "src": src, "src_port": port,
-                "packets": cell.packets, "bytes": cell.bytes, "flows": cell.flows,
-                "evidence": cell.evidence, "dests": sorted(cell.dests),
-                "servers": sorted(cell.servers), "mapped": sorted(cell.mapped),
-                "records": "", "skipped": "",
-            }
+    def partial_table(self, cells: Dict[Key, Cell]) -> List[List[str]]:
+        """Map-phase output rows for `cells`, in PARTIAL_FIELDS order and already in wire form
+        (each field's cell followed by its __mv_ cell): sets travel as multivalue fields."""
+        rows = []
+        for (src, port, bucket), cell in cells.items():
+            if len(cell.dests) == 1:
+                (dests,) = cell.dests
+                dests_mv = ""
+            else:
+                dests, dests_mv = multivalue_cells(cell.dests)
+            servers, servers_mv = multivalue_cells(cell.servers) if cell.servers else NO_CELLS
+            mapped, mapped_mv = multivalue_cells(cell.mapped) if cell.mapped else NO_CELLS
+            rows.append(["1", "", str(bucket), "", src, "", port, "", str(cell.packets), "",
+                         str(cell.bytes), "", str(cell.flows), "", str(cell.evidence), "",
+                         dests, dests_mv, servers, servers_mv, mapped, mapped_mv, "", "", "", ""])
+        return rows
 
-    def counts_row(self) -> dict:
-        """The map phase's record counts, so that the search head can report skipped records."""
-        row = dict.fromkeys(PARTIAL_FIELDS, "")
-        row.update({PARTIAL_MARKER: "1", "records": self.records,
-                    "skipped": ["%s=%d" % item for item in sorted(self.skipped.items())]})
-        return row
+    def counts_table(self) -> List[List[str]]:
+        """The map phase's record counts (one wire row), so that the search head can report
+        skipped records."""
+        row = [""] * (2 * len(PARTIAL_FIELDS))
+        row[0] = "1"
+        row[2 * PARTIAL_FIELDS.index("records")] = str(self.records)
+        at = 2 * PARTIAL_FIELDS.index("skipped")
+        row[at], row[at + 1] = multivalue_cells(
+            ["%s=%d" % item for item in sorted(self.skipped.items())])
+        return [row]
 
     def add_partial_rows(self, header: Sequence[str], rows: Iterable[List[str]]) -> None:
         """Merge map-phase output rows (reduce phase). Candidates not yet resolvable are spooled."""
@@ -277,6 +373,30 @@ class Aggregator:
                 self._merge(key, cell)
         self._spool.close()
         self._spool = None
+
+class _TransportVerdicts(dict):
+    """transport cell -> can the record be UDP (empty means absent: it can)."""
+
+    def __missing__(self, cell: str) -> bool:
+        verdict = self[cell] = not cell or cell in UDP_VALUES or cell.lower() in UDP_VALUES
+        return verdict
+
+
+class _TeredoLabels(dict):
+    """label cell -> does it name Teredo (evidence.is_teredo_label)."""
+
+    def __missing__(self, cell: str) -> bool:
+        verdict = self[cell] = bool(cell) and ev.is_teredo_label(cell)
+        return verdict
+
+
+def _padded(rows: Iterable[List[str]], width: int) -> Iterator[List[str]]:
+    """Rows with at least `width` cells: a short row's missing cells read as empty (absent)."""
+    for row in rows:
+        if len(row) < width:
+            row = row + [""] * (width - len(row))
+        yield row
+
 
 def _values(cell: str) -> set:
     return set(cell.split("\n")) if cell else set()
