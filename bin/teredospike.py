@@ -68,26 +68,27 @@ class TeredoSpikeCommand(ReportingCommand):
         client port here are passed on at once; the rest when the input is finished."""
         aggregator = self.aggregator
         with collector_paused():
-            rows = aggregator.partial_table(aggregator.add_chunk(chunk))
+            tables = [aggregator.partial_table(aggregator.add_chunk(chunk))]
             if self._finished:
-                rows += aggregator.partial_table(aggregator.cells)
-                rows += aggregator.counts_table()
-        self._write_table(PARTIAL_FIELDS, rows)
+                tables += [aggregator.partial_table(aggregator.cells), aggregator.counts_table()]
+        for table in tables:
+            self._write_table(PARTIAL_FIELDS, table)
         return iter(())
 
-    def _write_table(self, fields, rows):
-        """Write rows already in wire form (each field's cell, then its __mv_ cell) into this
-        chunk's reply. splunklib's write_records would take a dict per row and re-encode every
-        cell (~10 µs a row); the map phase passes on a row per candidate cell, so it writes
-        them with splunklib's own csv writer, the way splunklib's _write_record does."""
+    def _write_table(self, fields, table):
+        """Write map-phase rows already in wire form (PartialTable) into this chunk's reply.
+        splunklib's write_records would take a dict per row and re-encode every cell (~10 µs a
+        row); the map phase passes on a row per candidate cell, so it writes them into the
+        record writer's buffer itself, in the writer's dialect, as its _write_record does."""
         writer = self._record_writer
         if writer._fieldnames is None:
             writer._fieldnames = list(fields)
             writer._writerow(wire_header(fields))
         elif writer._fieldnames != list(fields):
             raise RuntimeError("teredospike: one reply with two tables")
-        writer._writer.writerows(rows)
-        writer._pending_record_count += len(rows)
+        writer._buffer.write(table.text)
+        writer._writer.writerows(table.rows)
+        writer._pending_record_count += table.text_rows + len(table.rows)
 
     def reduce(self, chunk):
         """Search head: merge partial aggregates (or raw records, if no map phase ran); score and

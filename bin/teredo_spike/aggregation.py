@@ -17,7 +17,9 @@ unions commute, so the result does not depend on how the input was split into ch
 import csv
 import tempfile
 from collections import Counter
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from itertools import repeat
+from typing import (Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 from . import evidence as ev
 from .addresses import Networks, TeredoAddress
@@ -46,7 +48,6 @@ Key = Tuple[str, str, int]  # (src, src_port, bucket start in epoch seconds)
 # servers repeat across millions of records, but memory must not grow with the records.
 MAX_MEMO = 100_000
 
-NO_CELLS = ("", "")  # an empty field's value and __mv_ cells
 
 
 class Cell:
@@ -101,7 +102,7 @@ class Aggregator:
         self.records = 0
         self.skipped: Counter = Counter()
         self._spool = None  # candidate rows waiting for the end of input (reduce phase)
-        self._inside: Dict[str, Optional[bool]] = {}  # address -> internal.classify(address)
+        self._inside = _Inside(internal)  # address -> internal.classify(address)
         self._teredo_label = _TeredoLabels()
 
     # ---- reading flow records (map phase) -------------------------------------------------
@@ -110,6 +111,9 @@ class Aggregator:
         """Aggregate one chunk of raw flow records. Cells with own evidence, and candidates next to
         a live port already seen here, go into `self.cells`; the other candidates are returned,
         for the caller to emit (map) or spool (reduce)."""
+        if len(self._inside) > MAX_MEMO or len(self._teredo_label) > MAX_MEMO:
+            self._inside.clear()
+            self._teredo_label.clear()
         columns = columns_of(chunk.header)
         lines = chunk.lines()
         if not columns.has_network_fields:
@@ -124,17 +128,31 @@ class Aggregator:
                            count=True)
         else:
             self.records += len(lines)
-            self._add_rows(columns, self._udp_rows(columns, lines), candidates, count=False)
+            self._add_rows(columns, self._outbound_udp_rows(columns, lines), candidates,
+                           count=False)
         return self._keep_resolvable(candidates)
 
-    @staticmethod
-    def _udp_rows(c: Columns, lines: List[str]) -> List[List[str]]:
-        """The cells of the lines whose transport can be UDP. Most flows are TCP: they are
-        dropped after splitting off only the cells up to `transport`."""
+    def _outbound_udp_rows(self, c: Columns, lines: List[str]) -> List[List[str]]:
+        """The cells of the lines that can be outbound UDP, or are unreadable (_add_rows counts
+        those). Most records are TCP, internal or inbound: they are dropped after splitting off
+        only the cells the tests need, with the tests _add_rows would make: transport; both
+        addresses IP addresses and internal -> external."""
+        if not lines:
+            return []
+        sample = lines[0].split(",")
         if c.transport is not None:
-            t = c.transport
+            split, maxsplit, at = _cheapest_split(sample, (c.transport,))
             can_be_udp = _TransportVerdicts()
-            lines = [line for line in lines if can_be_udp[line.split(",", t + 1)[t]]]
+            heads = map(split, lines, repeat(","), repeat(maxsplit))
+            lines = [line for line, cells in zip(lines, heads) if can_be_udp[cells[at[0]]]]
+        split, maxsplit, (src, dest) = _cheapest_split(sample, (c.src, c.dest))
+        inside = self._inside
+        heads = map(split, lines, repeat(","), repeat(maxsplit))
+        # Kept: the source or the destination is not an IP address (skipped and counted later),
+        # or the source is internal and the destination is not.
+        lines = [line for line, cells in zip(lines, heads)
+                 if (s := inside[cells[src]]) is None or (d := inside[cells[dest]]) is None
+                 or (s and not d)]
         return [line.split(",") for line in lines]
 
     def _add_rows(self, c: Columns, rows: Iterable[List[str]], candidates: Dict[Key, Cell],
@@ -146,10 +164,6 @@ class Aggregator:
         skipped = self.skipped
         inside = self._inside
         teredo_label = self._teredo_label
-        if len(inside) > MAX_MEMO or len(teredo_label) > MAX_MEMO:
-            inside.clear()
-            teredo_label.clear()
-        classify = self.internal.classify
         transport_at, src_at, dest_at, time_at = c.transport, c.src, c.dest, c.time
         count_at, packets_at, bytes_at = c.count, c.packets, c.bytes
         src_port_at, dest_port_at, labels, ipv6 = c.src_port, c.dest_port, c.labels, c.ipv6
@@ -169,15 +183,8 @@ class Aggregator:
             dest = row[dest_at]
             if "\n" in dest:
                 dest = first_value(dest)
-            src_inside = inside.get(src)
-            if src_inside is None:
-                src_inside = inside[src] = classify(src)
-            if dest:
-                dest_inside = inside.get(dest)
-                if dest_inside is None:
-                    dest_inside = inside[dest] = classify(dest)
-            else:
-                dest_inside = None
+            src_inside = inside[src]
+            dest_inside = inside[dest] if dest else None
             if src_inside is None or dest_inside is None:
                 skipped[SKIP_NOT_IP] += 1
                 continue
@@ -285,24 +292,25 @@ class Aggregator:
 
     # ---- partial aggregates between phases ----------------------------------------------
 
-    def partial_table(self, cells: Dict[Key, Cell]) -> List[List[str]]:
+    def partial_table(self, cells: Dict[Key, Cell]) -> "PartialTable":
         """Map-phase output rows for `cells`, in PARTIAL_FIELDS order and already in wire form
         (each field's cell followed by its __mv_ cell): sets travel as multivalue fields."""
+        plain = []
         rows = []
         for (src, port, bucket), cell in cells.items():
-            if len(cell.dests) == 1:
-                (dests,) = cell.dests
-                dests_mv = ""
+            if len(cell.dests) == 1 and not cell.servers and not cell.mapped:
+                (dest,) = cell.dests
+                plain.append(_PLAIN_ROW % (bucket, src, port, cell.packets, cell.bytes,
+                                           cell.flows, cell.evidence, dest))
             else:
-                dests, dests_mv = multivalue_cells(cell.dests)
-            servers, servers_mv = multivalue_cells(cell.servers) if cell.servers else NO_CELLS
-            mapped, mapped_mv = multivalue_cells(cell.mapped) if cell.mapped else NO_CELLS
-            rows.append(["1", "", str(bucket), "", src, "", port, "", str(cell.packets), "",
-                         str(cell.bytes), "", str(cell.flows), "", str(cell.evidence), "",
-                         dests, dests_mv, servers, servers_mv, mapped, mapped_mv, "", "", "", ""])
-        return rows
+                rows.append(_wire_row(src, port, bucket, cell))
+        text = "".join(plain)
+        if not _is_plain(text, len(plain)):  # a cell needs quoting after all
+            return PartialTable("", 0, [_wire_row(s, p, b, cell)
+                                        for (s, p, b), cell in cells.items()])
+        return PartialTable(text, len(plain), rows)
 
-    def counts_table(self) -> List[List[str]]:
+    def counts_table(self) -> "PartialTable":
         """The map phase's record counts (one wire row), so that the search head can report
         skipped records."""
         row = [""] * (2 * len(PARTIAL_FIELDS))
@@ -311,7 +319,7 @@ class Aggregator:
         at = 2 * PARTIAL_FIELDS.index("skipped")
         row[at], row[at + 1] = multivalue_cells(
             ["%s=%d" % item for item in sorted(self.skipped.items())])
-        return [row]
+        return PartialTable("", 0, [row])
 
     def add_partial_rows(self, header: Sequence[str], rows: Iterable[List[str]]) -> None:
         """Merge map-phase output rows (reduce phase). Candidates not yet resolvable are spooled."""
@@ -374,11 +382,71 @@ class Aggregator:
         self._spool.close()
         self._spool = None
 
+def _cheapest_split(sample: List[str], needed: Sequence[int]
+                    ) -> Tuple[Callable, int, Tuple[int, ...]]:
+    """How to split the cells `needed` off a line at least cost: str.split from the left up to
+    the last of them, or str.rsplit from the right down to the first (empty cells, such as the
+    `__mv_` columns splunkd puts last, cost nothing). Returns (method, maxsplit, positions):
+    `method(line, ",", maxsplit)[positions[k]]` is cell `needed[k]`. `sample` is one line's
+    cells; either way gives the same cells."""
+    first, last = min(needed), max(needed)
+    from_left = sum(1 for cell in sample[:last + 1] if cell)
+    from_right = sum(1 for cell in sample[first:] if cell)
+    if first == 0 or from_left <= from_right:
+        return str.split, last + 1, tuple(needed)
+    # rsplit(",", width - first): part 0 holds cells 0..first-1, part j holds cell first+j-1.
+    return str.rsplit, len(sample) - first, tuple(i - first + 1 for i in needed)
+
+
+class PartialTable(NamedTuple):
+    """Map-phase output rows: `text` holds `text_rows` rows already written as CSV lines (the
+    common candidate cell, whose cells need no quoting); `rows` the others as wire cells."""
+
+    text: str
+    text_rows: int
+    rows: List[List[str]]
+
+
+# One plain candidate row (bucket, src, port, packets, bytes, flows, evidence, its one
+# destination) as a CSV line in splunklib's dialect: 26 cells, `\r\n`.
+_PLAIN_ROW = ",".join(["1", "", "%d", "", "%s", "", "%s", "", "%d", "", "%d", "", "%d", "",
+                       "%d", "", "%s"] + [""] * 9) + "\r\n"
+_PLAIN_COMMAS = 2 * len(PARTIAL_FIELDS) - 1
+
+
+def _is_plain(text: str, rows: int) -> bool:
+    """True when no cell of these rows holds a comma, quote or line break (then csv.writer
+    would have written exactly this text)."""
+    return (text.count(",") == rows * _PLAIN_COMMAS and text.count("\n") == rows
+            and text.count("\r") == rows and '"' not in text)
+
+
+def _wire_row(src: str, port: str, bucket: int, cell: Cell) -> List[str]:
+    dests, dests_mv = multivalue_cells(cell.dests)
+    servers, servers_mv = multivalue_cells(cell.servers)
+    mapped, mapped_mv = multivalue_cells(cell.mapped)
+    return ["1", "", str(bucket), "", src, "", port, "", str(cell.packets), "", str(cell.bytes),
+            "", str(cell.flows), "", str(cell.evidence), "", dests, dests_mv, servers,
+            servers_mv, mapped, mapped_mv, "", "", "", ""]
+
+
 class _TransportVerdicts(dict):
     """transport cell -> can the record be UDP (empty means absent: it can)."""
 
     def __missing__(self, cell: str) -> bool:
         verdict = self[cell] = not cell or cell in UDP_VALUES or cell.lower() in UDP_VALUES
+        return verdict
+
+
+class _Inside(dict):
+    """address -> internal (True), external (False), not an IP address (None)."""
+
+    def __init__(self, internal: Networks) -> None:
+        super().__init__()
+        self.classify = internal.classify
+
+    def __missing__(self, address: str) -> Optional[bool]:
+        verdict = self[address] = self.classify(address)
         return verdict
 
 
