@@ -91,8 +91,10 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
         hb.dests |= cell.dests
         if port:
             hb.client_ports.add(port)
-        hb.servers |= cell.servers
-        hb.mapped |= cell.mapped
+        if cell.servers:
+            hb.servers |= cell.servers
+        if cell.mapped:
+            hb.mapped |= cell.mapped
         hb.evidence |= cell.evidence
     hosts: Dict[str, List[HostBucket]] = {}
     for hb in by_key.values():
@@ -121,22 +123,34 @@ def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
 
 def score_host(series: Sequence[HostBucket], prior: Sequence[tuple]) -> None:
     """Score each bucket against the baseline built from the host's earlier buckets."""
+    # The hot loop of the reduce phase (once per host-bucket and metric): names are bound locally
+    # and max/min written as comparisons; the arithmetic is the same, operation for operation.
     count = len(METRICS)
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
+    log1p, sqrt = math.log1p, math.sqrt
+    metrics = range(count)
     for n, hb in enumerate(series):
         own = n / (n + PRIOR_WEIGHT)
+        rest = 1.0 - own
+        if n:
+            alpha = 1.0 / (n + 1)
+            if not alpha > EW_ALPHA:  # alpha = max(EW_ALPHA, 1 / (n + 1))
+                alpha = EW_ALPHA
+        values, zs, baseline, baseline_sd = hb.values, hb.z, hb.baseline, hb.baseline_sd
         best = 0.0
-        for k in range(count):
-            y = math.log1p(hb.values[k])
+        for k in metrics:
+            y = log1p(values[k])
             prior_mean, prior_var = prior[k]
-            expected = own * mean[k] + (1.0 - own) * prior_mean
-            spread = math.sqrt(max(own * var[k] + (1.0 - own) * prior_var, min_var))
+            mean_k, var_k = mean[k], var[k]
+            expected = own * mean_k + rest * prior_mean
+            blended = own * var_k + rest * prior_var
+            spread = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
-            hb.z[k] = z
-            hb.baseline[k] = expected
-            hb.baseline_sd[k] = spread
+            zs[k] = z
+            baseline[k] = expected
+            baseline_sd[k] = spread
             if z > best:
                 best = z
             # Update the host's own baseline with this bucket (after scoring it).
@@ -144,11 +158,14 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple]) -> None:
                 mean[k] = y
                 var[k] = prior_var
             else:
-                alpha = max(EW_ALPHA, 1.0 / (n + 1))
-                limit = CLIP_SIGMA * math.sqrt(max(var[k], min_var))
-                residual = min(max(y - mean[k], -limit), limit)
-                mean[k] += alpha * residual
-                var[k] = (1.0 - alpha) * (var[k] + alpha * residual * residual)
+                limit = CLIP_SIGMA * sqrt(min_var if min_var > var_k else var_k)
+                residual = y - mean_k
+                if -limit > residual:
+                    residual = -limit
+                if limit < residual:
+                    residual = limit
+                mean[k] = mean_k + alpha * residual
+                var[k] = (1.0 - alpha) * (var_k + alpha * residual * residual)
         hb.score = best
 
 
