@@ -28,6 +28,7 @@ T0 = 1_700_006_400       # a bucket boundary (2023-11-15 00:00 UTC)
 RECORDS_PER_HOUR = 1_000_000
 TEREDO_SHARE = 0.005
 TEREDO_HOST_SHARE = 0.02
+QUIC_SHARE = 0.10        # outbound QUIC; public DNS and NTP add 3% more outbound UDP
 TEREDO_SERVER = "65.55.158.80"
 RELAYS = ("83.170.1.38", "195.140.195.140", "88.198.87.130")
 WEEK_BUCKETS = 7 * 144
@@ -89,8 +90,11 @@ def _internal_host(index: int) -> str:
     return "10.%d.%d.%d" % (16 + index // 65024, (index // 254) % 256, 1 + index % 254)
 
 
-def raw_records(count: int, hosts: int, seed: int = 1) -> Iterator[List[str]]:
-    """`count` firewall records from `hosts` internal hosts, time-ordered, RECORDS_PER_HOUR dense."""
+def raw_records(count: int, hosts: int, seed: int = 1, quic: float = QUIC_SHARE
+                ) -> Iterator[List[str]]:
+    """`count` firewall records from `hosts` internal hosts, time-ordered, RECORDS_PER_HOUR dense.
+    `quic` is the share of outbound QUIC (0 where the firewall blocks it; TCP takes its place)."""
+    tcp_share = 0.72 + QUIC_SHARE - quic
     rng = random.Random(seed)
     rand, randint = rng.random, rng.randint
     sources = [_internal_host(i) for i in range(hosts)]
@@ -118,7 +122,7 @@ def raw_records(count: int, hosts: int, seed: int = 1) -> Iterator[List[str]]:
         src = sources[randint(0, hosts - 1)]
         ephemeral = str(randint(49152, 65535))
         r = rand()
-        if r < 0.72:
+        if r < tcp_share:
             if r < 0.5:
                 packets = randint(4, 200)
                 octets = str(packets * randint(60, 1400))
@@ -129,9 +133,9 @@ def raw_records(count: int, hosts: int, seed: int = 1) -> Iterator[List[str]]:
                 yield [t, src, ephemeral, _internal_host(randint(0, 255)),
                        ("445", "389", "88", "135")[randint(0, 3)], "tcp",
                        "ms-ds-smb", octets, octets, str(randint(3, 80))]
-        elif r < 0.87:
+        elif r < tcp_share + 0.15:
             yield [t, src, ephemeral, "10.16.0.53", "53", "udp", "dns", "74", "74", "1"]
-        elif r < 0.97:
+        elif r < tcp_share + 0.15 + quic:
             packets = randint(5, 900)
             octets = str(packets * randint(60, 1350))
             yield [t, src, ephemeral, web[randint(0, 19999)], "443", "udp", "quic", octets,
@@ -189,9 +193,10 @@ def write_bodies(path: str, fields: Sequence[str], rows: Iterator[List[str]],
     return bodies
 
 
-def raw_bodies(directory: str, records: int, hosts: int, chunk_size: int) -> BodySet:
-    path = os.path.join(directory, "raw-%d-%d-%d.body" % (records, hosts, chunk_size))
-    return write_bodies(path, RAW_FIELDS, raw_records(records, hosts), chunk_size)
+def raw_bodies(directory: str, records: int, hosts: int, chunk_size: int,
+               quic: float = QUIC_SHARE) -> BodySet:
+    path = os.path.join(directory, "raw-%d-%d-%d-%g.body" % (records, hosts, chunk_size, quic))
+    return write_bodies(path, RAW_FIELDS, raw_records(records, hosts, quic=quic), chunk_size)
 
 
 def aggregated_bodies(directory: str, hosts: int, active_buckets: int, chunk_size: int) -> BodySet:

@@ -57,10 +57,13 @@ class TeredoSpikeCommand(ReportingCommand):
         self.aggregator = Aggregator(self.settings.scoring.span, self.settings.internal)
         super().prepare()
 
-    def _read_csv_records(self, ifile):
-        # splunklib hands over each execute chunk's body as a StringIO; map() and reduce() read it
-        # as a Chunk (rows as lists, never a dict per record).
-        return Chunk(ifile.getvalue())
+    def _execute_chunk_v2(self, process, chunk):
+        # splunklib's own version wraps the body in a StringIO and reads a dict per record;
+        # map() and reduce() read the body as a Chunk instead (rows as lists, never a dict).
+        metadata, body = chunk
+        if not body and not self._allow_empty_input:
+            raise ValueError("No records found to process.")
+        self._record_writer.write_records(process(Chunk(body)))
 
     @Configuration(required_fields=REQUIRED_FIELDS)
     def map(self, chunk):
