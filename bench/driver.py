@@ -47,7 +47,7 @@ class Process:
     def __init__(self, python: str, script: str, dispatch_dir: str) -> None:
         self.started = time.perf_counter()
         self._stderr = tempfile.TemporaryFile()
-        self.popen = subprocess.Popen([python, script], stdin=subprocess.PIPE,
+        self.popen = subprocess.Popen([python, os.path.abspath(script)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._stderr,
                                       cwd=dispatch_dir)
         self.dispatch_dir = dispatch_dir

@@ -170,7 +170,7 @@ def scoring(python: str, bodies: workload.BodySet, config: dict) -> dict:
 
 
 def getinfo_latency(python: str, runs: int) -> dict:
-    times = [driver.preop_args(python, COMMAND, [])[1] for _ in range(max(runs, 3))]
+    times = [driver.preop_args(python, COMMAND, [])[1] for _ in range(max(runs, 7))]
     return {"median_s": median(times), "max_s": max(times), "runs": len(times)}
 
 

@@ -11,6 +11,8 @@ import gc
 import logging
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
@@ -122,17 +124,17 @@ class TeredoSpikeCommand(ReportingCommand):
                             % "{:,}".format(aggregator.records))
 
 
-class collector_paused:
+@contextmanager
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a chunk is read: the records make millions of
     short-lived lists but no cycles, and each collection would walk every cell kept so far.
     Collection resumes between chunks."""
-
-    def __enter__(self):
-        self.was_enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc_info):
-        if self.was_enabled:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
             gc.enable()
 
 

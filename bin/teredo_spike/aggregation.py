@@ -298,10 +298,11 @@ class Aggregator:
         plain = []
         rows = []
         for (src, port, bucket), cell in cells.items():
-            if len(cell.dests) == 1 and not cell.servers and not cell.mapped:
+            if len(cell.dests) == 1 and len(cell.servers) <= 1 and not cell.mapped:
                 (dest,) = cell.dests
+                server = next(iter(cell.servers), "")
                 plain.append(_PLAIN_ROW % (bucket, src, port, cell.packets, cell.bytes,
-                                           cell.flows, cell.evidence, dest))
+                                           cell.flows, cell.evidence, dest, server))
             else:
                 rows.append(_wire_row(src, port, bucket, cell))
         text = "".join(plain)
@@ -327,20 +328,24 @@ class Aggregator:
         missing = [name for name in PARTIAL_FIELDS if name not in at]
         if missing:
             raise ValueError("partial results lack fields: %s" % ", ".join(missing))
+        (time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at, dests_at,
+         servers_at, mapped_at, records_at, skipped_at) = (at[name] for name in PARTIAL_FIELDS[1:])
+        cells = self.cells
         for row in rows:
-            if not row[at["src"]]:
-                self._add_counts(row[at["records"]], row[at["skipped"]])
+            src = row[src_at]
+            if not src:
+                self._add_counts(row[records_at], row[skipped_at])
                 continue
             cell = Cell()
-            cell.packets = int(row[at["packets"]])
-            cell.bytes = int(row[at["bytes"]])
-            cell.flows = int(row[at["flows"]])
-            cell.evidence = int(row[at["evidence"]])
-            cell.dests = _values(row[at["dests"]])
-            cell.servers = _values(row[at["servers"]])
-            cell.mapped = _values(row[at["mapped"]])
-            key = (row[at["src"]], row[at["src_port"]], int(row[at["_time"]]))
-            if cell.is_live or key in self.cells or self._is_live_near(key):
+            cell.packets = int(row[packets_at])
+            cell.bytes = int(row[bytes_at])
+            cell.flows = int(row[flows_at])
+            cell.evidence = int(row[evidence_at])
+            cell.dests = _values(row[dests_at])
+            cell.servers = _values(row[servers_at])
+            cell.mapped = _values(row[mapped_at])
+            key = (src, row[port_at], int(row[time_at]))
+            if cell.evidence & OWN_EVIDENCE or key in cells or self._is_live_near(key):
                 self._merge(key, cell)
             else:
                 self.spool(key, cell)
@@ -407,10 +412,10 @@ class PartialTable(NamedTuple):
     rows: List[List[str]]
 
 
-# One plain candidate row (bucket, src, port, packets, bytes, flows, evidence, its one
-# destination) as a CSV line in splunklib's dialect: 26 cells, `\r\n`.
+# One plain row (bucket, src, port, packets, bytes, flows, evidence, its one destination, its
+# server if any; no mapped address) as a CSV line in splunklib's dialect: 26 cells, `\r\n`.
 _PLAIN_ROW = ",".join(["1", "", "%d", "", "%s", "", "%s", "", "%d", "", "%d", "", "%d", "",
-                       "%d", "", "%s"] + [""] * 9) + "\r\n"
+                       "%d", "", "%s", "", "%s"] + [""] * 7) + "\r\n"
 _PLAIN_COMMAS = 2 * len(PARTIAL_FIELDS) - 1
 
 

@@ -114,15 +114,16 @@ class Chunk:
     detection itself (FIELD-NOTES: ~8.7 µs vs ~1.4 µs a record)."""
 
     def __init__(self, body: str) -> None:
+        self._body = body
         end = body.find("\n")
-        if end < 0:
-            end = len(body)
-        self.header: List[str] = next(csv.reader([body[:end]]), [])
-        self._text = body[end + 1:]
+        self._start = len(body) if end < 0 else end + 1  # where the records begin
+        self.header: List[str] = next(csv.reader([body[:self._start]]), [])
 
     def rows(self) -> Iterator[List[str]]:
         """Every record's cells, read with csv.reader."""
-        return csv.reader(io.StringIO(self._text))
+        rows = csv.reader(io.StringIO(self._body))
+        next(rows, None)
+        return rows
 
     def lines(self) -> Optional[List[str]]:
         """Every record as one line of text whose cells are `line.split(",")`, or None when the
@@ -133,15 +134,16 @@ class Chunk:
         quote or an empty quoted value), the quotes can simply go, and when then every line has
         exactly the header's number of cells, no quoted value held a comma or a newline (a
         multivalue cell) and each line is one record: its cells are what csv.reader returns."""
-        text = self._text
-        if '"' in text:
-            if '""' in text:
+        text = self._body  # no copy without the header line: the quotes in it do no harm
+        if text.find('"', self._start) >= 0:
+            if text.find('""', self._start) >= 0:
                 return None
             text = text.replace('"', "")
         if "\r" in text:
             return None
         lines = text.split("\n")
-        if lines[-1] == "":
+        del lines[0]
+        if lines and lines[-1] == "":
             lines.pop()
         commas = len(self.header) - 1
         if not all(map(commas.__eq__, map(str.count, lines, repeat(",")))):
