@@ -16,6 +16,7 @@ Design (SPEC "Scoring"), per host and metric (packets, bytes, flows, distinct de
 """
 
 import math
+from operator import attrgetter
 from statistics import median
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set
 
@@ -102,20 +103,22 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
         hb.relays = hb.dests - hb.servers
         hosts.setdefault(hb.src, []).append(hb)
     for series in hosts.values():
-        series.sort(key=lambda hb: hb.bucket)
+        series.sort(key=attrgetter("bucket"))
     return hosts
 
 
 def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
     """(mean, variance) of y per metric over every host-bucket, robustly (median, MAD)."""
     prior = []
+    every = [hb for series in hosts.values() for hb in series]
+    log1p = math.log1p
     for k in range(len(METRICS)):
-        ys = [math.log1p(hb.values[k]) for series in hosts.values() for hb in series]
+        ys = [log1p(hb.values[k]) for hb in every]
         if not ys:
             prior.append((0.0, MIN_SD * MIN_SD))
             continue
         centre = median(ys)
-        spread = 1.4826 * median(abs(y - centre) for y in ys)
+        spread = 1.4826 * median([abs(y - centre) for y in ys])
         sd = max(spread, MIN_SD)
         prior.append((centre, sd * sd))
     return prior
