@@ -1,0 +1,52 @@
+"""Teredo evidence of one flow record (SPEC "Teredo evidence, per flow record").
+
+Evidence kinds are bit flags so that aggregates merge them with `|`:
+
+- LABEL        an application/service field names Teredo (`app=teredo`, Zeek `service=teredo`,
+               `Tunnel::TEREDO`)
+- PREFIX       a Teredo address (2001:0000::/32) in the record's IPv6 address fields
+- PORT         UDP to destination port 3544, where Teredo servers listen
+- CLIENT_PORT  traffic from a live Teredo client port; decided when buckets are merged
+               (aggregation.py), never from one record
+"""
+
+from typing import List, Sequence
+
+from .addresses import TEREDO_SERVER_PORT, TeredoAddress, decode_teredo
+
+LABEL = 1
+PREFIX = 2
+PORT = 4
+CLIENT_PORT = 8
+
+NAMES = ((LABEL, "label"), (PREFIX, "prefix"), (PORT, "port"), (CLIENT_PORT, "client_port"))
+
+SERVER_PORT_TEXT = str(TEREDO_SERVER_PORT)
+
+
+def names(mask: int) -> List[str]:
+    """The evidence kinds in `mask`, strongest first."""
+    return [name for bit, name in NAMES if mask & bit]
+
+
+def is_teredo_label(value: str) -> bool:
+    return "teredo" in value.lower()
+
+
+def record_evidence(labels: Sequence[str], dest_port: str, ipv6_values: Sequence[str],
+                    teredo_addresses: List[TeredoAddress]) -> int:
+    """Evidence mask of one outbound UDP record; decoded Teredo addresses are appended to
+    `teredo_addresses`. `ipv6_values` are the record's address cells (multivalue split)."""
+    mask = 0
+    for label in labels:
+        if label and is_teredo_label(label):
+            mask |= LABEL
+            break
+    if dest_port == SERVER_PORT_TEXT:
+        mask |= PORT
+    for value in ipv6_values:
+        decoded = decode_teredo(value)
+        if decoded is not None:
+            mask |= PREFIX
+            teredo_addresses.append(decoded)
+    return mask

@@ -1,0 +1,90 @@
+"""Which column of a chunk holds which CIM Network_Traffic field.
+
+Raw events carry `src_ip`, a `tstats ... by All_Traffic.src_ip` row carries `All_Traffic.src_ip`,
+other sources carry `src`; the command accepts each, so one lookup per chunk header replaces a
+per-record dictionary.
+"""
+
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+DATAMODEL_PREFIX = "All_Traffic."
+
+# Canonical field -> accepted names, most specific first (SPEC: "bytes_out, else bytes").
+ALIASES: Dict[str, Sequence[str]] = {
+    "time": ("_time",),
+    "src": ("src_ip", "src"),
+    "dest": ("dest_ip", "dest"),
+    "src_port": ("src_port",),
+    "dest_port": ("dest_port",),
+    "transport": ("transport",),
+    "bytes": ("bytes_out", "bytes"),
+    "packets": ("packets_out", "packets"),
+    "count": ("count",),
+}
+LABEL_FIELDS = ("app", "service", "app_proto", "tunnel_type")
+IPV6_FIELDS = ("inner_src_ip", "inner_dest_ip")
+
+# What the command asks splunkd to send (`required_fields`): every accepted name, both spellings.
+REQUIRED_FIELDS: List[str] = sorted(
+    {
+        prefix + name
+        for names in list(ALIASES.values()) + [LABEL_FIELDS, IPV6_FIELDS]
+        for name in names
+        for prefix in ("", DATAMODEL_PREFIX)
+        if not (prefix and name == "_time") and not (prefix and name == "count")
+    }
+)
+
+UDP_VALUES = frozenset(("udp", "17", "UDP", "Udp"))
+
+
+class Columns(NamedTuple):
+    """Column positions of one chunk; None where the chunk lacks the field."""
+
+    time: Optional[int]
+    src: Optional[int]
+    dest: Optional[int]
+    src_port: Optional[int]
+    dest_port: Optional[int]
+    transport: Optional[int]
+    bytes: Optional[int]
+    packets: Optional[int]
+    count: Optional[int]
+    labels: Sequence[int]
+    ipv6: Sequence[int]
+
+    @property
+    def has_network_fields(self) -> bool:
+        return self.src is not None and self.dest is not None
+
+
+def columns_of(header: Sequence[str]) -> Columns:
+    """Map a chunk's header row to column positions (the `__mv_` companions are not used:
+    a multivalue cell's plain column holds its values newline-joined)."""
+    position = {}
+    for index, name in enumerate(header):
+        if name.startswith("__mv_"):
+            continue
+        plain = name[len(DATAMODEL_PREFIX):] if name.startswith(DATAMODEL_PREFIX) else name
+        # A plain name wins over its All_Traffic. twin when both are present.
+        if plain not in position or name == plain:
+            position[plain] = index
+
+    def first(names: Sequence[str]) -> Optional[int]:
+        for name in names:
+            if name in position:
+                return position[name]
+        return None
+
+    found = {key: first(names) for key, names in ALIASES.items()}
+    return Columns(
+        labels=tuple(position[n] for n in LABEL_FIELDS if n in position),
+        ipv6=tuple(position[n] for n in IPV6_FIELDS if n in position),
+        **found
+    )
+
+
+def first_value(cell: str) -> str:
+    """A multivalue cell's first value (its values are newline-joined)."""
+    newline = cell.find("\n")
+    return cell if newline < 0 else cell[:newline]

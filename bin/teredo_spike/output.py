@@ -1,0 +1,144 @@
+"""Result rows of `| teredospike`, each with a `reason` an analyst can read at 3 a.m."""
+
+import math
+from typing import Dict, Iterator, List, Sequence
+
+from . import evidence as ev
+from .scoring import METRICS, Episode, HostBucket, Settings, episodes
+
+MITRE_TECHNIQUE_ID = "T1572"
+
+SEVERITIES = ("low", "medium", "high", "critical")
+RISK_SCORES = {"informational": 0, "low": 25, "medium": 50, "high": 75, "critical": 100}
+LONG_EPISODE_BUCKETS = 3
+
+# Every row carries every field, in this order: splunklib freezes the output header at the first row.
+FIELDS = (
+    "_time", "episode_end", "episode_buckets", "src", "is_spike", "score", "severity",
+    "risk_score", "packets", "bytes", "flows", "dests", "baseline_packets", "baseline_bytes",
+    "baseline_packets_upper", "z_packets", "z_bytes", "z_flows", "z_dests", "fleet_adjustment",
+    "first_seen", "evidence", "client_ports", "teredo_servers", "relays", "mapped",
+    "mitre_technique_id", "reason",
+)
+
+
+def severity(score: float, first_seen: bool, buckets: int) -> str:
+    """low [6, 9), medium [9, 12), high >= 12; one step up for a first-seen host or a long spike."""
+    level = 0 if score < 9 else 1 if score < 12 else 2
+    if first_seen or buckets >= LONG_EPISODE_BUCKETS:
+        level += 1
+    return SEVERITIES[level]
+
+
+def format_span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
+
+
+def _expected(hb: HostBucket, k: int, sigmas: float = 0.0) -> int:
+    return int(round(math.expm1(hb.baseline[k] + sigmas * hb.baseline_sd[k])))
+
+
+def reason(peak: HostBucket, settings: Settings, first_seen: bool, buckets: int) -> str:
+    """E.g. "packets 12,400 in 10m vs baseline 20 (z 14.2); 3 relay destinations via client port
+    3797"."""
+    k = max(range(len(METRICS)), key=lambda i: peak.z[i])
+    parts = ["%s %s in %s vs baseline %s (z %.1f)" % (
+        METRICS[k], "{:,}".format(peak.values[k]), format_span(settings.span),
+        "{:,}".format(_expected(peak, k)), peak.z[k])]
+    if peak.relays:
+        ports = sorted(peak.client_ports, key=_port_order)
+        parts.append("%d relay destination%s via client port%s %s" % (
+            len(peak.relays), "" if len(peak.relays) == 1 else "s",
+            "" if len(ports) == 1 else "s", ", ".join(ports)))
+    if peak.fleet_adjustment > 0:
+        parts.append("fleet-wide rise of %.1f discounted" % peak.fleet_adjustment)
+    if first_seen:
+        parts.append("first Teredo seen from this host")
+    if buckets > 1:
+        parts.append("episode of %d buckets" % buckets)
+    return "; ".join(parts)
+
+
+def _port_order(port: str) -> tuple:
+    return (0, int(port), "") if port.isdigit() else (1, 0, port)
+
+
+def _common(hb: HostBucket) -> Dict[str, object]:
+    return {
+        "baseline_packets": _expected(hb, 0),
+        "baseline_bytes": _expected(hb, 1),
+        "baseline_packets_upper": None,  # filled by the caller, which knows the threshold
+        "z_packets": round(hb.z[0], 2), "z_bytes": round(hb.z[1], 2),
+        "z_flows": round(hb.z[2], 2), "z_dests": round(hb.z[3], 2),
+        "fleet_adjustment": round(hb.fleet_adjustment, 2),
+        "mitre_technique_id": MITRE_TECHNIQUE_ID,
+    }
+
+
+def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool) -> Dict[str, object]:
+    """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
+    level = severity(hb.score, first_seen, 1) if hb.is_spike else "informational"
+    row = _common(hb)
+    row.update({
+        "_time": hb.bucket, "episode_end": hb.bucket, "episode_buckets": 1, "src": hb.src,
+        "is_spike": int(hb.is_spike), "score": round(hb.score, 2), "severity": level,
+        "risk_score": RISK_SCORES[level], "packets": hb.values[0], "bytes": hb.values[1],
+        "flows": hb.values[2], "dests": hb.values[3],
+        "baseline_packets_upper": _expected(hb, 0, settings.threshold),
+        "first_seen": int(first_seen), "evidence": ev.names(hb.evidence),
+        "client_ports": sorted(hb.client_ports, key=_port_order),
+        "teredo_servers": sorted(hb.servers), "relays": sorted(hb.relays),
+        "mapped": sorted(hb.mapped),
+        "reason": reason(hb, settings, first_seen, 1) if hb.is_spike else "",
+    })
+    return row
+
+
+def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[str, object]:
+    """`output=spikes`: one row per episode, scored by its peak bucket."""
+    buckets = episode.buckets
+    peak = episode.peak
+    length = (buckets[-1].bucket - buckets[0].bucket) // settings.span + 1
+    level = severity(peak.score, first_seen, length)
+    dests, ports, servers, relays, mapped = set(), set(), set(), set(), set()
+    mask = 0
+    for hb in buckets:
+        dests |= hb.dests
+        ports |= hb.client_ports
+        servers |= hb.servers
+        relays |= hb.relays
+        mapped |= hb.mapped
+        mask |= hb.evidence
+    row = _common(peak)
+    row.update({
+        "_time": buckets[0].bucket, "episode_end": buckets[-1].bucket, "episode_buckets": length,
+        "src": episode.src, "is_spike": 1, "score": round(peak.score, 2), "severity": level,
+        "risk_score": RISK_SCORES[level],
+        "packets": sum(hb.values[0] for hb in buckets),
+        "bytes": sum(hb.values[1] for hb in buckets),
+        "flows": sum(hb.values[2] for hb in buckets), "dests": len(dests),
+        "baseline_packets_upper": _expected(peak, 0, settings.threshold),
+        "first_seen": int(first_seen), "evidence": ev.names(mask),
+        "client_ports": sorted(ports, key=_port_order), "teredo_servers": sorted(servers),
+        "relays": sorted(relays), "mapped": sorted(mapped),
+        "reason": reason(peak, settings, first_seen, length),
+    })
+    return row
+
+
+def result_rows(hosts: Dict[str, Sequence[HostBucket]], settings: Settings,
+                output: str) -> Iterator[Dict[str, object]]:
+    """Rows in time order, then host: `spikes` (episodes) or `all` (every host-bucket)."""
+    rows = []
+    for src, series in hosts.items():
+        first_bucket = series[0].bucket
+        if output == "all":
+            rows.extend(bucket_row(hb, settings, hb.bucket == first_bucket) for hb in series)
+        else:
+            rows.extend(episode_row(e, settings, e.buckets[0].bucket == first_bucket)
+                        for e in episodes(series, settings.span))
+    rows.sort(key=lambda row: (row["_time"], row["src"]))
+    return iter(rows)

@@ -1,0 +1,210 @@
+"""Scores each host's Teredo traffic per bucket against its own and the fleet's baseline.
+
+Design (SPEC "Scoring"), per host and metric (packets, bytes, flows, distinct destinations):
+
+- work on y = ln(1 + x), and only over buckets that have Teredo traffic: an absent bucket is
+  "client off", not zero traffic;
+- an exponentially weighted mean and variance of y, updated after scoring each bucket, with the
+  residual clipped at +-5 sigma so that a tunnel does not drag its own baseline up;
+- for hosts with little history, blend that with a population prior (median and MAD of y over every
+  host-bucket), weight n / (n + PRIOR_WEIGHT);
+- score = the largest one-sided z over the metrics;
+- fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
+  above 1, so that a fleet-wide re-qualification storm does not page on every host;
+- a spike needs score >= threshold and volume above the floor (packets or bytes);
+- a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
+"""
+
+import math
+from statistics import median
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set
+
+from .aggregation import Cell, Key
+
+METRICS = ("packets", "bytes", "flows", "dests")
+
+EW_ALPHA = 0.03          # weight of a new bucket in the host's baseline (~33-bucket memory)
+CLIP_SIGMA = 5.0         # residual clip when updating the baseline
+PRIOR_WEIGHT = 20.0      # buckets of history at which the host's own baseline weighs half
+MIN_SD = 0.25            # floor of sigma on the log scale: x1.28 per sigma, never razor-thin
+FLEET_MIN_HOSTS = 30     # hosts in a bucket before the fleet correction applies
+EPISODE_GAP = 2          # quiet buckets allowed inside one episode
+
+
+class Settings(NamedTuple):
+    span: int
+    threshold: float = 6.0
+    min_packets: int = 50
+    min_bytes: int = 16000
+
+
+class HostBucket:
+    """One host's Teredo traffic in one bucket, summed over its client ports, with its scores."""
+
+    __slots__ = ("src", "bucket", "values", "dests", "client_ports", "servers", "relays",
+                 "mapped", "evidence", "z", "score", "fleet_adjustment", "baseline",
+                 "baseline_sd", "is_spike")
+
+    def __init__(self, src: str, bucket: int) -> None:
+        self.src = src
+        self.bucket = bucket
+        self.values = [0, 0, 0, 0]  # packets, bytes, flows, distinct destinations
+        self.dests: Set[str] = set()
+        self.client_ports: Set[str] = set()
+        self.servers: Set[str] = set()
+        self.relays: Set[str] = set()
+        self.mapped: Set[str] = set()
+        self.evidence = 0
+        self.z = [0.0, 0.0, 0.0, 0.0]
+        self.score = 0.0
+        self.fleet_adjustment = 0.0
+        self.baseline = [0.0, 0.0, 0.0, 0.0]     # expected y per metric before this bucket
+        self.baseline_sd = [0.0, 0.0, 0.0, 0.0]
+        self.is_spike = False
+
+    @property
+    def packets(self) -> int:
+        return self.values[0]
+
+    @property
+    def bytes(self) -> int:
+        return self.values[1]
+
+
+class Episode(NamedTuple):
+    src: str
+    buckets: List[HostBucket]   # every bucket of the host from the first spike to the last
+    peak: HostBucket
+
+
+def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
+    """Sum each host's attributed cells per bucket; buckets sorted by time."""
+    by_key: Dict[tuple, HostBucket] = {}
+    for (src, port, bucket), cell in cells.items():
+        hb = by_key.get((src, bucket))
+        if hb is None:
+            hb = by_key[(src, bucket)] = HostBucket(src, bucket)
+        values = hb.values
+        values[0] += cell.packets
+        values[1] += cell.bytes
+        values[2] += cell.flows
+        hb.dests |= cell.dests
+        if port:
+            hb.client_ports.add(port)
+        hb.servers |= cell.servers
+        hb.mapped |= cell.mapped
+        hb.evidence |= cell.evidence
+    hosts: Dict[str, List[HostBucket]] = {}
+    for hb in by_key.values():
+        hb.values[3] = len(hb.dests)
+        hb.relays = hb.dests - hb.servers
+        hosts.setdefault(hb.src, []).append(hb)
+    for series in hosts.values():
+        series.sort(key=lambda hb: hb.bucket)
+    return hosts
+
+
+def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
+    """(mean, variance) of y per metric over every host-bucket, robustly (median, MAD)."""
+    prior = []
+    for k in range(len(METRICS)):
+        ys = [math.log1p(hb.values[k]) for series in hosts.values() for hb in series]
+        if not ys:
+            prior.append((0.0, MIN_SD * MIN_SD))
+            continue
+        centre = median(ys)
+        spread = 1.4826 * median(abs(y - centre) for y in ys)
+        sd = max(spread, MIN_SD)
+        prior.append((centre, sd * sd))
+    return prior
+
+
+def score_host(series: Sequence[HostBucket], prior: Sequence[tuple]) -> None:
+    """Score each bucket against the baseline built from the host's earlier buckets."""
+    count = len(METRICS)
+    mean = [0.0] * count
+    var = [0.0] * count
+    min_var = MIN_SD * MIN_SD
+    for n, hb in enumerate(series):
+        own = n / (n + PRIOR_WEIGHT)
+        best = 0.0
+        for k in range(count):
+            y = math.log1p(hb.values[k])
+            prior_mean, prior_var = prior[k]
+            expected = own * mean[k] + (1.0 - own) * prior_mean
+            spread = math.sqrt(max(own * var[k] + (1.0 - own) * prior_var, min_var))
+            z = (y - expected) / spread
+            hb.z[k] = z
+            hb.baseline[k] = expected
+            hb.baseline_sd[k] = spread
+            if z > best:
+                best = z
+            # Update the host's own baseline with this bucket (after scoring it).
+            if n == 0:
+                mean[k] = y
+                var[k] = prior_var
+            else:
+                alpha = max(EW_ALPHA, 1.0 / (n + 1))
+                limit = CLIP_SIGMA * math.sqrt(max(var[k], min_var))
+                residual = min(max(y - mean[k], -limit), limit)
+                mean[k] += alpha * residual
+                var[k] = (1.0 - alpha) * (var[k] + alpha * residual * residual)
+        hb.score = best
+
+
+def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
+    """Subtract each crowded bucket's median score above 1 from every host in it."""
+    by_bucket: Dict[int, List[HostBucket]] = {}
+    for series in hosts.values():
+        for hb in series:
+            by_bucket.setdefault(hb.bucket, []).append(hb)
+    for members in by_bucket.values():
+        if len(members) < FLEET_MIN_HOSTS:
+            continue
+        adjustment = median(hb.score for hb in members) - 1.0
+        if adjustment <= 0:
+            continue
+        for hb in members:
+            hb.fleet_adjustment = adjustment
+            hb.score = max(0.0, hb.score - adjustment)
+
+
+def mark_spikes(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
+    for series in hosts.values():
+        for hb in series:
+            hb.is_spike = hb.score >= settings.threshold and (
+                hb.packets >= settings.min_packets or hb.bytes >= settings.min_bytes)
+
+
+def episodes(series: Sequence[HostBucket], span: int) -> List[Episode]:
+    """Group a host's spike buckets: a gap of up to EPISODE_GAP quiet buckets stays in one episode."""
+    found: List[Episode] = []
+    start: Optional[int] = None
+    last: Optional[int] = None
+    for index, hb in enumerate(series):
+        if not hb.is_spike:
+            continue
+        if last is not None and hb.bucket - series[last].bucket > (EPISODE_GAP + 1) * span:
+            found.append(_episode(series, start, last))
+            start = None
+        if start is None:
+            start = index
+        last = index
+    if start is not None:
+        found.append(_episode(series, start, last))
+    return found
+
+
+def _episode(series: Sequence[HostBucket], start: int, last: int) -> Episode:
+    buckets = list(series[start:last + 1])
+    peak = max((hb for hb in buckets if hb.is_spike), key=lambda hb: hb.score)
+    return Episode(series[start].src, buckets, peak)
+
+
+def score_all(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
+    """Score every host-bucket in place."""
+    prior = population_prior(hosts)
+    for series in hosts.values():
+        score_host(series, prior)
+    fleet_correct(hosts)
+    mark_spikes(hosts, settings)

@@ -1,0 +1,23 @@
+"""What every reader shares: the record type and the error that names file and line."""
+
+import gzip
+import io
+from typing import Dict, List, Union
+
+Record = Dict[str, Union[str, List[str]]]
+
+
+class InputError(ValueError):
+    def __init__(self, path: str, line: int, message: str) -> None:
+        where = "%s, line %d" % (path, line) if line else path
+        super().__init__("%s: %s" % (where, message))
+        self.path = path
+        self.line = line
+
+
+def open_text(path: str) -> io.TextIOBase:
+    """Open a text file, gunzipping `.gz`; bad bytes become U+FFFD rather than a crash."""
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace",
+                                newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
