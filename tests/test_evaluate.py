@@ -1,19 +1,13 @@
 """The detection-quality evaluation: its metrics on hand-made cases, and one run end to end through the
 real command on a tiny scenario (the full run with several seeds is `python tools/evaluate.py`)."""
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tools import evaluate  # noqa: E402
-from tools.evaluate import Episode, merge_episodes, score_episodes  # noqa: E402
+from tools import evaluate
+from tools.evaluate import Episode, merge_episodes, score_episodes
 
 T0 = 1_800_000_000 - 1_800_000_000 % 600
-DAY = 86400
 
 
 def at(bucket: int) -> int:
