@@ -459,29 +459,29 @@ def plot_host(run: SeedRun, path: Path) -> Optional[str]:
     tunnel = min(candidates, key=lambda t: (abs(math.log(t["extra_packets"] / 1000.0)), -t["buckets"], t["id"]))
     lo, hi = tunnel["start"] - 24 * 3600, tunnel["end"] + 12 * 3600
     series = sorted((t, b) for (src, t), b in run.command.items() if src == tunnel["src"] and lo <= t <= hi)
-    # Buckets without Teredo traffic have no row: break the lines there instead of bridging them.
+    # Steps drawn from each bucket's start; buckets without Teredo traffic have no row: a NaN step
+    # after each run of buckets breaks the lines there instead of bridging them.
     hours, packets, base, upper, spikes = [], [], [], [], []
-    previous = None
-    for t, b in series:
-        if previous is not None and t - previous > SPAN:
-            hours.append((previous + SPAN - tunnel["start"]) / 3600.0)
-            packets.append(float("nan"))
-            base.append(float("nan"))
-            upper.append(float("nan"))
+    nan = float("nan")
+    for i, (t, b) in enumerate(series):
         hour = (t - tunnel["start"]) / 3600.0
         hours.append(hour)
         packets.append(max(b.packets, 1))
         base.append(max(b.baseline, 1) if b.baseline is not None else float("nan"))
         upper.append(max(b.upper, 1) if b.upper is not None else float("nan"))
         if b.is_spike:
-            spikes.append((hour, b.packets))
-        previous = t
+            spikes.append((hour + SPAN / 7200.0, b.packets))
+        if i + 1 == len(series) or series[i + 1][0] - t > SPAN:
+            hours.append(hour + SPAN / 3600.0)
+            packets.append(nan)
+            base.append(nan)
+            upper.append(nan)
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
     if any(u == u for u in upper):
-        ax.fill_between(hours, base, upper, step="mid", color="tab:blue", alpha=0.18,
+        ax.fill_between(hours, base, upper, step="post", color="tab:blue", alpha=0.18,
                         label="band: baseline_packets .. baseline_packets_upper")
-    ax.step(hours, base, where="mid", color="tab:blue", label="baseline_packets")
-    ax.step(hours, packets, where="mid", color="black", lw=1, label="Teredo packets per 10m (output=all)")
+    ax.step(hours, base, where="post", color="tab:blue", label="baseline_packets")
+    ax.step(hours, packets, where="post", color="black", lw=1, label="Teredo packets per 10m (output=all)")
     if spikes:
         ax.scatter(*zip(*spikes), color="tab:red", s=14, zorder=3, label="is_spike")
     ax.axvspan(0, (tunnel["end"] + SPAN - tunnel["start"]) / 3600.0, color="tab:orange", alpha=0.15,
@@ -784,8 +784,10 @@ def weak_spots(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]], items,
                                                               len(missed) - repeats))
     if causes.get("storm hour"):
         out.append("- **Fleet-wide storm**: %d false episodes started in the storm hours. The fleet "
-                   "correction needs >= 30 hosts in the bucket and subtracts the median score; hosts whose "
-                   "own baseline is tighter than the median still cross the threshold."
+                   "correction subtracts the fleet's median score; hosts that re-qualify faster than the median "
+                   "one, or whose baseline is still the population prior (laptops, new hosts), still cross "
+                   "the threshold. Storm traffic, like a NAT retry burst, goes only to the Teredo server: "
+                   "scoring server traffic apart from relay/peer volume would close both."
                    % causes["storm hour"])
     small = [(m, r) for m, (r, n) in slice_table["magnitude (extra packets/10m)"].items()
              if int(m) < TARGET_MAGNITUDE and n]
