@@ -1,8 +1,6 @@
 """Shared fixtures: the repository on sys.path, Splunk's Python versions, the shared real data."""
 
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
@@ -13,25 +11,7 @@ for path in (ROOT, os.path.join(ROOT, "bin")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-# The Pythons Splunk bundles (9.3-10.x: 3.9; 10.x: 3.13), as pyenv installs them here.
-SPLUNK_PYTHONS = ("3.9.18", "3.13.0")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def splunk_python(version: str) -> str:
-    """Path of a pyenv-installed interpreter; fails in CI and skips elsewhere when absent."""
-    prefix = None
-    if shutil.which("pyenv"):
-        found = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True)
-        if found.returncode == 0:
-            prefix = found.stdout.strip()
-    python = os.path.join(prefix, "bin", "python3") if prefix else ""
-    if not python or not os.path.exists(python):
-        message = "Python %s (Splunk's bundled version) is not installed via pyenv" % version
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return python
+from tests.pythons import IN_CI, SPLUNK_PYTHONS, splunk_python  # noqa: E402,F401
 
 
 @pytest.fixture(params=SPLUNK_PYTHONS, scope="session")

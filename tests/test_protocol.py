@@ -37,7 +37,7 @@ def test_finds_the_tunnel_and_nothing_else(tstats_rows, python):
 
 @pytest.mark.parametrize("output", ["spikes", "all"])
 def test_chunk_size_and_python_do_not_change_results(tstats_rows, output):
-    from tests.conftest import SPLUNK_PYTHONS, splunk_python
+    from tests.pythons import SPLUNK_PYTHONS, splunk_python
     reference = run_search(tstats_rows, ["output=" + output], chunk_size=50000,
                            python=splunk_python(SPLUNK_PYTHONS[0]))
     assert reference.rows
@@ -105,3 +105,25 @@ def test_port_3544_only_counting_misses_the_relay_tunnel(tstats_rows):
     only_3544 = [r for r in tstats_rows if r["All_Traffic.dest_port"] == "3544"]
     assert run_search(only_3544, []).rows == []
     assert [r["src"] for r in run_search(tstats_rows, []).rows] == ["10.1.0.10"]
+
+
+def test_on_the_sample_port_3544_only_counting_misses_relay_tunnels_this_command_finds():
+    import json
+    import os
+    from tools.readers import read_records
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
+    truth = json.load(open(os.path.join(sample, "enterprise_week.truth.json")))
+    relay_tunnels = [t for t in truth["tunnels"] if t["kind"] == "relay"]
+    assert len(relay_tunnels) >= 3
+    records = read_records(os.path.join(sample, "enterprise_week.csv.gz"))
+
+    def caught(rows):
+        return [t["id"] for t in relay_tunnels
+                if any(r["src"] == t["src"] and int(r["_time"]) <= t["end"]
+                       and int(r["episode_end"]) >= t["start"] for r in rows)]
+
+    only_3544 = [r for r in records if r.get("All_Traffic.dest_port") == "3544"]
+    assert caught(run_search(only_3544, []).rows) == []
+    found = caught(run_search(records, []).rows)
+    heavy = [t["id"] for t in relay_tunnels if t["host_class"] == "heavy"]
+    assert set(found) >= {t["id"] for t in relay_tunnels} - set(heavy)

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,8 +113,15 @@ TABLE_FIELDS = ("_time", "src", "severity", "score", "packets", "bytes", "dests"
 UNSAFE_CSV_START = ("=", "+", "-", "@")
 
 
-def _cell(value: scpv2.Value) -> str:
-    return " ".join(value) if isinstance(value, list) else value
+TIME_FIELDS = ("_time", "episode_end")
+
+
+def _cell(field: str, value: scpv2.Value) -> str:
+    if isinstance(value, list):
+        return " ".join(value)
+    if field in TIME_FIELDS and value.isdigit():
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(value)))
+    return value
 
 
 def neutralise(text: str) -> str:
@@ -126,7 +134,7 @@ def print_table(rows: Sequence[scpv2.Record], out) -> None:
         out.write("(no results)\n")
         return
     fields = [f for f in TABLE_FIELDS if f in rows[0]]
-    cells = [[_cell(row.get(f, "")) for f in fields] for row in rows]
+    cells = [[_cell(f, row.get(f, "")) for f in fields] for row in rows]
     widths = [min(max([len(f)] + [len(c[i]) for c in cells]), 60 if f != "reason" else 200)
               for i, f in enumerate(fields)]
     out.write("  ".join(f.ljust(w) for f, w in zip(fields, widths)).rstrip() + "\n")

@@ -147,8 +147,9 @@ class Aggregator:
         src_port = first_value(row[c.src_port]) if c.src_port is not None else ""
         dest_port = first_value(row[c.dest_port]) if c.dest_port is not None else ""
         teredo: List[TeredoAddress] = []
-        ipv6_values = [v for i in c.ipv6 if row[i] for v in row[i].split("\n")]
-        mask = ev.record_evidence([row[i] for i in c.labels], dest_port, ipv6_values, teredo)
+        own = row[c.inner_src].split("\n") if c.inner_src is not None and row[c.inner_src] else ()
+        peers = row[c.inner_dest].split("\n") if c.inner_dest is not None and row[c.inner_dest] else ()
+        mask = ev.record_evidence([row[i] for i in c.labels], dest_port, own, peers, teredo)
         key = (src, src_port, bucket)
         if mask:
             cell = self.cells.get(key)

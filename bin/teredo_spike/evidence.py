@@ -33,10 +33,12 @@ def is_teredo_label(value: str) -> bool:
     return "teredo" in value.lower()
 
 
-def record_evidence(labels: Sequence[str], dest_port: str, ipv6_values: Sequence[str],
-                    teredo_addresses: List[TeredoAddress]) -> int:
-    """Evidence mask of one outbound UDP record; decoded Teredo addresses are appended to
-    `teredo_addresses`. `ipv6_values` are the record's address cells (multivalue split)."""
+def record_evidence(labels: Sequence[str], dest_port: str, own_addresses: Sequence[str],
+                    peer_addresses: Sequence[str], teredo_addresses: List[TeredoAddress]) -> int:
+    """Evidence mask of one outbound UDP record. `own_addresses` are the IPv6 sources inside the
+    flow (the host's own Teredo address, decoded into `teredo_addresses`: its server and its public
+    address); `peer_addresses` the IPv6 destinations (a Teredo peer's address is evidence too, but
+    its server and mapped address are the peer's, not the host's)."""
     mask = 0
     for label in labels:
         if label and is_teredo_label(label):
@@ -44,9 +46,14 @@ def record_evidence(labels: Sequence[str], dest_port: str, ipv6_values: Sequence
             break
     if dest_port == SERVER_PORT_TEXT:
         mask |= PORT
-    for value in ipv6_values:
+    for value in own_addresses:
         decoded = decode_teredo(value)
         if decoded is not None:
             mask |= PREFIX
             teredo_addresses.append(decoded)
+    if not mask & PREFIX:
+        for value in peer_addresses:
+            if decode_teredo(value) is not None:
+                mask |= PREFIX
+                break
     return mask

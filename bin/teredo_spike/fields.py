@@ -22,7 +22,10 @@ ALIASES: Dict[str, Sequence[str]] = {
     "count": ("count",),
 }
 LABEL_FIELDS = ("app", "service", "app_proto", "tunnel_type")
-IPV6_FIELDS = ("inner_src_ip", "inner_dest_ip")
+# Teredo addresses seen inside the flow: the host's own (inner source) and its peers' (inner dest).
+INNER_SRC_FIELD = "inner_src_ip"
+INNER_DEST_FIELD = "inner_dest_ip"
+IPV6_FIELDS = (INNER_SRC_FIELD, INNER_DEST_FIELD)
 
 # What the command asks splunkd to send (`required_fields`): every accepted name, both spellings.
 REQUIRED_FIELDS: List[str] = sorted(
@@ -51,7 +54,8 @@ class Columns(NamedTuple):
     packets: Optional[int]
     count: Optional[int]
     labels: Sequence[int]
-    ipv6: Sequence[int]
+    inner_src: Optional[int]
+    inner_dest: Optional[int]
 
     @property
     def has_network_fields(self) -> bool:
@@ -79,7 +83,8 @@ def columns_of(header: Sequence[str]) -> Columns:
     found = {key: first(names) for key, names in ALIASES.items()}
     return Columns(
         labels=tuple(position[n] for n in LABEL_FIELDS if n in position),
-        ipv6=tuple(position[n] for n in IPV6_FIELDS if n in position),
+        inner_src=position.get(INNER_SRC_FIELD),
+        inner_dest=position.get(INNER_DEST_FIELD),
         **found
     )
 

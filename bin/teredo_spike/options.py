@@ -46,9 +46,19 @@ def _number(name: str, text: str, kind, minimum) -> float:
     return value
 
 
+def _unquote(text: str) -> str:
+    """`internal="10.0.0.0/8,fd00::/8"` may arrive with its quotes: splunklib keeps them."""
+    text = (text or "").strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"')
+    return text
+
+
 def parse(span: str, threshold: str, min_packets: str, min_bytes: str, internal: str,
           output: str) -> Options:
     """Check every option; raise OptionError naming the first bad one."""
+    span, threshold, min_packets, min_bytes, internal, output = (
+        _unquote(v) for v in (span, threshold, min_packets, min_bytes, internal, output))
     seconds = parse_span(span)
     settings = Settings(
         span=seconds,

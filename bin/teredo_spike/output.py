@@ -1,7 +1,7 @@
 """Result rows of `| teredospike`, each with a `reason` an analyst can read at 3 a.m."""
 
 import math
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, Sequence
 
 from . import evidence as ev
 from .scoring import METRICS, Episode, HostBucket, Settings, episodes

@@ -16,6 +16,7 @@ Design (SPEC "Scoring"), per host and metric (packets, bytes, flows, distinct de
 """
 
 import math
+from collections import deque
 from statistics import median
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set
 
@@ -24,9 +25,11 @@ from .aggregation import Cell, Key
 METRICS = ("packets", "bytes", "flows", "dests")
 
 EW_ALPHA = 0.03          # weight of a new bucket in the host's baseline (~33-bucket memory)
+PEAK_WINDOW = 2 * 86400  # a host's recent peaks: from 2 days ago...
+PEAK_DELAY = 12 * 3600   # ...to 12 hours ago, so that a tunnel never excuses itself
 CLIP_SIGMA = 5.0         # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0      # buckets of history at which the host's own baseline weighs half
-MIN_SD = 0.25            # floor of sigma on the log scale: x1.28 per sigma, never razor-thin
+MIN_SD = 0.4           # floor of sigma on the log scale: x1.5 per sigma, x11 at the default threshold
 FLEET_MIN_HOSTS = 30     # hosts in a bucket before the fleet correction applies
 EPISODE_GAP = 2          # quiet buckets allowed inside one episode
 
@@ -152,6 +155,42 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple]) -> None:
         hb.score = best
 
 
+def _above_floor(hb: HostBucket, settings: Settings) -> bool:
+    return hb.packets >= settings.min_packets or hb.bytes >= settings.min_bytes
+
+
+def discount_recent_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
+    """A level the host already reached in a spike 12 hours to 2 days ago is not new: score each
+    metric against that peak too and keep the smaller z. Daily heavy Teredo users stop paging after
+    their first session; a tunnel never excuses itself (its own buckets are too recent), and a
+    tunnel repeated days later is new again."""
+    count = len(METRICS)
+    ys = [[math.log1p(v) for v in hb.values] for hb in series]
+    spiked = [hb.score >= settings.threshold and _above_floor(hb, settings) for hb in series]
+    peaks = [deque() for _ in range(count)]  # per metric: indices of a sliding-window maximum
+    oldest = newest = 0
+    for n, hb in enumerate(series):
+        while newest < n and series[newest].bucket <= hb.bucket - PEAK_DELAY:
+            if spiked[newest]:
+                for k, window in enumerate(peaks):
+                    while window and ys[window[-1]][k] <= ys[newest][k]:
+                        window.pop()
+                    window.append(newest)
+            newest += 1
+        while oldest < newest and series[oldest].bucket < hb.bucket - PEAK_WINDOW:
+            for window in peaks:
+                if window and window[0] == oldest:
+                    window.popleft()
+            oldest += 1
+        if not peaks[0]:
+            continue
+        for k in range(count):
+            z_peak = (ys[n][k] - ys[peaks[k][0]][k]) / hb.baseline_sd[k]
+            if z_peak < hb.z[k]:
+                hb.z[k] = z_peak
+        hb.score = max(0.0, max(hb.z) - hb.fleet_adjustment)
+
+
 def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
     """Subtract each crowded bucket's median score above 1 from every host in it."""
     by_bucket: Dict[int, List[HostBucket]] = {}
@@ -172,8 +211,7 @@ def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
 def mark_spikes(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
     for series in hosts.values():
         for hb in series:
-            hb.is_spike = hb.score >= settings.threshold and (
-                hb.packets >= settings.min_packets or hb.bytes >= settings.min_bytes)
+            hb.is_spike = hb.score >= settings.threshold and _above_floor(hb, settings)
 
 
 def episodes(series: Sequence[HostBucket], span: int) -> List[Episode]:
@@ -207,4 +245,6 @@ def score_all(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
     for series in hosts.values():
         score_host(series, prior)
     fleet_correct(hosts)
+    for series in hosts.values():
+        discount_recent_peaks(series, settings)
     mark_spikes(hosts, settings)

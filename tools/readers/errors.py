@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import json
 from typing import Dict, List, Union
 
 Record = Dict[str, Union[str, List[str]]]
@@ -21,3 +22,14 @@ def open_text(path: str) -> io.TextIOBase:
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace",
                                 newline="")
     return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def json_object(path: str, number: int, line: str) -> dict:
+    """One line of a JSON-lines file, which must hold an object."""
+    try:
+        item = json.loads(line)
+    except ValueError as error:
+        raise InputError(path, number, "not JSON (%s)" % error)
+    if not isinstance(item, dict):
+        raise InputError(path, number, "expected a JSON object")
+    return item

@@ -6,7 +6,7 @@ import gzip
 import json
 from typing import Iterator
 
-from tools.readers.errors import InputError, Record, open_text
+from tools.readers.errors import InputError, Record, json_object, open_text
 
 
 def _text(value) -> str:
@@ -25,14 +25,9 @@ def read(path: str) -> Iterator[Record]:
                 line = line.strip()
                 if not line:
                     continue
-                try:
-                    item = json.loads(line)
-                except ValueError as error:
-                    raise InputError(path, number, "not JSON (%s)" % error)
-                if isinstance(item, dict) and isinstance(item.get("result"), dict):
+                item = json_object(path, number, line)
+                if isinstance(item.get("result"), dict):
                     item = item["result"]
-                if not isinstance(item, dict):
-                    raise InputError(path, number, "expected a JSON object")
                 record: Record = {}
                 for key, value in item.items():
                     if value is None:

@@ -1,0 +1,116 @@
+"""The payload splunkd writes to stdin: read with bounds, check against its schema, settle defaults."""
+import json
+import os
+from typing import BinaryIO, NamedTuple, Optional
+
+from . import schemas
+from .log import register_secret
+
+# A payload carries one row and the configuration; anything near this size is not from splunkd.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+DEFAULT_INDEX = "main"
+DEFAULT_TIMEOUT = 10
+DEFAULT_RETRIES = 3
+DEFAULT_SPOOL_MAX_EVENTS = 10000
+
+
+class PayloadError(Exception):
+    """The payload cannot be used; the message says why, for the one ERROR line."""
+
+
+class Settings(NamedTuple):
+    index: str
+    webhook_url: str
+    webhook_allow_http: bool
+    webhook_secret: str
+    webhook_ca_bundle: Optional[str]
+    splunkd_ca_bundle: Optional[str]
+    splunkd_tls_server_name: str
+    timeout: int
+    retries: int
+    spool_max_events: int
+
+
+class Payload(NamedTuple):
+    server_uri: str
+    session_key: str
+    results_file: str
+    results_link: str
+    sid: str
+    search_name: str
+    app: str
+    owner: str
+    settings: Settings
+
+
+def read_payload(stream: BinaryIO) -> Payload:
+    raw = stream.read(MAX_PAYLOAD_BYTES + 1)
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("payload on stdin is larger than {} bytes".format(MAX_PAYLOAD_BYTES))
+    if not raw.strip():
+        raise PayloadError("no payload on stdin (splunkd sends JSON with payload_format = json)")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise PayloadError("payload on stdin is not JSON: {}".format(_first_line(e)))
+    _register_secrets(document)
+    problem = schemas.first_problem(schemas.validator("payload"), document)
+    if problem:
+        raise PayloadError("payload does not match its schema: " + problem)
+    return Payload(
+        server_uri=document["server_uri"],
+        session_key=document["session_key"],
+        results_file=document["results_file"],
+        results_link=document.get("results_link", ""),
+        sid=document["sid"],
+        search_name=document["search_name"],
+        app=document["app"],
+        owner=document["owner"],
+        settings=_settings(document["configuration"]),
+    )
+
+
+def _register_secrets(document: object) -> None:
+    """Mask the secrets before anything can log them, even a message about another field."""
+    if not isinstance(document, dict):
+        return
+    candidates = [document.get("session_key")]
+    if isinstance(document.get("configuration"), dict):
+        candidates.append(document["configuration"].get("webhook_secret"))
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            register_secret(candidate)
+
+
+def _settings(config: dict) -> Settings:
+    webhook_url = config.get("webhook_url", "").strip()
+    allow_http = config.get("webhook_allow_http", "0") in ("1", "true")
+    if webhook_url.startswith("http://") and not allow_http:
+        raise PayloadError("configuration.webhook_url: plain http:// is refused; use https:// or set "
+                           "param.webhook_allow_http = 1")
+    return Settings(
+        index=config.get("index") or DEFAULT_INDEX,
+        webhook_url=webhook_url,
+        webhook_allow_http=allow_http,
+        webhook_secret=config.get("webhook_secret", ""),
+        webhook_ca_bundle=_ca_bundle(config, "webhook_ca_bundle"),
+        splunkd_ca_bundle=_ca_bundle(config, "splunkd_ca_bundle"),
+        splunkd_tls_server_name=config.get("splunkd_tls_server_name", "").strip(),
+        timeout=int(config.get("timeout") or DEFAULT_TIMEOUT),
+        retries=int(config.get("retries") or DEFAULT_RETRIES),
+        spool_max_events=int(config.get("spool_max_events") or DEFAULT_SPOOL_MAX_EVENTS),
+    )
+
+
+def _ca_bundle(config: dict, key: str) -> Optional[str]:
+    path = config.get(key, "").strip()
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise PayloadError("configuration.{}: no CA bundle file at {}".format(key, path))
+    return path
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,0 +1,81 @@
+"""The search results splunkd hands to an alert: a gzipped CSV where every field F has a __mv_F twin.
+
+A multivalue cell is encoded in __mv_F as $v1$;$v2$ (a literal $ doubled); an empty cell means absent.
+"""
+import csv
+import gzip
+import io
+import os
+import re
+import zlib
+from typing import Dict, List, Union
+
+# Alert results are small (one row per spike episode); these bound memory against a wrong file.
+MAX_RESULTS_FILE_BYTES = 64 * 1024 * 1024
+MAX_RESULTS_CSV_BYTES = 256 * 1024 * 1024
+MAX_CELL_BYTES = 1024 * 1024
+
+Value = Union[str, List[str]]
+Row = Dict[str, Value]
+
+_ENCODED_VALUE = re.compile(r"\$((?:\$\$|[^$])*)\$(?:;|$)")
+
+
+class ResultsError(Exception):
+    """The results file cannot be read; the message says why."""
+
+
+def decode_multivalue(cell: str) -> List[str]:
+    """'$a$;$b$$c$' -> ['a', 'b$c'] (the encoding splunkd uses in __mv_ columns)."""
+    return [m.group(1).replace("$$", "$") for m in _ENCODED_VALUE.finditer(cell)]
+
+
+def read_results(path: str) -> List[Row]:
+    """Rows as dicts: single values as str, multivalues as lists; absent fields left out."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ResultsError("results_file {} cannot be read: {}".format(path, e.strerror or e))
+    if size > MAX_RESULTS_FILE_BYTES:
+        raise ResultsError("results_file {} is {} bytes, more than the {} an alert reads".format(
+            path, size, MAX_RESULTS_FILE_BYTES))
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read(MAX_RESULTS_CSV_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ResultsError("results_file {} is not a readable gzip file: {}".format(path, e))
+    if len(data) > MAX_RESULTS_CSV_BYTES:
+        raise ResultsError("results_file {} holds more than {} bytes of CSV".format(
+            path, MAX_RESULTS_CSV_BYTES))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultsError("results_file {} is not UTF-8 CSV: {}".format(path, e))
+    return _parse_csv(path, text)
+
+
+def _parse_csv(path: str, text: str) -> List[Row]:
+    csv.field_size_limit(MAX_CELL_BYTES)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if not header:
+            return []  # a search with no results
+        mv_columns = {name[len("__mv_"):]: i for i, name in enumerate(header) if name.startswith("__mv_")}
+        plain_columns = [(name, i) for i, name in enumerate(header) if not name.startswith("__mv_")]
+        rows = []
+        for values in reader:
+            if len(values) != len(header):
+                raise ResultsError("results_file {} line {}: {} cells under a header of {}".format(
+                    path, reader.line_num, len(values), len(header)))
+            row: Row = {}
+            for name, i in plain_columns:
+                mv_index = mv_columns.get(name)
+                if mv_index is not None and values[mv_index]:
+                    row[name] = decode_multivalue(values[mv_index])
+                elif values[i]:
+                    row[name] = values[i]
+            rows.append(row)
+        return rows
+    except csv.Error as e:
+        raise ResultsError("results_file {} line {}: {}".format(path, reader.line_num, e))

@@ -1,0 +1,114 @@
+"""Just enough SPL for the tests: macro expansion as splunkd does it (textual, recursive, `$arg$`
+substitution) and splitting a search into its commands, subsearches included."""
+
+import re
+from typing import Dict, Iterator, List, Tuple
+
+MACRO_CALL = re.compile(r"`([^`]+)`")
+
+
+def split_top_level(text: str, separator: str) -> List[str]:
+    """Split on `separator` outside double quotes, brackets and parentheses."""
+    parts, depth, quoted, start, i = [], 0, False, 0, 0
+    while i < len(text):
+        c = text[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c in "[(":
+            depth += 1
+        elif c in "])":
+            depth -= 1
+        elif c == separator and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def macro_calls(spl: str) -> Iterator[Tuple[str, List[str]]]:
+    """(name, arguments) of every macro call written in `spl` (not expanded)."""
+    for match in MACRO_CALL.finditer(spl):
+        call = match.group(1).strip()
+        name, paren, rest = call.partition("(")
+        args = [a.strip() for a in split_top_level(rest[:-1], ",")] if paren else []
+        yield name.strip(), args
+
+
+def macro_key(name: str, args: List[str]) -> str:
+    """The macros.conf stanza that a call names: `name` or `name(N)`."""
+    return "%s(%d)" % (name, len(args)) if args else name
+
+
+def expand(spl: str, macros: Dict[str, Dict[str, str]], depth: int = 0) -> str:
+    """Expand every macro call, recursively; KeyError names a macro that does not exist."""
+    if depth > 20:
+        raise RecursionError("macro expansion deeper than 20 levels: %s" % spl[:200])
+
+    def replace(match):
+        (name, args), = list(macro_calls(match.group(0)))
+        stanza = macros[macro_key(name, args)]
+        definition = stanza["definition"]
+        names = [a.strip() for a in stanza.get("args", "").split(",") if a.strip()]
+        for arg_name, value in zip(names, args):
+            definition = definition.replace("$%s$" % arg_name, value.strip('"'))
+        return expand(definition, macros, depth + 1)
+
+    return MACRO_CALL.sub(replace, spl)
+
+
+def subsearches(text: str) -> Tuple[str, List[str]]:
+    """`text` with each top-level [subsearch] replaced by [], and the subsearches' contents."""
+    out, subs, depth, quoted, start, i = [], [], 0, False, 0, 0
+    while i < len(text):
+        c = text[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == "[":
+            if depth == 0:
+                out.append(text[start:i + 1])
+                start = i + 1
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                subs.append(text[start:i])
+                start = i
+        i += 1
+    out.append(text[start:])
+    return "".join(out), subs
+
+
+def commands(spl: str) -> List[Tuple[str, str]]:
+    """(command, arguments) of every command in an expanded search, subsearches included. A search
+    that does not start with a pipe starts with an implicit `search`."""
+    flat, subs = subsearches(spl)
+    result = []
+    segments = split_top_level(flat, "|")
+    for position, segment in enumerate(segments):
+        segment = segment.strip()
+        if position == 0:
+            if not segment:
+                continue
+            if not re.match(r"search\b", segment):
+                segment = "search " + segment
+        name, _, args = segment.partition(" ")
+        result.append((name, args.strip()))
+    for sub in subs:
+        result.extend(commands(sub))
+    return result
+
+
+def tokens(args: str) -> List[str]:
+    """Whitespace-separated tokens of a command's arguments, quotes kept together."""
+    return re.findall(r'(?:[^\s"]|"(?:\\.|[^"\\])*")+', args)

@@ -1,0 +1,109 @@
+"""./package.sh builds dist/teredo_spike-<version>.tgz with only the app's files and modes, and
+Splunk AppInspect (precert, and precert with the cloud tag) reports no failure, error or future
+failure. package.sh runs once per test session."""
+
+import json
+import stat
+import subprocess
+import tarfile
+
+import pytest
+
+from tests.splunk_conf import APP_ROOT, parse
+
+VERSION = parse(APP_ROOT / "default" / "app.conf")["launcher"]["version"]
+PACKAGE = APP_ROOT / "dist" / ("teredo_spike-%s.tgz" % VERSION)
+# The app's own top-level folders and files; everything else in the repository stays out.
+SHIPPED_TOP = {"app.manifest", "LICENSE", "NOTICE-ATTACK.md", "README.md", "THIRD-PARTY-NOTICES.md",
+               "appserver", "bin", "default", "lookups", "metadata", "README", "static"}
+MUST_SHIP = ["app.manifest", "LICENSE", "NOTICE-ATTACK.md", "THIRD-PARTY-NOTICES.md", "default/app.conf",
+             "default/commands.conf", "default/macros.conf", "default/savedsearches.conf",
+             "default/searchbnf.conf", "default/transforms.conf", "metadata/default.meta",
+             "bin/teredospike.py", "bin/lib/splunklib/searchcommands/__init__.py",
+             "lookups/teredo_spike_allowlist.csv", "static/appIcon.png", "static/appIcon_2x.png",
+             "default/data/ui/views/teredo_spike_overview.xml", "bin/teredo_attack_context.py",
+             "default/alert_actions.conf", "lookups/teredo_attack_techniques.csv",
+             "bin/lib/requests/__init__.py", "bin/lib/jsonschema/__init__.py"]
+
+
+@pytest.fixture(scope="session")
+def package_run():
+    result = subprocess.run(["./package.sh"], cwd=APP_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
+    return result
+
+
+@pytest.fixture(scope="session")
+def members(package_run):
+    assert PACKAGE.is_file(), "package.sh made no %s:\n%s" % (PACKAGE, package_run.stdout[-3000:])
+    with tarfile.open(str(PACKAGE), "r:gz") as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_package_sh_succeeds(package_run):
+    assert package_run.returncode == 0, package_run.stdout[-5000:]
+
+
+@pytest.mark.parametrize("mode", ["precert", "cloud"])
+def test_appinspect_reports_no_failure_error_or_future_failure(package_run, mode):
+    summary = json.loads((APP_ROOT / "dist" / ("appinspect-%s.json" % mode)).read_text())["summary"]
+    assert summary["success"] > 50, summary  # the checks really ran (a packaging failure skips them)
+    bad = {k: summary[k] for k in ("failure", "error", "future_failure")}
+    problems = [(c["name"], c["result"], [m["message"][:200] for m in c["messages"]][:2])
+                for c in _checks(mode) if c["result"] in ("failure", "error", "future_failure")]
+    assert bad == {"failure": 0, "error": 0, "future_failure": 0}, problems
+
+
+def _checks(mode):
+    report = json.loads((APP_ROOT / "dist" / ("appinspect-%s.json" % mode)).read_text())
+    return [c for r in report["reports"] for g in r["groups"] for c in g["checks"]]
+
+
+def test_cloud_report_is_the_cloud_selection(package_run):
+    # --included-tags cloud keeps only the checks tagged cloud; the plain precert run has others too.
+    assert all("cloud" in c["tags"] for c in _checks("cloud"))
+    assert any("cloud" not in c["tags"] for c in _checks("precert"))
+
+
+def test_everything_sits_under_teredo_spike(members):
+    for name in members:
+        assert name == "teredo_spike" or name.startswith("teredo_spike/"), name
+        assert not name.startswith("./") and ".." not in name.split("/"), name
+
+
+def test_only_the_apps_own_files_ship(members):
+    tops = {name.split("/")[1] for name in members if name.count("/") >= 1}
+    assert tops <= SHIPPED_TOP, "not app files: %s" % (tops - SHIPPED_TOP)
+    for name in members:
+        parts = name.split("/")
+        assert not any(p.startswith(".") for p in parts), "dotfile: %s" % name
+        assert "__pycache__" not in parts and not name.endswith((".pyc", ".pyo")), name
+        assert "local" not in parts[1:] and not name.endswith("local.meta"), name
+
+
+def test_required_files_ship(members):
+    missing = [f for f in MUST_SHIP if "teredo_spike/" + f not in members]
+    assert not missing, missing
+
+
+def test_every_tracked_app_file_ships(members):
+    tracked = subprocess.run(["git", "ls-files"], cwd=APP_ROOT, stdout=subprocess.PIPE,
+                             universal_newlines=True, check=True).stdout.split()
+    expected = {"teredo_spike/" + f for f in tracked
+                if f.split("/")[0] in SHIPPED_TOP and not any(p.startswith(".") for p in f.split("/"))}
+    assert expected - set(members) == set()
+
+
+def test_modes_execute_bits_only_on_bin_entry_scripts(members):
+    for name, member in members.items():
+        mode = stat.S_IMODE(member.mode)
+        if member.isdir():
+            assert mode == 0o755, (name, oct(mode))
+            continue
+        assert member.isfile(), "only files and folders ship: %s" % name
+        path = name.split("/")
+        if len(path) == 3 and path[1] == "bin" and name.endswith(".py"):
+            assert mode == 0o755, (name, oct(mode))
+        else:
+            assert mode == 0o644, (name, oct(mode))
+        assert member.uid == 0 and member.gid == 0, name

@@ -1,0 +1,85 @@
+"""Which flow records `| teredospike` counts as Teredo, one verdict per record.
+
+The command reports per host and bucket; to hold its decisions against another tool's per-flow
+verdicts (Zeek's `service=teredo`), this module runs the command's own code over the records — the
+same `Aggregator` (evidence.py for label/prefix/port, the live-client-port rule for the rest),
+fed the same chunk body splunkd would send, with the command's option defaults — and asks, per record:
+
+- does the command count it at all (outbound UDP, readable), and with what evidence of its own;
+- is the (host, client port, bucket) cell it lands in kept once every record is in (a cell with
+  evidence of its own, or plain UDP from a port that is a live Teredo client port nearby)?
+
+A record is Teredo when both hold. Nothing here re-implements a rule: a change to the command's
+rules changes these verdicts.
+"""
+
+import csv
+import io
+import os
+import sys
+from typing import List, NamedTuple, Optional, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "bin")
+for _path in (os.path.join(BIN, "lib"), BIN):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import teredospike  # noqa: E402  (the command's own module, for its option defaults)
+from teredo_spike import evidence as ev  # noqa: E402
+from teredo_spike import options as opts  # noqa: E402
+from teredo_spike.aggregation import Aggregator  # noqa: E402
+
+from tools import scpv2  # noqa: E402
+
+OPTION_NAMES = ("span", "threshold", "min_packets", "min_bytes", "internal", "output")
+
+
+class Verdict(NamedTuple):
+    counted: bool  # outbound UDP the command reads (not skipped, not filtered out)
+    teredo: bool
+    evidence: List[str]  # the record's own evidence kinds, or ["client_port"] when attributed
+
+
+def _settings(args: Sequence[str]) -> opts.Options:
+    values = {name: getattr(teredospike.TeredoSpikeCommand, name).default for name in OPTION_NAMES}
+    for arg in args:
+        name, _, value = arg.partition("=")
+        if name not in values:
+            raise ValueError("unknown option %r" % arg)
+        values[name] = value
+    return opts.parse(**values)
+
+
+def _chunk(records: Sequence[scpv2.Record], fields: Sequence[str]) -> tuple:
+    """Header and rows exactly as the command reads an execute chunk's body."""
+    body = scpv2.encode_body(records, fields).decode("utf-8")
+    reader = csv.reader(io.StringIO(body, newline=""))
+    return next(reader, []), list(reader)
+
+
+def flow_verdicts(records: Sequence[scpv2.Record], args: Sequence[str] = ()) -> List[Verdict]:
+    settings = _settings(args)
+    span, internal = settings.scoring.span, settings.internal
+    fields = scpv2.field_order(records)
+    header, rows = _chunk(records, fields)
+
+    whole = Aggregator(span, internal)  # as the reduce phase, given every raw record
+    whole.spool_candidates(whole.add_records(header, rows))
+    whole.resolve_spool()
+
+    verdicts = []
+    for row in rows:
+        alone = Aggregator(span, internal)
+        candidates = alone.add_records(header, [row])
+        cells = dict(alone.cells)
+        cells.update(candidates)
+        key: Optional[tuple] = next(iter(cells), None)
+        if key is None:  # not outbound UDP, or unreadable: the command does not count it
+            verdicts.append(Verdict(False, False, []))
+            continue
+        own = alone.cells[key].evidence if key in alone.cells else 0
+        kept = key in whole.cells
+        kinds = ev.names(own) if own else (["client_port"] if kept else [])
+        verdicts.append(Verdict(True, kept, kinds))
+    return verdicts
