@@ -1,10 +1,11 @@
 """The detection-quality evaluation: its metrics on hand-made cases, and one run end to end through the
 real command on a tiny scenario (the full run with several seeds is `python tools/evaluate.py`)."""
-from pathlib import Path
+
+import csv
 
 import pytest
 
-from tools import evaluate
+from tools import evaluate, scenario
 from tools.evaluate import Episode, merge_episodes, score_episodes
 
 T0 = 1_800_000_000 - 1_800_000_000 % 600
@@ -103,7 +104,8 @@ def test_command_threshold_is_reapplied_with_the_volume_floor():
 def test_evaluation_runs_end_to_end_through_the_command_on_a_tiny_scenario(tmp_path):
     report = tmp_path / "quality.md"
     summary = evaluate.evaluate(seeds=[1, 2], tune_seed=1, hosts=40, days=5, command_args=[],
-                                chunk_size=2500, report=report, plots_dir=tmp_path, log=lambda text: None)
+                                chunk_size=2500, report=report, plots_dir=tmp_path, log=lambda text: None,
+                                details=tmp_path / "details")
     text = report.read_text()
     assert "## Main table" in text and "## Targets" in text and "## Recall per slice" in text
     names = [name for name in summary if not name.startswith("_")]
@@ -116,3 +118,10 @@ def test_evaluation_runs_end_to_end_through_the_command_on_a_tiny_scenario(tmp_p
     assert summary[names[0]]["recall"] > 0.0
     for png in ("detection-quality-host.png", "detection-quality-curves.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The per-tunnel details: one row per injected tunnel of every seed, each approach's verdict.
+    with open(tmp_path / "details" / "tunnels.csv", newline="") as handle:
+        tunnels = list(csv.DictReader(handle))
+    expected = [(seed, t["id"]) for seed in (1, 2)
+                for t in scenario.generate(evaluate.scenario_params(seed, 40, 5))[1]["tunnels"]]
+    assert [(int(t["seed"]), int(t["id"])) for t in tunnels] == expected
+    assert any(t["latency_teredospike"] != "" for t in tunnels)

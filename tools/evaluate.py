@@ -21,6 +21,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import csv
 import ipaddress
 import os
 import json
@@ -400,10 +401,14 @@ def slices(items: Sequence[Tuple[dict, Optional[int]]]) -> Dict[str, Dict[str, T
 
 
 def false_causes(run: SeedRun, false: Sequence[Episode]) -> Dict[str, int]:
-    """What the ground truth says was going on at each false episode's host and time."""
-    truth = run.truth
     causes: Dict[str, int] = defaultdict(int)
+    for episode in false:
+        causes[false_cause(run.truth, episode)] += 1
+    return dict(causes)
 
+
+def false_cause(truth: dict, e: Episode) -> str:
+    """What the ground truth says was going on at a false episode's host and time."""
     def overlaps(e: Episode, items, src_key="src", pad=SPAN) -> bool:
         return any(item.get(src_key, e.src) == e.src and e.first <= item["end"] + pad
                    and e.last >= item["start"] - pad for item in items)
@@ -411,25 +416,52 @@ def false_causes(run: SeedRun, false: Sequence[Episode]) -> Dict[str, int]:
     storm = [{"start": truth["storm"]["start"], "end": truth["storm"]["end"]}]
     bursts = [dict(b, end=b["start"] + (b["buckets"] - 1) * SPAN) for b in truth["nat_bursts"]]
     reuse = [dict(r, end=r["start"] + (r["buckets"] - 1) * SPAN) for r in truth["port_reuse"]]
-    for e in false:
-        host = truth["hosts"][e.src]
-        if overlaps(e, storm, src_key="-"):
-            cause = "storm hour"
-        elif overlaps(e, bursts):
-            cause = "NAT retry burst"
-        elif overlaps(e, reuse):
-            cause = "old client port reused by QUIC"
-        elif host["class"] == "heavy":
-            cause = ("heavy user, in a session" if overlaps(e, truth["heavy_sessions"], pad=3 * SPAN)
-                     else "heavy user, outside a session")
-        elif any(t["src"] == e.src and t["end"] < e.first for t in truth["tunnels"]):
-            cause = "after a tunnel on the host"
-        elif host["class"] == "new" and e.first - host["join"] < 2 * 86400:
-            cause = "new host, first days"
-        else:
-            cause = "%s host, other" % host["class"]
-        causes[cause] += 1
-    return dict(causes)
+    host = truth["hosts"][e.src]
+    if overlaps(e, storm, src_key="-"):
+        return "storm hour"
+    if overlaps(e, bursts):
+        return "NAT retry burst"
+    if overlaps(e, reuse):
+        return "old client port reused by QUIC"
+    if host["class"] == "heavy":
+        return ("heavy user, in a session" if overlaps(e, truth["heavy_sessions"], pad=3 * SPAN)
+                else "heavy user, outside a session")
+    if any(t["src"] == e.src and t["end"] < e.first for t in truth["tunnels"]):
+        return "after a tunnel on the host"
+    if host["class"] == "new" and e.first - host["join"] < 2 * 86400:
+        return "new host, first days"
+    return "%s host, other" % host["class"]
+
+
+def write_details(runs: Sequence[SeedRun], approaches: Sequence[Approach],
+                  flags: Dict[str, List[Set[HostBucket]]], folder: Path) -> None:
+    """Per tunnel (detected by which approach, after how many buckets, teredospike's peak score in it)
+    and per false teredospike episode (its cause): the rows behind the report, for tuning."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [a.name.split(" (")[0].replace(" ", "_") for a in approaches]
+    with open(folder / "tunnels.csv", "w", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(["seed", "id", "src", "client_port", "start", "end", "kind", "host_class", "host_kind",
+                      "extra_packets", "buckets", "repeat", "repeat_of", "teredospike_peak_score"]
+                     + ["latency_" + n for n in names])
+        for i, run in enumerate(runs):
+            latencies = [run.score(flags[a.name][i]).detected for a in approaches]
+            for t in run.truth["tunnels"]:
+                scores = [run.command[(t["src"], b)].score for b in range(t["start"], t["end"] + 1, SPAN)
+                          if (t["src"], b) in run.command]
+                out.writerow([run.seed, t["id"], t["src"], t["client_port"], t["start"], t["end"], t["kind"],
+                              t["host_class"], t["host_kind"], t["extra_packets"], t["buckets"], int(t["repeat"]),
+                              "" if t["repeat_of"] is None else t["repeat_of"],
+                              "%.2f" % max(scores) if scores else ""]
+                             + [lat.get(t["id"], "") for lat in latencies])
+    with open(folder / "false_episodes.csv", "w", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(["seed", "src", "host_class", "first", "last", "buckets", "cause", "peak_score"])
+        for i, run in enumerate(runs):
+            for e in run.score(flags[approaches[0].name][i]).false:
+                peak = max(b.score for (src, t), b in run.command.items() if src == e.src and e.first <= t <= e.last)
+                out.writerow([run.seed, e.src, run.truth["hosts"][e.src]["class"], e.first, e.last,
+                              (e.last - e.first) // SPAN + 1, false_cause(run.truth, e), "%.2f" % peak])
 
 
 def storm_effect(run: SeedRun, flagged: Set[HostBucket]) -> Tuple[int, float]:
@@ -547,7 +579,7 @@ def _latency(s: Score) -> str:
 
 def evaluate(seeds: Sequence[int], tune_seed: int, hosts: int, days: int, command_args: Sequence[str],
              chunk_size: int, report: Path, plots_dir: Path, log: Callable[[str], None],
-             command_line: str = "") -> dict:
+             command_line: str = "", details: Optional[Path] = None) -> dict:
     started = time.monotonic()
     runs = [run_seed(seed, hosts, days, command_args, chunk_size, log) for seed in seeds]
     tuning = [r for r in runs if r.seed == tune_seed]
@@ -710,6 +742,8 @@ def evaluate(seeds: Sequence[int], tune_seed: int, hosts: int, days: int, comman
     summary = {a.name: {"precision": main[a.name].precision, "recall": main[a.name].recall, "f1": main[a.name].f1,
                         "false_per_1000_host_days": main[a.name].false_per_1000_host_days} for a in approaches}
     summary["_targets"] = {name: ok for name, _, ok in checks}
+    if details is not None:
+        write_details(runs, approaches, flags, details)
     log("report: %s (%.0f s)" % (report, time.monotonic() - started))
     return summary
 
@@ -835,7 +869,9 @@ METHOD = """## Method
   seed.
 - **Rerun**: `./tools/setup.sh && .venv/bin/python tools/evaluate.py` (defaults below, ~5-10 minutes on
   2 cores); `--command-args "threshold=7"` passes options to the command; `--seeds`, `--hosts`, `--days`
-  change the scenarios; `--report` and `--plots` where to write.
+  change the scenarios; `--report` and `--plots` where to write; `--details DIR` writes
+  `tunnels.csv` (every tunnel, each approach's latency or blank, teredospike's peak score in it) and
+  `false_episodes.csv` (every false teredospike episode with its cause), for tuning.
 """
 
 
@@ -850,6 +886,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "detection-quality.md")
     parser.add_argument("--plots", type=Path, help="folder for the PNGs (default: beside the report)")
     parser.add_argument("--json", type=Path, help="also write the main numbers as JSON here")
+    parser.add_argument("--details", type=Path,
+                        help="folder for tunnels.csv (per tunnel, per approach) and false_episodes.csv")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
 
@@ -859,7 +897,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     summary = evaluate(seeds, args.tune_seed, args.hosts, args.days, args.command_args.split(), args.chunk_size,
                        args.report, args.plots or args.report.parent, log,
-                       "".join(" " + a for a in (argv if argv is not None else sys.argv[1:])))
+                       "".join(" " + a for a in (argv if argv is not None else sys.argv[1:])), args.details)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return 0
