@@ -125,3 +125,15 @@ def test_evaluation_runs_end_to_end_through_the_command_on_a_tiny_scenario(tmp_p
                 for t in scenario.generate(evaluate.scenario_params(seed, 40, 5))[1]["tunnels"]]
     assert [(int(t["seed"]), int(t["id"])) for t in tunnels] == expected
     assert any(t["latency_teredospike"] != "" for t in tunnels)
+
+
+def test_episode_merge_matches_the_commands_own_episodes():
+    from tools.runner import run_search
+    rows, _ = scenario.generate(evaluate.scenario_params(3, 40, 5))
+    records = [dict(zip(scenario.HEADER, map(str, row))) for row in rows]
+    every_bucket = run_search(records, ["output=all"], chunk_size=50000).rows
+    spikes = run_search(records, ["output=spikes"], chunk_size=50000).rows
+    flagged = {(r["src"], int(r["_time"])) for r in every_bucket if r["is_spike"] == "1"}
+    merged = {(e.src, e.first, e.last) for e in merge_episodes(flagged)}
+    assert merged, "the tiny scenario should hold at least one spike"
+    assert merged == {(r["src"], int(r["_time"]), int(r["episode_end"])) for r in spikes}
