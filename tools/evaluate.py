@@ -765,6 +765,24 @@ def band_growth(runs: Sequence[SeedRun], tunnels: Iterable[dict]) -> Optional[fl
     return statistics.median(ratios) if ratios else None
 
 
+def _session_gaps(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]]) -> str:
+    """When a heavy user's session pages: how long after the host's previous session ended."""
+    gaps = {"< 24 h": 0, "24-48 h": 0, ">= 48 h": 0, "no earlier session": 0}
+    for run, flagged in zip(runs, flags):
+        for e in run.score(flagged).false:
+            if run.truth["hosts"][e.src]["class"] != "heavy":
+                continue
+            ends = [s["end"] for s in run.truth["heavy_sessions"] if s["src"] == e.src and s["end"] < e.first - SPAN]
+            hours = (e.first - max(ends)) / 3600.0 if ends else None
+            key = ("no earlier session" if hours is None else "< 24 h" if hours < 24
+                   else "24-48 h" if hours < 48 else ">= 48 h")
+            gaps[key] += 1
+    if not any(gaps.values()):
+        return ""
+    return (" Time from the end of the host's previous session to the false episode: %s."
+            % ", ".join("%s %d" % (k, v) for k, v in gaps.items() if v))
+
+
 def weak_spots(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]], items, causes: Dict[str, int],
                slice_table: Dict[str, Dict[str, Tuple[float, int]]]) -> List[str]:
     """Findings drawn from this run's numbers, each with the change that would likely close it."""
@@ -783,8 +801,9 @@ def weak_spots(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]], items,
                    "wide that a tunnel inside it scores low. Likely fix: a second, slow per-host reference "
                    "(e.g. an upper quantile of the host's buckets over the last 7 days, or its daily peak), "
                    "scoring against the larger of the two; and destination novelty: a game reuses the same "
-                   "few relays every day, a tunnel brings relays or peers new to the host."
-                   % (heavy_false, rate(heavy_false), _fmt(classes.get("heavy", (float("nan"), 0))[0])))
+                   "few relays every day, a tunnel brings relays or peers new to the host.%s"
+                   % (heavy_false, rate(heavy_false), _fmt(classes.get("heavy", (float("nan"), 0))[0]),
+                      _session_gaps(runs, flags)))
     if causes.get("NAT retry burst"):
         n = causes["NAT retry burst"]
         out.append("- **NAT retry bursts** (%d false episodes, %s): 3-6x the re-qualification rate for 1-3 "
