@@ -795,13 +795,14 @@ def weak_spots(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]], items,
     classes = slice_table["host class"]
     if heavy_false or classes.get("heavy", (1.0, 0))[0] < 0.9:
         out.append("- **Heavy Teredo users** (%d false episodes, %s; recall of tunnels on their hosts %s). "
-                   "Their daily sessions (1-4 h of hundreds to thousands of packets per 10 minutes) alternate "
-                   "with idle chatter, so a single exponentially weighted baseline either forgets the last "
-                   "session by the next one (a false episode at each session start) or carries a variance so "
-                   "wide that a tunnel inside it scores low. Likely fix: a second, slow per-host reference "
-                   "(e.g. an upper quantile of the host's buckets over the last 7 days, or its daily peak), "
-                   "scoring against the larger of the two; and destination novelty: a game reuses the same "
-                   "few relays every day, a tunnel brings relays or peers new to the host.%s"
+                   "Their sessions (1-4 h of hundreds to thousands of packets per 10 minutes, most days, "
+                   "some days skipped) alternate with idle chatter: a baseline that has forgotten the last "
+                   "session pages at the next one, and one wide enough to hold the sessions hides a tunnel "
+                   "inside them.%s Likely fix: remember the levels the host reached (spike or not) over a "
+                   "week rather than days, so that a skipped day or a weekend does not make the next "
+                   "session new; and destination novelty: a game reuses the same few relays every day, a "
+                   "tunnel brings relays or peers new to the host, which is what would find tunnels on "
+                   "these hosts (and keep a repeat within the memory window from being excused)."
                    % (heavy_false, rate(heavy_false), _fmt(classes.get("heavy", (float("nan"), 0))[0]),
                       _session_gaps(runs, flags)))
     if causes.get("NAT retry burst"):
