@@ -81,6 +81,14 @@ def test_only_the_apps_own_files_ship(members):
         assert "local" not in parts[1:] and not name.endswith("local.meta"), name
 
 
+def test_the_dashboard_test_harness_does_not_ship(members):
+    # tests/dashboard (Splunk's renderer from npm, the browser driver) and its build folder are for
+    # the browser test only (tests/test_dashboard_browser.py).
+    harness = [n for n in members if "node_modules" in n.split("/") or "dashboard-harness" in n
+               or n.endswith(("package.json", "package-lock.json", ".mjs", ".jsx"))]
+    assert harness == []
+
+
 def test_required_files_ship(members):
     missing = [f for f in MUST_SHIP if "teredo_spike/" + f not in members]
     assert not missing, missing

@@ -16,8 +16,8 @@ if [ "$(cat build/dev.stamp 2>/dev/null)" != "$want" ]; then
 fi
 PYTHON=.venv/bin/python ./tools/vendor.sh
 
-# System tools the real-traffic tests need (tests/test_real_traffic.py): tshark turns captures into
-# flows, Suricata 7 (Debian bookworm-backports) makes eve.json from them. Installed only when missing.
+# System tools the tests need, installed only when missing. Real traffic (tests/test_real_traffic.py):
+# tshark turns captures into flows, Suricata 7 (Debian bookworm-backports) makes eve.json from them.
 apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=600 install -y \
     --no-install-recommends "$@" >/dev/null
@@ -37,5 +37,15 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     fi
     apt-get -qq -o DPkg::Lock::Timeout=600 update >/dev/null
     if [ "$codename" = bookworm ]; then apt_install -t bookworm-backports suricata; else apt_install suricata; fi
+  fi
+  # Headless Chromium for the dashboard test (tests/test_dashboard_browser.py; playwright-core drives
+  # this system browser and never downloads one). node and npm install the renderer's packages.
+  if [ ! -x /usr/bin/chromium ]; then
+    apt-get -qq -o DPkg::Lock::Timeout=600 update >/dev/null
+    apt_install chromium
+  fi
+  if ! command -v npm >/dev/null; then
+    apt-get -qq -o DPkg::Lock::Timeout=600 update >/dev/null
+    apt_install nodejs npm
   fi
 fi

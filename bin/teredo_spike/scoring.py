@@ -1,32 +1,43 @@
 """Scores each host's Teredo traffic per bucket against its own and the fleet's baseline.
 
-Design (SPEC "Scoring"), per host and metric (packets, bytes, flows, distinct destinations):
+Per host and metric (packets, bytes, flows, distinct destinations):
 
 - work on y = ln(1 + x), and only over buckets that have Teredo traffic: an absent bucket is
   "client off", not zero traffic;
 - an exponentially weighted mean and variance of y, updated after scoring each bucket, with the
-  residual clipped at +-5 sigma so that a tunnel does not drag its own baseline up;
+  residual clipped at +-5 sigma; a bucket that scores as a spike does not update it, so that a long
+  tunnel stays visible and a repeated one is as new as the first;
 - for hosts with little history, blend that with a population prior (median and MAD of y over every
   host-bucket), weight n / (n + PRIOR_WEIGHT);
 - score = the largest one-sided z over the metrics;
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
+- familiar heavy use: a level the host already reached in spikes 12 hours to 7 days earlier (in two
+  sessions, or yesterday), towards the same destinations, is not new (daily gamers and peer-to-peer
+  users page once or twice, not every day);
 - a spike needs score >= threshold and volume above the floor (packets or bytes);
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
+
+Measured on generated scenarios (docs/detection-quality.md): without the spike-free baseline and the
+familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels.
 """
 
 import math
 from collections import deque
 from statistics import median
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .aggregation import Cell, Key
 
 METRICS = ("packets", "bytes", "flows", "dests")
 
 EW_ALPHA = 0.03          # weight of a new bucket in the host's baseline (~33-bucket memory)
-PEAK_WINDOW = 2 * 86400  # a host's recent peaks: from 2 days ago...
-PEAK_DELAY = 12 * 3600   # ...to 12 hours ago, so that a tunnel never excuses itself
+FAMILIAR_WINDOW = 7 * 86400  # a host's familiar heavy use: spikes from 7 days ago...
+FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excuses itself,
+FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated days later is new)...
+YESTERDAY = 36 * 3600         # ...or in one session that ended 12 to 36 hours ago (a daily rhythm)
+SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
+NOVEL_SHARE = 0.5             # a bucket with at least this share of new destinations is not familiar
 CLIP_SIGMA = 5.0         # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0      # buckets of history at which the host's own baseline weighs half
 MIN_SD = 0.4           # floor of sigma on the log scale: x1.5 per sigma, x11 at the default threshold
@@ -122,17 +133,20 @@ def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
     return prior
 
 
-def score_host(series: Sequence[HostBucket], prior: Sequence[tuple]) -> None:
-    """Score each bucket against the baseline built from the host's earlier buckets."""
+def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: Settings) -> None:
+    """Score each bucket against the baseline built from the host's earlier buckets. A bucket that
+    scores as a spike does not teach the baseline: a long or repeated tunnel stays visible."""
     count = len(METRICS)
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
-    for n, hb in enumerate(series):
-        own = n / (n + PRIOR_WEIGHT)
+    learned = 0
+    ys = [0.0] * count
+    for hb in series:
+        own = learned / (learned + PRIOR_WEIGHT)
         best = 0.0
         for k in range(count):
-            y = math.log1p(hb.values[k])
+            y = ys[k] = math.log1p(hb.values[k])
             prior_mean, prior_var = prior[k]
             expected = own * mean[k] + (1.0 - own) * prior_mean
             spread = math.sqrt(max(own * var[k] + (1.0 - own) * prior_var, min_var))
@@ -142,53 +156,84 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple]) -> None:
             hb.baseline_sd[k] = spread
             if z > best:
                 best = z
-            # Update the host's own baseline with this bucket (after scoring it).
-            if n == 0:
-                mean[k] = y
-                var[k] = prior_var
-            else:
-                alpha = max(EW_ALPHA, 1.0 / (n + 1))
-                limit = CLIP_SIGMA * math.sqrt(max(var[k], min_var))
-                residual = min(max(y - mean[k], -limit), limit)
-                mean[k] += alpha * residual
-                var[k] = (1.0 - alpha) * (var[k] + alpha * residual * residual)
         hb.score = best
+        if best >= settings.threshold and _above_floor(hb, settings):
+            continue
+        # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
+        alpha = max(EW_ALPHA, 1.0 / (learned + 1))
+        for k in range(count):
+            if learned == 0:
+                mean[k] = ys[k]
+                var[k] = prior[k][1]
+                continue
+            limit = CLIP_SIGMA * math.sqrt(max(var[k], min_var))
+            residual = min(max(ys[k] - mean[k], -limit), limit)
+            mean[k] += alpha * residual
+            var[k] = (1.0 - alpha) * (var[k] + alpha * residual * residual)
+        learned += 1
 
 
 def _above_floor(hb: HostBucket, settings: Settings) -> bool:
     return hb.packets >= settings.min_packets or hb.bytes >= settings.min_bytes
 
 
-def discount_recent_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
-    """A level the host already reached in a spike 12 hours to 2 days ago is not new: score each
-    metric against that peak too and keep the smaller z. Daily heavy Teredo users stop paging after
-    their first session; a tunnel never excuses itself (its own buckets are too recent), and a
-    tunnel repeated days later is new again."""
+def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
+    """Heavy Teredo users (games, peer-to-peer) spike every day from the same few destinations.
+    Where the host already spiked 12 hours to 7 days ago — in at least FAMILIAR_SESSIONS sessions,
+    or in one session that ended at most 36 hours ago — a bucket that goes mostly to destinations of
+    those spikes is scored against that level too (the second-highest session's peak, or the one
+    session's) and keeps the smaller z. A first tunnel, a tunnel repeated days later, or a tunnel to
+    relays new to the host is not discounted."""
     count = len(METRICS)
     ys = [[math.log1p(v) for v in hb.values] for hb in series]
     spiked = [hb.score >= settings.threshold and _above_floor(hb, settings) for hb in series]
-    peaks = [deque() for _ in range(count)]  # per metric: indices of a sliding-window maximum
-    oldest = newest = 0
+    window: deque = deque()  # indices of spike buckets inside the familiar window
+    newest = 0
+    sessions: List[Tuple[int, List[float]]] = []
+    familiar: Set[str] = set()
     for n, hb in enumerate(series):
-        while newest < n and series[newest].bucket <= hb.bucket - PEAK_DELAY:
+        changed = False
+        while newest < n and series[newest].bucket <= hb.bucket - FAMILIAR_DELAY:
             if spiked[newest]:
-                for k, window in enumerate(peaks):
-                    while window and ys[window[-1]][k] <= ys[newest][k]:
-                        window.pop()
-                    window.append(newest)
+                window.append(newest)
+                changed = True
             newest += 1
-        while oldest < newest and series[oldest].bucket < hb.bucket - PEAK_WINDOW:
-            for window in peaks:
-                if window and window[0] == oldest:
-                    window.popleft()
-            oldest += 1
-        if not peaks[0]:
+        while window and series[window[0]].bucket < hb.bucket - FAMILIAR_WINDOW:
+            window.popleft()
+            changed = True
+        if changed:
+            sessions, familiar = _sessions(series, ys, window)
+        if len(sessions) >= FAMILIAR_SESSIONS:
+            level = [sorted((peak[k] for _, peak in sessions), reverse=True)[FAMILIAR_SESSIONS - 1]
+                     for k in range(count)]
+        elif sessions and sessions[0][0] >= hb.bucket - YESTERDAY:
+            level = sessions[0][1]
+        else:
+            continue
+        novel = len(hb.dests - familiar)
+        if hb.dests and novel >= NOVEL_SHARE * len(hb.dests):
             continue
         for k in range(count):
-            z_peak = (ys[n][k] - ys[peaks[k][0]][k]) / hb.baseline_sd[k]
-            if z_peak < hb.z[k]:
-                hb.z[k] = z_peak
+            z_familiar = (ys[n][k] - level[k]) / hb.baseline_sd[k]
+            if z_familiar < hb.z[k]:
+                hb.z[k] = z_familiar
         hb.score = max(0.0, max(hb.z) - hb.fleet_adjustment)
+
+
+def _sessions(series: Sequence[HostBucket], ys: Sequence[List[float]], window: Sequence[int]
+              ) -> Tuple[List[Tuple[int, List[float]]], Set[str]]:
+    """The spikes in `window` as sessions (last bucket, peak y per metric), and their
+    destinations."""
+    sessions: List[Tuple[int, List[float]]] = []
+    familiar: Set[str] = set()
+    for i in window:
+        hb = series[i]
+        if sessions and hb.bucket - sessions[-1][0] <= SESSION_GAP:
+            sessions[-1] = (hb.bucket, [max(a, b) for a, b in zip(sessions[-1][1], ys[i])])
+        else:
+            sessions.append((hb.bucket, list(ys[i])))
+        familiar |= hb.dests
+    return sessions, familiar
 
 
 def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
@@ -243,8 +288,8 @@ def score_all(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
     """Score every host-bucket in place."""
     prior = population_prior(hosts)
     for series in hosts.values():
-        score_host(series, prior)
+        score_host(series, prior, settings)
     fleet_correct(hosts)
     for series in hosts.values():
-        discount_recent_peaks(series, settings)
+        discount_familiar_peaks(series, settings)
     mark_spikes(hosts, settings)
