@@ -17,11 +17,13 @@ unions commute, so the result does not depend on how the input was split into ch
 import csv
 import tempfile
 from collections import Counter
-from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+from itertools import repeat
+from typing import (Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 from . import evidence as ev
 from .addresses import Networks, TeredoAddress
-from .fields import UDP_VALUES, Columns, columns_of, first_value
+from .fields import UDP_VALUES, Chunk, Columns, columns_of, first_value, multivalue_cells
 
 OWN_EVIDENCE = ev.LABEL | ev.PREFIX | ev.PORT
 
@@ -41,6 +43,11 @@ SKIP_BAD_NUMBER = "non-numeric count, bytes or packets"
 SKIP_NO_NETWORK_FIELDS = "no network fields (src_ip or src, dest_ip or dest)"
 
 Key = Tuple[str, str, int]  # (src, src_port, bucket start in epoch seconds)
+
+# Entries of the per-process memos of address and label tests before they are cleared: hosts and
+# servers repeat across millions of records, but memory must not grow with the records.
+MAX_MEMO = 100_000
+
 
 
 class Cell:
@@ -95,83 +102,158 @@ class Aggregator:
         self.records = 0
         self.skipped: Counter = Counter()
         self._spool = None  # candidate rows waiting for the end of input (reduce phase)
+        self._inside = _Inside(internal)  # address -> internal.classify(address)
+        self._teredo_label = _TeredoLabels()
 
     # ---- reading flow records (map phase) -------------------------------------------------
 
-    def add_records(self, header: Sequence[str], rows: Iterable[List[str]]) -> Dict[Key, Cell]:
-        """Aggregate raw flow records. Cells with own evidence, and candidates next to a live port
-        already seen here, go into `self.cells`; the other candidates are returned, for the caller
-        to emit (map) or spool (reduce)."""
-        columns = columns_of(header)
+    def add_chunk(self, chunk: Chunk) -> Dict[Key, Cell]:
+        """Aggregate one chunk of raw flow records. Cells with own evidence, and candidates next to
+        a live port already seen here, go into `self.cells`; the other candidates are returned,
+        for the caller to emit (map) or spool (reduce)."""
+        if len(self._inside) > MAX_MEMO or len(self._teredo_label) > MAX_MEMO:
+            self._inside.clear()
+            self._teredo_label.clear()
+        columns = columns_of(chunk.header)
+        lines = chunk.lines()
         if not columns.has_network_fields:
-            count = sum(1 for _ in rows)
+            count = len(lines) if lines is not None else sum(1 for _ in chunk.rows())
             self.records += count
             if count:
                 self.skipped[SKIP_NO_NETWORK_FIELDS] += count
             return {}
         candidates: Dict[Key, Cell] = {}
-        for row in rows:
-            self.records += 1
-            self._add_record(columns, row, candidates)
+        if lines is None:
+            self._add_rows(columns, _padded(chunk.rows(), len(chunk.header)), candidates,
+                           count=True)
+        else:
+            self.records += len(lines)
+            self._add_rows(columns, self._outbound_udp_rows(columns, lines), candidates,
+                           count=False)
         return self._keep_resolvable(candidates)
 
-    def _add_record(self, c: Columns, row: List[str], candidates: Dict[Key, Cell]) -> None:
+    def _outbound_udp_rows(self, c: Columns, lines: List[str]) -> List[List[str]]:
+        """The cells of the lines that can be outbound UDP, or are unreadable (_add_rows counts
+        those). Most records are TCP, internal or inbound: they are dropped after splitting off
+        only the cells the tests need, with the tests _add_rows would make: transport; both
+        addresses IP addresses and internal -> external."""
+        if not lines:
+            return []
+        sample = lines[0].split(",")
         if c.transport is not None:
-            transport = row[c.transport]
-            if transport and transport not in UDP_VALUES and transport.lower() not in UDP_VALUES:
-                return
-        src = first_value(row[c.src]) if c.src < len(row) else ""
-        if not src:
-            self.skipped[SKIP_NO_SOURCE] += 1
-            return
-        dest = first_value(row[c.dest]) if c.dest < len(row) else ""
-        src_inside = self.internal.contains(src)
-        dest_inside = self.internal.contains(dest) if dest else None
-        if src_inside is None or dest_inside is None:
-            self.skipped[SKIP_NOT_IP] += 1
-            return
-        if not src_inside or dest_inside:
-            return  # not outbound
-        try:
-            bucket = int(float(row[c.time])) // self.span * self.span
-        except (TypeError, ValueError, IndexError, OverflowError):
-            self.skipped[SKIP_NO_TIME] += 1
-            return
-        try:
-            flows = _number(row[c.count], 1) if c.count is not None else 1
-            packets = _number(row[c.packets], flows) if c.packets is not None else flows
-            octets = _number(row[c.bytes], 0) if c.bytes is not None else 0
-        except (ValueError, OverflowError):
-            self.skipped[SKIP_BAD_NUMBER] += 1
-            return
-        src_port = first_value(row[c.src_port]) if c.src_port is not None else ""
-        dest_port = first_value(row[c.dest_port]) if c.dest_port is not None else ""
-        teredo: List[TeredoAddress] = []
-        own = row[c.inner_src].split("\n") if c.inner_src is not None and row[c.inner_src] else ()
-        peers = row[c.inner_dest].split("\n") if c.inner_dest is not None and row[c.inner_dest] else ()
-        mask = ev.record_evidence([row[i] for i in c.labels], dest_port, own, peers, teredo)
-        key = (src, src_port, bucket)
-        if mask:
-            cell = self.cells.get(key)
-            if cell is None:
-                cell = self.cells[key] = candidates.pop(key, None) or Cell()
-        else:
-            mask = ev.CLIENT_PORT
-            cell = self.cells.get(key)
-            if cell is None:
-                cell = candidates.get(key)
+            split, maxsplit, at = _cheapest_split(sample, (c.transport,))
+            can_be_udp = _TransportVerdicts()
+            heads = map(split, lines, repeat(","), repeat(maxsplit))
+            lines = [line for line, cells in zip(lines, heads) if can_be_udp[cells[at[0]]]]
+        split, maxsplit, (src, dest) = _cheapest_split(sample, (c.src, c.dest))
+        inside = self._inside
+        heads = map(split, lines, repeat(","), repeat(maxsplit))
+        # Kept: the source or the destination is not an IP address (skipped and counted later),
+        # or the source is internal and the destination is not.
+        lines = [line for line, cells in zip(lines, heads)
+                 if (s := inside[cells[src]]) is None or (d := inside[cells[dest]]) is None
+                 or (s and not d)]
+        return [line.split(",") for line in lines]
+
+    def _add_rows(self, c: Columns, rows: Iterable[List[str]], candidates: Dict[Key, Cell],
+                  count: bool) -> None:
+        """The per-record hot path: plain locals, memoised address and label tests, no call per
+        record except where a record may be Teredo."""
+        span = self.span
+        cells = self.cells
+        skipped = self.skipped
+        inside = self._inside
+        teredo_label = self._teredo_label
+        transport_at, src_at, dest_at, time_at = c.transport, c.src, c.dest, c.time
+        count_at, packets_at, bytes_at = c.count, c.packets, c.bytes
+        src_port_at, dest_port_at, labels = c.src_port, c.dest_port, c.labels
+        inner = tuple(i for i in (c.inner_src, c.inner_dest) if i is not None)
+        records = 0
+        for row in rows:
+            records += 1
+            if transport_at is not None:
+                transport = row[transport_at]
+                if transport and transport not in UDP_VALUES and transport.lower() not in UDP_VALUES:
+                    continue
+            src = row[src_at]
+            if "\n" in src:
+                src = first_value(src)
+            if not src:
+                skipped[SKIP_NO_SOURCE] += 1
+                continue
+            dest = row[dest_at]
+            if "\n" in dest:
+                dest = first_value(dest)
+            src_inside = inside[src]
+            dest_inside = inside[dest] if dest else None
+            if src_inside is None or dest_inside is None:
+                skipped[SKIP_NOT_IP] += 1
+                continue
+            if not src_inside or dest_inside:
+                continue  # not outbound
+            try:
+                bucket = int(float(row[time_at])) // span * span
+            except (TypeError, ValueError, OverflowError):
+                skipped[SKIP_NO_TIME] += 1
+                continue
+            try:
+                flows = _number(row[count_at], 1) if count_at is not None else 1
+                packets = _number(row[packets_at], flows) if packets_at is not None else flows
+                octets = _number(row[bytes_at], 0) if bytes_at is not None else 0
+            except (ValueError, OverflowError):
+                skipped[SKIP_BAD_NUMBER] += 1
+                continue
+            src_port = row[src_port_at] if src_port_at is not None else ""
+            if "\n" in src_port:
+                src_port = first_value(src_port)
+            dest_port = row[dest_port_at] if dest_port_at is not None else ""
+            if "\n" in dest_port:
+                dest_port = first_value(dest_port)
+            key = (src, src_port, bucket)
+            # Evidence of its own (evidence.record_evidence), tested cheaply first: most
+            # outbound UDP has none and becomes a candidate cell.
+            may_be_teredo = dest_port == ev.SERVER_PORT_TEXT
+            if not may_be_teredo:
+                for i in labels:
+                    if teredo_label[row[i]]:
+                        may_be_teredo = True
+                        break
+                else:
+                    for i in inner:
+                        if row[i]:
+                            may_be_teredo = True
+                            break
+            if may_be_teredo:
+                teredo: List[TeredoAddress] = []
+                own = _split_cell(row, c.inner_src)
+                peers = _split_cell(row, c.inner_dest)
+                mask = ev.record_evidence([row[i] for i in labels], dest_port, own, peers, teredo)
+            else:
+                mask = 0
+            if mask:
+                cell = cells.get(key)
                 if cell is None:
-                    cell = candidates[key] = Cell()
-        cell.packets += packets
-        cell.bytes += octets
-        cell.flows += flows
-        cell.evidence |= mask
-        cell.dests.add(dest)
-        if mask & ev.PORT:
-            cell.servers.add(dest)
-        for address in teredo:
-            cell.servers.add(address.server)
-            cell.mapped.add(address.mapped)
+                    cell = cells[key] = candidates.pop(key, None) or Cell()
+            else:
+                mask = ev.CLIENT_PORT
+                cell = cells.get(key)
+                if cell is None:
+                    cell = candidates.get(key)
+                    if cell is None:
+                        cell = candidates[key] = Cell()
+            cell.packets += packets
+            cell.bytes += octets
+            cell.flows += flows
+            cell.evidence |= mask
+            cell.dests.add(dest)
+            if mask & ev.PORT:
+                cell.servers.add(dest)
+            if mask & ev.PREFIX:
+                for address in teredo:
+                    cell.servers.add(address.server)
+                    cell.mapped.add(address.mapped)
+        if count:
+            self.records += records
 
     def _is_live_near(self, key: Key) -> bool:
         src, port, bucket = key
@@ -183,10 +265,21 @@ class Aggregator:
         return False
 
     def _keep_resolvable(self, candidates: Dict[Key, Cell]) -> Dict[Key, Cell]:
+        """Merge the candidates whose port is live in their bucket or a neighbouring one
+        (_is_live_near, inlined: there is one call per candidate); return the others."""
+        cells = self.cells
+        span = self.span
         unresolved = {}
         for key, cell in candidates.items():
-            if key in self.cells or self._is_live_near(key):
-                self._merge(key, cell)
+            mine = cells.get(key)
+            if mine is not None:
+                mine.merge(cell)
+                continue
+            src, port, bucket = key
+            before = cells.get((src, port, bucket - span))
+            after = cells.get((src, port, bucket + span))
+            if (before is not None and before.is_live) or (after is not None and after.is_live):
+                cells[key] = cell
             else:
                 unresolved[key] = cell
         return unresolved
@@ -200,23 +293,35 @@ class Aggregator:
 
     # ---- partial aggregates between phases ----------------------------------------------
 
-    def partial_rows(self, cells: Dict[Key, Cell]) -> Iterator[dict]:
-        """Map-phase output rows for `cells` (sets travel as multivalue fields)."""
-        for (src, port, bucket), cell in sorted(cells.items()):
-            yield {
-                PARTIAL_MARKER: "1", "_time": bucket, "src": src, "src_port": port,
-                "packets": cell.packets, "bytes": cell.bytes, "flows": cell.flows,
-                "evidence": cell.evidence, "dests": sorted(cell.dests),
-                "servers": sorted(cell.servers), "mapped": sorted(cell.mapped),
-                "records": "", "skipped": "",
-            }
+    def partial_table(self, cells: Dict[Key, Cell]) -> "PartialTable":
+        """Map-phase output rows for `cells`, in PARTIAL_FIELDS order and already in wire form
+        (each field's cell followed by its __mv_ cell): sets travel as multivalue fields."""
+        plain = []
+        rows = []
+        for (src, port, bucket), cell in cells.items():
+            if len(cell.dests) == 1 and len(cell.servers) <= 1 and not cell.mapped:
+                (dest,) = cell.dests
+                server = next(iter(cell.servers), "")
+                plain.append(_PLAIN_ROW % (bucket, src, port, cell.packets, cell.bytes,
+                                           cell.flows, cell.evidence, dest, server))
+            else:
+                rows.append(_wire_row(src, port, bucket, cell))
+        text = "".join(plain)
+        if not _is_plain(text, len(plain)):  # a cell needs quoting after all
+            return PartialTable("", 0, [_wire_row(s, p, b, cell)
+                                        for (s, p, b), cell in cells.items()])
+        return PartialTable(text, len(plain), rows)
 
-    def counts_row(self) -> dict:
-        """The map phase's record counts, so that the search head can report skipped records."""
-        row = dict.fromkeys(PARTIAL_FIELDS, "")
-        row.update({PARTIAL_MARKER: "1", "records": self.records,
-                    "skipped": ["%s=%d" % item for item in sorted(self.skipped.items())]})
-        return row
+    def counts_table(self) -> "PartialTable":
+        """The map phase's record counts (one wire row), so that the search head can report
+        skipped records."""
+        row = [""] * (2 * len(PARTIAL_FIELDS))
+        row[0] = "1"
+        row[2 * PARTIAL_FIELDS.index("records")] = str(self.records)
+        at = 2 * PARTIAL_FIELDS.index("skipped")
+        row[at], row[at + 1] = multivalue_cells(
+            ["%s=%d" % item for item in sorted(self.skipped.items())])
+        return PartialTable("", 0, [row])
 
     def add_partial_rows(self, header: Sequence[str], rows: Iterable[List[str]]) -> None:
         """Merge map-phase output rows (reduce phase). Candidates not yet resolvable are spooled."""
@@ -224,20 +329,24 @@ class Aggregator:
         missing = [name for name in PARTIAL_FIELDS if name not in at]
         if missing:
             raise ValueError("partial results lack fields: %s" % ", ".join(missing))
+        (time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at, dests_at,
+         servers_at, mapped_at, records_at, skipped_at) = (at[name] for name in PARTIAL_FIELDS[1:])
+        cells = self.cells
         for row in rows:
-            if not row[at["src"]]:
-                self._add_counts(row[at["records"]], row[at["skipped"]])
+            src = row[src_at]
+            if not src:
+                self._add_counts(row[records_at], row[skipped_at])
                 continue
             cell = Cell()
-            cell.packets = int(row[at["packets"]])
-            cell.bytes = int(row[at["bytes"]])
-            cell.flows = int(row[at["flows"]])
-            cell.evidence = int(row[at["evidence"]])
-            cell.dests = _values(row[at["dests"]])
-            cell.servers = _values(row[at["servers"]])
-            cell.mapped = _values(row[at["mapped"]])
-            key = (row[at["src"]], row[at["src_port"]], int(row[at["_time"]]))
-            if cell.is_live or key in self.cells or self._is_live_near(key):
+            cell.packets = int(row[packets_at])
+            cell.bytes = int(row[bytes_at])
+            cell.flows = int(row[flows_at])
+            cell.evidence = int(row[evidence_at])
+            cell.dests = _values(row[dests_at])
+            cell.servers = _values(row[servers_at])
+            cell.mapped = _values(row[mapped_at])
+            key = (src, row[port_at], int(row[time_at]))
+            if cell.evidence & OWN_EVIDENCE or key in cells or self._is_live_near(key):
                 self._merge(key, cell)
             else:
                 self.spool(key, cell)
@@ -278,6 +387,97 @@ class Aggregator:
                 self._merge(key, cell)
         self._spool.close()
         self._spool = None
+
+def _cheapest_split(sample: List[str], needed: Sequence[int]
+                    ) -> Tuple[Callable, int, Tuple[int, ...]]:
+    """How to split the cells `needed` off a line at least cost: str.split from the left up to
+    the last of them, or str.rsplit from the right down to the first (empty cells, such as the
+    `__mv_` columns splunkd puts last, cost nothing). Returns (method, maxsplit, positions):
+    `method(line, ",", maxsplit)[positions[k]]` is cell `needed[k]`. `sample` is one line's
+    cells; either way gives the same cells."""
+    first, last = min(needed), max(needed)
+    from_left = sum(1 for cell in sample[:last + 1] if cell)
+    from_right = sum(1 for cell in sample[first:] if cell)
+    if first == 0 or from_left <= from_right:
+        return str.split, last + 1, tuple(needed)
+    # rsplit(",", width - first): part 0 holds cells 0..first-1, part j holds cell first+j-1.
+    return str.rsplit, len(sample) - first, tuple(i - first + 1 for i in needed)
+
+
+class PartialTable(NamedTuple):
+    """Map-phase output rows: `text` holds `text_rows` rows already written as CSV lines (the
+    common candidate cell, whose cells need no quoting); `rows` the others as wire cells."""
+
+    text: str
+    text_rows: int
+    rows: List[List[str]]
+
+
+# One plain row (bucket, src, port, packets, bytes, flows, evidence, its one destination, its
+# server if any; no mapped address) as a CSV line in splunklib's dialect: 26 cells, `\r\n`.
+_PLAIN_ROW = ",".join(["1", "", "%d", "", "%s", "", "%s", "", "%d", "", "%d", "", "%d", "",
+                       "%d", "", "%s", "", "%s"] + [""] * 7) + "\r\n"
+_PLAIN_COMMAS = 2 * len(PARTIAL_FIELDS) - 1
+
+
+def _is_plain(text: str, rows: int) -> bool:
+    """True when no cell of these rows holds a comma, quote or line break (then csv.writer
+    would have written exactly this text)."""
+    return (text.count(",") == rows * _PLAIN_COMMAS and text.count("\n") == rows
+            and text.count("\r") == rows and '"' not in text)
+
+
+def _wire_row(src: str, port: str, bucket: int, cell: Cell) -> List[str]:
+    dests, dests_mv = multivalue_cells(cell.dests)
+    servers, servers_mv = multivalue_cells(cell.servers)
+    mapped, mapped_mv = multivalue_cells(cell.mapped)
+    return ["1", "", str(bucket), "", src, "", port, "", str(cell.packets), "", str(cell.bytes),
+            "", str(cell.flows), "", str(cell.evidence), "", dests, dests_mv, servers,
+            servers_mv, mapped, mapped_mv, "", "", "", ""]
+
+
+class _TransportVerdicts(dict):
+    """transport cell -> can the record be UDP (empty means absent: it can)."""
+
+    def __missing__(self, cell: str) -> bool:
+        verdict = self[cell] = not cell or cell in UDP_VALUES or cell.lower() in UDP_VALUES
+        return verdict
+
+
+class _Inside(dict):
+    """address -> internal (True), external (False), not an IP address (None)."""
+
+    def __init__(self, internal: Networks) -> None:
+        super().__init__()
+        self.classify = internal.classify
+
+    def __missing__(self, address: str) -> Optional[bool]:
+        verdict = self[address] = self.classify(address)
+        return verdict
+
+
+class _TeredoLabels(dict):
+    """label cell -> does it name Teredo (evidence.is_teredo_label)."""
+
+    def __missing__(self, cell: str) -> bool:
+        verdict = self[cell] = bool(cell) and ev.is_teredo_label(cell)
+        return verdict
+
+
+def _padded(rows: Iterable[List[str]], width: int) -> Iterator[List[str]]:
+    """Rows with at least `width` cells: a short row's missing cells read as empty (absent)."""
+    for row in rows:
+        if len(row) < width:
+            row = row + [""] * (width - len(row))
+        yield row
+
+
+def _split_cell(row: List[str], at: Optional[int]) -> Sequence[str]:
+    """The values of a (multivalue) cell; none when the chunk lacks the field."""
+    if at is None or not row[at]:
+        return ()
+    return row[at].split("\n")
+
 
 def _values(cell: str) -> set:
     return set(cell.split("\n")) if cell else set()

@@ -5,7 +5,10 @@ other sources carry `src`; the command accepts each, so one lookup per chunk hea
 per-record dictionary.
 """
 
-from typing import Dict, List, NamedTuple, Optional, Sequence
+import csv
+import io
+from itertools import repeat
+from typing import Collection, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 DATAMODEL_PREFIX = "All_Traffic."
 
@@ -93,3 +96,61 @@ def first_value(cell: str) -> str:
     """A multivalue cell's first value (its values are newline-joined)."""
     newline = cell.find("\n")
     return cell if newline < 0 else cell[:newline]
+
+
+def multivalue_cells(values: Collection[str]) -> Tuple[str, str]:
+    """A field's two wire cells, as splunklib's record writer makes them: one value travels
+    plain; several travel sorted, newline-joined, with the `$v1$;$v2$` companion (`$` doubled)."""
+    if len(values) <= 1:
+        return next(iter(values), ""), ""
+    ordered = sorted(values)
+    return "\n".join(ordered), "$" + "$;$".join(v.replace("$", "$$") for v in ordered) + "$"
+
+
+def wire_header(fields: Sequence[str]) -> List[str]:
+    """A header row with each field followed by its __mv_ companion."""
+    return [name for field in fields for name in (field, "__mv_" + field)]
+
+
+class Chunk:
+    """One execute chunk's body: its header row, and its records read without a dict per record.
+
+    splunklib would build a dict per record; at millions of records that costs more than the
+    detection itself (FIELD-NOTES: ~8.7 µs vs ~1.4 µs a record)."""
+
+    def __init__(self, body: str) -> None:
+        self._body = body
+        end = body.find("\n")
+        self._start = len(body) if end < 0 else end + 1  # where the records begin
+        self.header: List[str] = next(csv.reader([body[:self._start]]), [])
+
+    def rows(self) -> Iterator[List[str]]:
+        """Every record's cells, read with csv.reader."""
+        rows = csv.reader(io.StringIO(self._body))
+        next(rows, None)
+        return rows
+
+    def lines(self) -> Optional[List[str]]:
+        """Every record as one line of text whose cells are `line.split(",")`, or None when the
+        body needs csv.reader.
+
+        splunkd quotes every value that is not purely alphanumeric ("10.1.2.3", "1700000000.000")
+        but such values hold no comma, newline or quote. So when no quote is doubled (an escaped
+        quote or an empty quoted value), the quotes can simply go, and when then every line has
+        exactly the header's number of cells, no quoted value held a comma or a newline (a
+        multivalue cell) and each line is one record: its cells are what csv.reader returns."""
+        text = self._body  # no copy without the header line: the quotes in it do no harm
+        if text.find('"', self._start) >= 0:
+            if text.find('""', self._start) >= 0:
+                return None
+            text = text.replace('"', "")
+        if "\r" in text:
+            return None
+        lines = text.split("\n")
+        del lines[0]
+        if lines and lines[-1] == "":
+            lines.pop()
+        commas = len(self.header) - 1
+        if not all(map(commas.__eq__, map(str.count, lines, repeat(",")))):
+            return None
+        return lines

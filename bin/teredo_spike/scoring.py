@@ -24,6 +24,7 @@ familiar-use rule, the design paged on heavy users' every session and missed rep
 
 import math
 from collections import deque
+from operator import attrgetter
 from statistics import median
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
@@ -105,8 +106,10 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
         hb.dests |= cell.dests
         if port:
             hb.client_ports.add(port)
-        hb.servers |= cell.servers
-        hb.mapped |= cell.mapped
+        if cell.servers:
+            hb.servers |= cell.servers
+        if cell.mapped:
+            hb.mapped |= cell.mapped
         hb.evidence |= cell.evidence
     hosts: Dict[str, List[HostBucket]] = {}
     for hb in by_key.values():
@@ -114,20 +117,22 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
         hb.relays = hb.dests - hb.servers
         hosts.setdefault(hb.src, []).append(hb)
     for series in hosts.values():
-        series.sort(key=lambda hb: hb.bucket)
+        series.sort(key=attrgetter("bucket"))
     return hosts
 
 
 def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
     """(mean, variance) of y per metric over every host-bucket, robustly (median, MAD)."""
     prior = []
+    every = [hb for series in hosts.values() for hb in series]
+    log1p = math.log1p
     for k in range(len(METRICS)):
-        ys = [math.log1p(hb.values[k]) for series in hosts.values() for hb in series]
+        ys = [log1p(hb.values[k]) for hb in every]
         if not ys:
             prior.append((0.0, MIN_SD * MIN_SD))
             continue
         centre = median(ys)
-        spread = 1.4826 * median(abs(y - centre) for y in ys)
+        spread = 1.4826 * median([abs(y - centre) for y in ys])
         sd = max(spread, MIN_SD)
         prior.append((centre, sd * sd))
     return prior
@@ -136,40 +141,55 @@ def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
 def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: Settings) -> None:
     """Score each bucket against the baseline built from the host's earlier buckets. A bucket that
     scores as a spike does not teach the baseline: a long or repeated tunnel stays visible."""
+    # The hot loop of the reduce phase (once per host-bucket and metric): names are bound locally
+    # and max/min written as comparisons.
     count = len(METRICS)
+    metrics = range(count)
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
+    log1p, sqrt = math.log1p, math.sqrt
+    threshold = settings.threshold
     learned = 0
     ys = [0.0] * count
     for hb in series:
         own = learned / (learned + PRIOR_WEIGHT)
+        rest = 1.0 - own
+        values, zs, baseline, baseline_sd = hb.values, hb.z, hb.baseline, hb.baseline_sd
         best = 0.0
-        for k in range(count):
-            y = ys[k] = math.log1p(hb.values[k])
+        for k in metrics:
+            y = ys[k] = log1p(values[k])
             prior_mean, prior_var = prior[k]
-            expected = own * mean[k] + (1.0 - own) * prior_mean
-            spread = math.sqrt(max(own * var[k] + (1.0 - own) * prior_var, min_var))
+            expected = own * mean[k] + rest * prior_mean
+            blended = own * var[k] + rest * prior_var
+            spread = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
-            hb.z[k] = z
-            hb.baseline[k] = expected
-            hb.baseline_sd[k] = spread
+            zs[k] = z
+            baseline[k] = expected
+            baseline_sd[k] = spread
             if z > best:
                 best = z
         hb.score = best
-        if best >= settings.threshold and _above_floor(hb, settings):
+        if best >= threshold and _above_floor(hb, settings):
             continue
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
-        alpha = max(EW_ALPHA, 1.0 / (learned + 1))
-        for k in range(count):
-            if learned == 0:
-                mean[k] = ys[k]
-                var[k] = prior[k][1]
-                continue
-            limit = CLIP_SIGMA * math.sqrt(max(var[k], min_var))
-            residual = min(max(ys[k] - mean[k], -limit), limit)
-            mean[k] += alpha * residual
-            var[k] = (1.0 - alpha) * (var[k] + alpha * residual * residual)
+        if learned == 0:
+            mean[:] = ys
+            var[:] = [p[1] for p in prior]
+        else:
+            alpha = 1.0 / (learned + 1)
+            if not alpha > EW_ALPHA:  # alpha = max(EW_ALPHA, 1 / (learned + 1))
+                alpha = EW_ALPHA
+            for k in metrics:
+                mean_k, var_k = mean[k], var[k]
+                limit = CLIP_SIGMA * sqrt(min_var if min_var > var_k else var_k)
+                residual = ys[k] - mean_k
+                if -limit > residual:
+                    residual = -limit
+                if limit < residual:
+                    residual = limit
+                mean[k] = mean_k + alpha * residual
+                var[k] = (1.0 - alpha) * (var_k + alpha * residual * residual)
         learned += 1
 
 

@@ -1,0 +1,205 @@
+"""Deterministic benchmark inputs, written once as ready-to-send chunk bodies.
+
+Raw records are firewall-like traffic events with 10 CIM fields (the ones a Palo Alto traffic log
+carries that `| teredospike` asks for). The mix, per record:
+
+- 72% TCP (web to the internet, SMB/LDAP/Kerberos between internal zones);
+- 27.5% UDP without Teredo: DNS to internal resolvers (internal), and outbound QUIC, NTP and public
+  DNS from ephemeral ports (these are the candidate cells the map phase must pass on);
+- 0.5% Teredo from 2% of the hosts: refreshes to a Teredo server on UDP 3544 (`app=teredo`), and
+  unlabelled relay traffic from the same client port.
+
+Bodies are written as splunkd writes them: every field with its `__mv_` companion, `_chunked_idx`,
+`\\n` line ends. They are encoded here once, so that a driver only copies bytes.
+"""
+
+import json
+import os
+import random
+from typing import Iterator, List, NamedTuple, Sequence, Tuple
+
+RAW_FIELDS = ("_time", "src_ip", "src_port", "dest_ip", "dest_port", "transport", "app", "bytes",
+              "bytes_out", "packets_out")
+AGGREGATED_FIELDS = ("_time", "All_Traffic.src_ip", "All_Traffic.src_port", "All_Traffic.dest_ip",
+                     "All_Traffic.dest_port", "All_Traffic.app", "bytes_out", "packets_out",
+                     "count")
+
+T0 = 1_700_006_400       # a bucket boundary (2023-11-15 00:00 UTC)
+RECORDS_PER_HOUR = 1_000_000
+TEREDO_SHARE = 0.005
+TEREDO_HOST_SHARE = 0.02
+QUIC_SHARE = 0.10        # outbound QUIC; public DNS and NTP add 3% more outbound UDP
+TEREDO_SERVER = "65.55.158.80"
+RELAYS = ("83.170.1.38", "195.140.195.140", "88.198.87.130")
+WEEK_BUCKETS = 7 * 144
+
+
+class BodySet(NamedTuple):
+    """Chunk bodies in one file: (offset, length, records) per chunk."""
+
+    path: str
+    chunks: List[Tuple[int, int, int]]
+
+    @property
+    def records(self) -> int:
+        return sum(count for _, _, count in self.chunks)
+
+    def bodies(self) -> Iterator[Tuple[bytes, int]]:
+        with open(self.path, "rb") as f:
+            for offset, length, count in self.chunks:
+                f.seek(offset)
+                yield f.read(length), count
+
+    def save_index(self) -> None:
+        with open(self.path + ".json", "w") as f:
+            json.dump(self.chunks, f)
+
+
+def _wire(value: str) -> str:
+    """A cell as splunkd writes it: quoted unless purely alphanumeric (recorded streams in
+    /work/shared/data/scpv2-recordings show "10.1.2.3", "1700000000.000", "bytes_out" quoted)."""
+    return value if value.isalnum() and value.isascii() or not value else '"%s"' % value
+
+
+def _order(fields: Sequence[str]) -> List[int]:
+    """splunkd's column order: the fields sorted by name (with `_chunked_idx`), then every
+    `__mv_` companion in the same order."""
+    names = list(fields) + ["_chunked_idx"]
+    return sorted(range(len(names)), key=lambda i: names[i])
+
+
+def header_line(fields: Sequence[str]) -> str:
+    names = list(fields) + ["_chunked_idx"]
+    ordered = [names[i] for i in _order(fields)]
+    return ",".join(_wire(n) for n in ordered + ["__mv_" + n for n in ordered]) + "\n"
+
+
+def encode_rows(fields: Sequence[str], rows: Sequence[Sequence[str]], first_index: int) -> bytes:
+    """A body as splunkd writes it. The values here hold no comma, quote or newline (a test checks
+    the body against tools.scpv2.encode_body through csv.reader)."""
+    order = _order(fields)
+    empty_mv = "," * len(order)
+    lines = [header_line(fields)]
+    for number, row in enumerate(rows):
+        cells = list(row) + [str(first_index + number)]
+        lines.append(",".join(_wire(cells[i]) for i in order) + empty_mv + "\n")
+    return "".join(lines).encode("utf-8")
+
+
+def _internal_host(index: int) -> str:
+    return "10.%d.%d.%d" % (16 + index // 65024, (index // 254) % 256, 1 + index % 254)
+
+
+def raw_records(count: int, hosts: int, seed: int = 1, quic: float = QUIC_SHARE
+                ) -> Iterator[List[str]]:
+    """`count` firewall records from `hosts` internal hosts, time-ordered, RECORDS_PER_HOUR dense.
+    `quic` is the share of outbound QUIC (0 where the firewall blocks it; TCP takes its place)."""
+    tcp_share = 0.72 + QUIC_SHARE - quic
+    rng = random.Random(seed)
+    rand, randint = rng.random, rng.randint
+    sources = [_internal_host(i) for i in range(hosts)]
+    teredo_hosts = max(1, int(hosts * TEREDO_HOST_SHARE))
+    client_ports = [str(rng.randint(1025, 65000)) for _ in range(teredo_hosts)]
+    web = ["%d.%d.%d.%d" % (rng.choice((13, 20, 23, 52, 104, 142, 151, 172, 185)),
+                            randint(0, 255), randint(0, 255), randint(1, 254))
+           for _ in range(20000)]
+    step = 3600.0 / RECORDS_PER_HOUR
+    for n in range(count):
+        t = "%.3f" % (T0 + n * step)
+        r = rand()
+        if r < TEREDO_SHARE:
+            h = randint(0, teredo_hosts - 1)
+            src, port = sources[h], client_ports[h]
+            if rand() < 0.6:
+                octets = str(61 + randint(0, 30))
+                yield [t, src, port, TEREDO_SERVER, "3544", "udp", "teredo", octets, octets, "1"]
+            else:
+                packets = randint(5, 400)
+                octets = str(packets * randint(90, 1280))
+                yield [t, src, port, RELAYS[h % 3], str(32900 + h % 7), "udp", "unknown-udp",
+                       octets, octets, str(packets)]
+            continue
+        src = sources[randint(0, hosts - 1)]
+        ephemeral = str(randint(49152, 65535))
+        r = rand()
+        if r < tcp_share:
+            if r < 0.5:
+                packets = randint(4, 200)
+                octets = str(packets * randint(60, 1400))
+                yield [t, src, ephemeral, web[randint(0, 19999)], "443", "tcp", "ssl", octets,
+                       octets, str(packets)]
+            else:
+                octets = str(randint(200, 90000))
+                yield [t, src, ephemeral, _internal_host(randint(0, 255)),
+                       ("445", "389", "88", "135")[randint(0, 3)], "tcp",
+                       "ms-ds-smb", octets, octets, str(randint(3, 80))]
+        elif r < tcp_share + 0.15:
+            yield [t, src, ephemeral, "10.16.0.53", "53", "udp", "dns", "74", "74", "1"]
+        elif r < tcp_share + 0.15 + quic:
+            packets = randint(5, 900)
+            octets = str(packets * randint(60, 1350))
+            yield [t, src, ephemeral, web[randint(0, 19999)], "443", "udp", "quic", octets,
+                   octets, str(packets)]
+        else:
+            yield [t, src, ephemeral, ("8.8.8.8", "1.1.1.1", "162.159.200.1")[randint(0, 2)],
+                   ("53", "53", "123")[randint(0, 2)], "udp", "dns", "76", "76", "1"]
+
+
+def aggregated_rows(hosts: int, active_buckets: int, seed: int = 2) -> Iterator[List[str]]:
+    """tstats rows (saved-search path) for `hosts` Teredo-active hosts, each with Teredo in
+    `active_buckets` of a week's 10-minute buckets: one server row per host-bucket and, in a
+    tenth of them, a relay row from the same client port."""
+    rng = random.Random(seed)
+    ports = [str(rng.randint(1025, 65000)) for _ in range(hosts)]
+    first = [rng.randint(0, WEEK_BUCKETS - active_buckets) for _ in range(hosts)]
+    for b in range(WEEK_BUCKETS):
+        t = str(T0 + b * 600)
+        for h in range(hosts):
+            if not first[h] <= b < first[h] + active_buckets:
+                continue
+            src, port = _internal_host(h), ports[h]
+            refreshes = rng.randint(20, 30)
+            yield [t, src, port, TEREDO_SERVER, "3544", "teredo", str(refreshes * 75),
+                   str(refreshes), str(refreshes)]
+            if rng.random() < 0.1:
+                packets = rng.randint(10, 3000)
+                yield [t, src, port, RELAYS[h % 3], "32901", "", str(packets * 900),
+                       str(packets), str(rng.randint(1, 30))]
+
+
+def write_bodies(path: str, fields: Sequence[str], rows: Iterator[List[str]],
+                 chunk_size: int) -> BodySet:
+    """Encode `rows` into chunk bodies of `chunk_size` records, stored in one file."""
+    chunks = []
+    offset = 0
+    index = 0
+    with open(path, "wb") as f:
+        batch: List[List[str]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == chunk_size:
+                body = encode_rows(fields, batch, index)
+                f.write(body)
+                chunks.append((offset, len(body), len(batch)))
+                offset += len(body)
+                index += len(batch)
+                batch = []
+        if batch:
+            body = encode_rows(fields, batch, index)
+            f.write(body)
+            chunks.append((offset, len(body), len(batch)))
+    bodies = BodySet(path, chunks)
+    bodies.save_index()
+    return bodies
+
+
+def raw_bodies(directory: str, records: int, hosts: int, chunk_size: int,
+               quic: float = QUIC_SHARE) -> BodySet:
+    path = os.path.join(directory, "raw-%d-%d-%d-%g.body" % (records, hosts, chunk_size, quic))
+    return write_bodies(path, RAW_FIELDS, raw_records(records, hosts, quic=quic), chunk_size)
+
+
+def aggregated_bodies(directory: str, hosts: int, active_buckets: int, chunk_size: int) -> BodySet:
+    path = os.path.join(directory, "agg-%d-%d-%d.body" % (hosts, active_buckets, chunk_size))
+    return write_bodies(path, AGGREGATED_FIELDS, aggregated_rows(hosts, active_buckets),
+                        chunk_size)
