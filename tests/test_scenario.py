@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from tools import scenario  # noqa: E402
+from tools import scenario
 
 SAMPLE = ROOT / "samples" / "enterprise_week.csv.gz"
 SAMPLE_TRUTH = ROOT / "samples" / "enterprise_week.truth.json"
