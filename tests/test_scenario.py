@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from tools import scenario  # noqa: E402
+from tools import scenario
 
 SAMPLE = ROOT / "samples" / "enterprise_week.csv.gz"
 SAMPLE_TRUTH = ROOT / "samples" / "enterprise_week.truth.json"

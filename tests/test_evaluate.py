@@ -1,0 +1,139 @@
+"""The detection-quality evaluation: its metrics on hand-made cases, and one run end to end through the
+real command on a tiny scenario (the full run with several seeds is `python tools/evaluate.py`)."""
+
+import csv
+
+import pytest
+
+from tools import evaluate, scenario
+from tools.evaluate import Episode, merge_episodes, score_episodes
+
+T0 = 1_800_000_000 - 1_800_000_000 % 600
+
+
+def at(bucket: int) -> int:
+    return T0 + 600 * bucket
+
+
+def tunnel(number, src, first, last):
+    return {"id": number, "src": src, "start": at(first), "end": at(last)}
+
+
+def test_flagged_buckets_merge_into_episodes_across_at_most_two_quiet_buckets():
+    flagged = [("a", at(b)) for b in (0, 1, 4, 8, 9)] + [("b", at(b)) for b in (4, 2, 2)]
+    assert merge_episodes(flagged) == [
+        Episode("a", at(0), at(4)),   # 1 -> 4: two quiet buckets, same episode
+        Episode("b", at(2), at(4)),   # duplicates and order do not matter
+        Episode("a", at(8), at(9)),   # 4 -> 8: three quiet buckets, a new episode
+    ]
+    assert merge_episodes([("a", at(0)), ("a", at(2))], gap=0) == [Episode("a", at(0), at(0)),
+                                                                 Episode("a", at(2), at(2))]
+    assert merge_episodes([]) == []
+
+
+def test_precision_recall_f1_latency_and_false_episodes_per_1000_host_days():
+    tunnels = [tunnel(0, "a", 10, 15), tunnel(1, "b", 20, 20), tunnel(2, "c", 30, 40)]
+    flagged = {("a", at(12)), ("a", at(13)),      # tunnel 0, detected 2 buckets late
+               ("b", at(21)),                     # after tunnel 1 ended: false, tunnel 1 missed
+               ("d", at(50)), ("d", at(60)),      # two false episodes on a host without a tunnel
+               ("c", at(30))}                     # tunnel 2, in its first bucket
+    episodes = merge_episodes(flagged)
+    # 500 hosts over 2 days = 1,000 host-days.
+    score = score_episodes(episodes, flagged, tunnels, hosts=500, eval_start=at(0), eval_end=at(2 * 144 - 1))
+    assert (score.episodes, score.true_episodes, len(score.false)) == (5, 2, 3)
+    assert score.precision == pytest.approx(2 / 5)
+    assert score.recall == pytest.approx(2 / 3)
+    assert score.f1 == pytest.approx(2 * (2 / 5) * (2 / 3) / (2 / 5 + 2 / 3))
+    assert score.detected == {0: 2, 2: 0}
+    assert score.host_days == pytest.approx(1000)
+    assert score.false_per_1000_host_days == pytest.approx(3.0)
+
+
+def test_warm_up_episodes_count_neither_way_and_an_empty_run_is_not_perfect():
+    flagged = {("a", at(5)), ("a", at(500))}
+    score = score_episodes(merge_episodes(flagged), flagged, [tunnel(0, "z", 600, 601)], hosts=100,
+                           eval_start=at(144), eval_end=at(1439))
+    assert score.episodes == 1 and len(score.false) == 1          # the one at bucket 5 is warm-up
+    assert score.false_per_1000_host_days == pytest.approx(1000 / (100 * 9))
+    assert score.recall == 0.0 and score.f1 == 0.0
+
+
+def test_pooled_scores_add_up_over_seeds():
+    one = score_episodes([Episode("a", at(1), at(1))], {("a", at(1))}, [tunnel(0, "a", 1, 1)], 10, at(0), at(143))
+    two = score_episodes([Episode("b", at(1), at(1))], {("b", at(1))}, [tunnel(0, "a", 1, 1)], 30, at(0), at(143))
+    both = evaluate.pooled([one, two])
+    assert (both.episodes, both.true_episodes, both.tunnels, len(both.detected)) == (2, 1, 2, 1)
+    assert both.false_per_1000_host_days == pytest.approx(1000 / 40)
+
+
+def test_escu_spike_pattern_needs_50_samples_and_uses_avg_plus_k_stdev():
+    values = {("a", at(i)): 10 for i in range(50)}
+    values[("a", at(50))] = 100
+    values.update({("b", at(i)): 10 for i in range(48)})
+    values[("b", at(48))] = 1000                      # 49 samples: never flagged
+    stats = evaluate.host_stats(values)
+    samples, mean, sd = stats["a"]
+    assert samples == 51 and mean == pytest.approx((500 + 100) / 51)
+    assert evaluate.flag_spike(values, 2.0, stats) == {("a", at(50))}
+    assert evaluate.flag_spike(values, (100 - mean) / sd + 0.01, stats) == set()
+    assert evaluate.flag_static(values, 100) == {("a", at(50)), ("b", at(48))}
+
+
+def test_comparator_features_attribute_relays_to_live_client_ports_only():
+    rows = [
+        [at(0), "10.0.0.1", 4000, "65.55.158.80", 3544, "teredo", 2000, 20, 20],
+        [at(1), "10.0.0.1", 4000, "85.1.2.3", 40000, "unknown", 90000, 300, 1],   # relay, next bucket
+        [at(1), "10.0.0.1", 4000, "10.0.0.53", 53, "dns", 700, 10, 10],          # internal: never
+        [at(300), "10.0.0.1", 4000, "142.250.1.1", 443, "quic", 9000, 900, 1],   # port reused later
+        [at(300), "10.0.0.2", 5000, "83.170.6.76", 3544, "", 1800, 18, 18],      # unlabelled server flow
+    ]
+    feats = evaluate.features(rows)
+    assert feats.teredo == {("10.0.0.1", at(0)): 20, ("10.0.0.1", at(1)): 300, ("10.0.0.2", at(300)): 18}
+    assert feats.port3544 == {("10.0.0.1", at(0)): 20, ("10.0.0.2", at(300)): 18}
+
+
+def test_command_threshold_is_reapplied_with_the_volume_floor():
+    bucket = evaluate.CommandBucket
+    buckets = {("a", at(0)): bucket(9.0, True, 60, 100, 20.0, 40.0),
+               ("a", at(1)): bucket(9.0, False, 10, 15000, 20.0, 40.0),   # below both floors
+               ("b", at(0)): bucket(4.0, False, 5000, 10 ** 6, 20.0, 40.0)}
+    assert evaluate.flag_command(buckets) == {("a", at(0))}
+    assert evaluate.flag_command(buckets, threshold=3.0) == {("a", at(0)), ("b", at(0))}
+
+
+def test_evaluation_runs_end_to_end_through_the_command_on_a_tiny_scenario(tmp_path):
+    report = tmp_path / "quality.md"
+    summary = evaluate.evaluate(seeds=[1, 2], tune_seed=1, hosts=40, days=5, command_args=[],
+                                chunk_size=2500, report=report, plots_dir=tmp_path, log=lambda text: None,
+                                details=tmp_path / "details")
+    text = report.read_text()
+    assert "## Main table" in text and "## Targets" in text and "## Recall per slice" in text
+    names = [name for name in summary if not name.startswith("_")]
+    assert len(names) == 5 and names[0].startswith("teredospike")
+    for name in names:
+        numbers = summary[name]
+        assert 0.0 <= numbers["precision"] <= 1.0 and 0.0 <= numbers["recall"] <= 1.0
+        assert "| %s | %.2f | %.2f |" % (name, numbers["precision"], numbers["recall"]) in text
+    # The command ran for real and found at least one injected tunnel of the tiny scenario.
+    assert summary[names[0]]["recall"] > 0.0
+    for png in ("detection-quality-host.png", "detection-quality-curves.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The per-tunnel details: one row per injected tunnel of every seed, each approach's verdict.
+    with open(tmp_path / "details" / "tunnels.csv", newline="") as handle:
+        tunnels = list(csv.DictReader(handle))
+    expected = [(seed, t["id"]) for seed in (1, 2)
+                for t in scenario.generate(evaluate.scenario_params(seed, 40, 5))[1]["tunnels"]]
+    assert [(int(t["seed"]), int(t["id"])) for t in tunnels] == expected
+    assert any(t["latency_teredospike"] != "" for t in tunnels)
+
+
+def test_episode_merge_matches_the_commands_own_episodes():
+    from tools.runner import run_search
+    rows, _ = scenario.generate(evaluate.scenario_params(3, 40, 5))
+    records = [dict(zip(scenario.HEADER, map(str, row))) for row in rows]
+    every_bucket = run_search(records, ["output=all"], chunk_size=50000).rows
+    spikes = run_search(records, ["output=spikes"], chunk_size=50000).rows
+    flagged = {(r["src"], int(r["_time"])) for r in every_bucket if r["is_spike"] == "1"}
+    merged = {(e.src, e.first, e.last) for e in merge_episodes(flagged)}
+    assert merged, "the tiny scenario should hold at least one spike"
+    assert merged == {(r["src"], int(r["_time"]), int(r["episode_end"])) for r in spikes}
