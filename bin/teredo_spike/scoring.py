@@ -13,7 +13,7 @@ Per host and metric (packets, bytes, flows, distinct destinations):
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
 - familiar heavy use: a level the host already reached in spikes 12 hours to 7 days earlier (in two
-  sessions, or yesterday), towards the same destinations, is not new (daily gamers and peer-to-peer
+  sessions, or in one within the last 2 days), towards the same destinations, is not new (daily gamers and peer-to-peer
   users page once or twice, not every day);
 - a spike needs score >= threshold and volume above the floor (packets or bytes);
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
@@ -35,8 +35,8 @@ METRICS = ("packets", "bytes", "flows", "dests")
 EW_ALPHA = 0.03          # weight of a new bucket in the host's baseline (~33-bucket memory)
 FAMILIAR_WINDOW = 7 * 86400  # a host's familiar heavy use: spikes from 7 days ago...
 FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excuses itself,
-FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated days later is new)...
-YESTERDAY = 36 * 3600         # ...or in one session that ended 12 to 36 hours ago (a daily rhythm)
+FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
+YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours ago (a daily rhythm)
 SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
 NOVEL_SHARE = 0.5             # a bucket with at least this share of new destinations is not familiar
 CLIP_SIGMA = 5.0         # residual clip when updating the baseline
@@ -200,7 +200,7 @@ def _above_floor(hb: HostBucket, settings: Settings) -> bool:
 def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
     """Heavy Teredo users (games, peer-to-peer) spike every day from the same few destinations.
     Where the host already spiked 12 hours to 7 days ago — in at least FAMILIAR_SESSIONS sessions,
-    or in one session that ended at most 36 hours ago — a bucket that goes mostly to destinations of
+    or in one session that ended at most 48 hours ago — a bucket that goes mostly to destinations of
     those spikes is scored against that level too (the second-highest session's peak, or the one
     session's) and keeps the smaller z. A first tunnel, a tunnel repeated days later, or a tunnel to
     relays new to the host is not discounted."""
