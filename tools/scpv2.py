@@ -70,33 +70,40 @@ def field_order(records: Iterable[Record]) -> List[str]:
     return list(seen)
 
 
+def _wire(value: str) -> str:
+    """A cell as splunkd writes it: quoted unless purely alphanumeric (the recorded streams in
+    ../shared/data/scpv2-recordings quote "10.1.2.3", "1700000000.000" and "_time")."""
+    if not value or (value.isalnum() and value.isascii()):
+        return value
+    return '"%s"' % value.replace('"', '""')
+
+
 def encode_body(records: Sequence[Record], fields: Optional[Sequence[str]] = None,
                 chunk_index: Optional[int] = None) -> bytes:
-    """A chunk body as splunkd writes it: every field with its __mv_ column, `\\n` line ends."""
+    """A chunk body as splunkd writes it: the fields sorted by name, then every field's `__mv_`
+    companion in the same order; cells quoted unless alphanumeric; `\n` line ends."""
     fields = list(fields) if fields is not None else field_order(records)
     if chunk_index is not None and "_chunked_idx" not in fields:
         fields.append("_chunked_idx")
     if not fields:
         return b""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    header = []
-    for name in fields:
-        header += [name, "__mv_" + name]
-    writer.writerow(header)
+    fields.sort()
+    lines = [",".join(_wire(name) for name in fields + ["__mv_" + name for name in fields])]
     for number, record in enumerate(records):
-        row = []
+        cells, mv_cells = [], []
         for name in fields:
             if name == "_chunked_idx" and chunk_index is not None:
                 value: Value = str(chunk_index + number)
             else:
                 value = record.get(name, "")
             if isinstance(value, list):
-                row += ["\n".join(value), encode_mv(value) if len(value) > 1 else ""]
+                cells.append(_wire("\n".join(value)))
+                mv_cells.append(_wire(encode_mv(value)) if len(value) > 1 else "")
             else:
-                row += [value, ""]
-        writer.writerow(row)
-    return out.getvalue().encode("utf-8")
+                cells.append(_wire(value))
+                mv_cells.append("")
+        lines.append(",".join(cells + mv_cells))
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def decode_body(body: bytes) -> List[Record]:
