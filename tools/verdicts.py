@@ -13,8 +13,6 @@ A record is Teredo when both hold. Nothing here re-implements a rule: a change t
 rules changes these verdicts.
 """
 
-import csv
-import io
 import os
 import sys
 from typing import List, NamedTuple, Optional, Sequence
@@ -29,6 +27,7 @@ import teredospike  # noqa: E402  (the command's own module, for its option defa
 from teredo_spike import evidence as ev  # noqa: E402
 from teredo_spike import options as opts  # noqa: E402
 from teredo_spike.aggregation import Aggregator  # noqa: E402
+from teredo_spike.fields import Chunk  # noqa: E402
 
 from tools import scpv2  # noqa: E402
 
@@ -51,27 +50,24 @@ def _settings(args: Sequence[str]) -> opts.Options:
     return opts.parse(**values)
 
 
-def _chunk(records: Sequence[scpv2.Record], fields: Sequence[str]) -> tuple:
-    """Header and rows exactly as the command reads an execute chunk's body."""
-    body = scpv2.encode_body(records, fields).decode("utf-8")
-    reader = csv.reader(io.StringIO(body, newline=""))
-    return next(reader, []), list(reader)
+def _chunk(records: Sequence[scpv2.Record], fields: Sequence[str]) -> Chunk:
+    """An execute chunk's body exactly as the command reads it."""
+    return Chunk(scpv2.encode_body(records, fields).decode("utf-8"))
 
 
 def flow_verdicts(records: Sequence[scpv2.Record], args: Sequence[str] = ()) -> List[Verdict]:
     settings = _settings(args)
     span, internal = settings.scoring.span, settings.internal
     fields = scpv2.field_order(records)
-    header, rows = _chunk(records, fields)
 
     whole = Aggregator(span, internal)  # as the reduce phase, given every raw record
-    whole.spool_candidates(whole.add_records(header, rows))
+    whole.spool_candidates(whole.add_chunk(_chunk(records, fields)))
     whole.resolve_spool()
 
     verdicts = []
-    for row in rows:
+    for record in records:
         alone = Aggregator(span, internal)
-        candidates = alone.add_records(header, [row])
+        candidates = alone.add_chunk(_chunk([record], fields))
         cells = dict(alone.cells)
         cells.update(candidates)
         key: Optional[tuple] = next(iter(cells), None)
