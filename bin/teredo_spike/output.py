@@ -48,10 +48,11 @@ def reason(peak: HostBucket, settings: Settings, first_seen: bool, buckets: int)
     parts = ["%s %s in %s vs baseline %s (z %.1f)" % (
         METRICS[k], "{:,}".format(peak.values[k]), format_span(settings.span),
         "{:,}".format(_expected(peak, k)), peak.z[k])]
-    if peak.relays:
+    relays = peak.relays
+    if relays:
         ports = sorted(peak.client_ports, key=_port_order)
         parts.append("%d relay destination%s via client port%s %s" % (
-            len(peak.relays), "" if len(peak.relays) == 1 else "s",
+            len(relays), "" if len(relays) == 1 else "s",
             "" if len(ports) == 1 else "s", ", ".join(ports)))
     if peak.fleet_adjustment > 0:
         parts.append("fleet-wide rise of %.1f discounted" % peak.fleet_adjustment)
@@ -106,11 +107,11 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[
     dests, ports, servers, relays, mapped = set(), set(), set(), set(), set()
     mask = 0
     for hb in buckets:
-        dests |= hb.dests
-        ports |= hb.client_ports
-        servers |= hb.servers
-        relays |= hb.relays
-        mapped |= hb.mapped
+        dests.update(hb.dests)
+        ports.update(hb.client_ports)
+        servers.update(hb.servers)
+        relays.update(hb.relays)
+        mapped.update(hb.mapped)
         mask |= hb.evidence
     row = _common(peak)
     row.update({
