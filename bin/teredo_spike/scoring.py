@@ -63,7 +63,8 @@ class HostBucket:
     The search head holds one per host and bucket with Teredo traffic (millions, for thousands of
     always-on clients over a week), so it is kept small: its destinations, client ports, servers and
     mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216),
-    and its per-metric scores are arrays of doubles (96 bytes for four, a list of four floats 184).
+    and its per-metric scores are arrays of doubles (96-112 bytes for four, a list of four floats
+    184).
     """
 
     __slots__ = ("src", "bucket", "values", "dests", "client_ports", "servers", "mapped",
@@ -114,8 +115,8 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
 
     Empties `cells`: each cell is dropped as soon as it is summed, so that the search head never
     holds every cell and every host-bucket at once."""
-    # (src, bucket) -> the first of its cells, with the others merged in, and their client ports.
-    # The ports are distinct: each cell is one (src, port, bucket).
+    # (src, bucket) -> the first of its cells taken, with the others merged in, and their client
+    # ports (distinct: each cell is one (src, port, bucket)).
     summed: Dict[Tuple[str, int], Tuple[Cell, Tuple[str, ...]]] = {}
     while cells:
         (src, port, bucket), cell = cells.popitem()
