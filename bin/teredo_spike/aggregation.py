@@ -15,11 +15,12 @@ unions commute, so the result does not depend on how the input was split into ch
 """
 
 import csv
+import sys
 import tempfile
 from collections import Counter
 from itertools import repeat
-from typing import (Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence,
-                    Tuple)
+from typing import (AbstractSet, Callable, Dict, FrozenSet, Iterable, Iterator, List, NamedTuple,
+                    Optional, Sequence, Set, Tuple)
 
 from . import evidence as ev
 from .addresses import Networks, TeredoAddress
@@ -48,6 +49,10 @@ Key = Tuple[str, str, int]  # (src, src_port, bucket start in epoch seconds)
 # servers repeat across millions of records, but memory must not grow with the records.
 MAX_MEMO = 100_000
 
+# Most cells have no Teredo server or mapped address (relay traffic, candidates): they share this
+# empty set and get a set of their own when the first value arrives. An empty set costs 216 bytes,
+# and the search head holds a cell per host, client port and bucket.
+NO_VALUES: FrozenSet[str] = frozenset()
 
 
 class Cell:
@@ -60,9 +65,19 @@ class Cell:
         self.bytes = 0
         self.flows = 0
         self.evidence = 0
-        self.dests = set()  # type: set
-        self.servers = set()  # type: set
-        self.mapped = set()  # type: set
+        self.dests: Set[str] = set()
+        self.servers: AbstractSet[str] = NO_VALUES  # add_server
+        self.mapped: AbstractSet[str] = NO_VALUES  # add_mapped
+
+    def add_server(self, server: str) -> None:
+        if self.servers is NO_VALUES:
+            self.servers = set()
+        self.servers.add(server)
+
+    def add_mapped(self, mapped: str) -> None:
+        if self.mapped is NO_VALUES:
+            self.mapped = set()
+        self.mapped.add(mapped)
 
     @property
     def is_live(self) -> bool:
@@ -75,8 +90,18 @@ class Cell:
         self.flows += other.flows
         self.evidence |= other.evidence
         self.dests |= other.dests
-        self.servers |= other.servers
-        self.mapped |= other.mapped
+        if other.servers:
+            self.servers = _united(self.servers, other.servers)
+        if other.mapped:
+            self.mapped = _united(self.mapped, other.mapped)
+
+
+def _united(mine: AbstractSet[str], other: AbstractSet[str]) -> Set[str]:
+    """`mine` with `other` added, as a set of its own (never the shared NO_VALUES)."""
+    if mine is NO_VALUES:
+        return set(other)
+    mine |= other
+    return mine
 
 
 def _number(cell: str, default: int) -> int:
@@ -247,11 +272,11 @@ class Aggregator:
             cell.evidence |= mask
             cell.dests.add(dest)
             if mask & ev.PORT:
-                cell.servers.add(dest)
+                cell.add_server(dest)
             if mask & ev.PREFIX:
                 for address in teredo:
-                    cell.servers.add(address.server)
-                    cell.mapped.add(address.mapped)
+                    cell.add_server(address.server)
+                    cell.add_mapped(address.mapped)
         if count:
             self.records += records
 
@@ -332,6 +357,7 @@ class Aggregator:
         (time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at, dests_at,
          servers_at, mapped_at, records_at, skipped_at) = (at[name] for name in PARTIAL_FIELDS[1:])
         cells = self.cells
+        intern = sys.intern  # the same host, port and addresses arrive in thousands of rows
         for row in rows:
             src = row[src_at]
             if not src:
@@ -343,9 +369,11 @@ class Aggregator:
             cell.flows = int(row[flows_at])
             cell.evidence = int(row[evidence_at])
             cell.dests = _values(row[dests_at])
-            cell.servers = _values(row[servers_at])
-            cell.mapped = _values(row[mapped_at])
-            key = (src, row[port_at], int(row[time_at]))
+            if row[servers_at]:
+                cell.servers = _values(row[servers_at])
+            if row[mapped_at]:
+                cell.mapped = _values(row[mapped_at])
+            key = (intern(src), intern(row[port_at]), int(row[time_at]))
             if cell.evidence & OWN_EVIDENCE or key in cells or self._is_live_near(key):
                 self._merge(key, cell)
             else:
@@ -383,7 +411,7 @@ class Aggregator:
                 cell = Cell()
                 cell.packets, cell.bytes, cell.flows = int(packets), int(octets), int(flows)
                 cell.evidence = ev.CLIENT_PORT
-                cell.dests = set(dests.split("\n")) if dests else set()
+                cell.dests = _values(dests)
                 self._merge(key, cell)
         self._spool.close()
         self._spool = None
@@ -479,8 +507,10 @@ def _split_cell(row: List[str], at: Optional[int]) -> Sequence[str]:
     return row[at].split("\n")
 
 
-def _values(cell: str) -> set:
-    return set(cell.split("\n")) if cell else set()
+def _values(cell: str) -> Set[str]:
+    """The values of a multivalue cell, interned: the reduce phase keeps them for every host and
+    bucket, and the same servers and relays come back in thousands of rows."""
+    return set(map(sys.intern, cell.split("\n"))) if cell else set()
 
 
 def is_partial(header: Sequence[str]) -> bool:

@@ -1,5 +1,6 @@
 """Result rows of `| teredospike`, each with a `reason` an analyst can read at 3 a.m."""
 
+import heapq
 import math
 from typing import Dict, Iterator, Sequence
 
@@ -48,10 +49,11 @@ def reason(peak: HostBucket, settings: Settings, first_seen: bool, buckets: int)
     parts = ["%s %s in %s vs baseline %s (z %.1f)" % (
         METRICS[k], "{:,}".format(peak.values[k]), format_span(settings.span),
         "{:,}".format(_expected(peak, k)), peak.z[k])]
-    if peak.relays:
+    relays = peak.relays
+    if relays:
         ports = sorted(peak.client_ports, key=_port_order)
         parts.append("%d relay destination%s via client port%s %s" % (
-            len(peak.relays), "" if len(peak.relays) == 1 else "s",
+            len(relays), "" if len(relays) == 1 else "s",
             "" if len(ports) == 1 else "s", ", ".join(ports)))
     if peak.fleet_adjustment > 0:
         parts.append("fleet-wide rise of %.1f discounted" % peak.fleet_adjustment)
@@ -106,11 +108,11 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[
     dests, ports, servers, relays, mapped = set(), set(), set(), set(), set()
     mask = 0
     for hb in buckets:
-        dests |= hb.dests
-        ports |= hb.client_ports
-        servers |= hb.servers
-        relays |= hb.relays
-        mapped |= hb.mapped
+        dests.update(hb.dests)
+        ports.update(hb.client_ports)
+        servers.update(hb.servers)
+        relays.update(hb.relays)
+        mapped.update(hb.mapped)
         mask |= hb.evidence
     row = _common(peak)
     row.update({
@@ -131,14 +133,16 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[
 
 def result_rows(hosts: Dict[str, Sequence[HostBucket]], settings: Settings,
                 output: str) -> Iterator[Dict[str, object]]:
-    """Rows in time order, then host: `spikes` (episodes) or `all` (every host-bucket)."""
-    rows = []
-    for src, series in hosts.items():
+    """Rows in time order, then host: `spikes` (episodes) or `all` (every host-bucket).
+
+    Each host's rows come in time order already, so merging the hosts' rows sorts them, and makes
+    each row only when it is written: `all` never holds a result row per host-bucket at once."""
+    def host_rows(series: Sequence[HostBucket]) -> Iterator[Dict[str, object]]:
         first_bucket = series[0].bucket
         if output == "all":
-            rows.extend(bucket_row(hb, settings, hb.bucket == first_bucket) for hb in series)
-        else:
-            rows.extend(episode_row(e, settings, e.buckets[0].bucket == first_bucket)
-                        for e in episodes(series, settings.span))
-    rows.sort(key=lambda row: (row["_time"], row["src"]))
-    return iter(rows)
+            return (bucket_row(hb, settings, hb.bucket == first_bucket) for hb in series)
+        return (episode_row(e, settings, e.buckets[0].bucket == first_bucket)
+                for e in episodes(series, settings.span))
+
+    return heapq.merge(*(host_rows(series) for series in hosts.values()),
+                       key=lambda row: (row["_time"], row["src"]))

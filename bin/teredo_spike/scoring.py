@@ -23,10 +23,11 @@ familiar-use rule, the design paged on heavy users' every session and missed rep
 """
 
 import math
+from array import array
 from collections import deque
 from operator import attrgetter
 from statistics import median
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .aggregation import Cell, Key
 
@@ -53,28 +54,40 @@ class Settings(NamedTuple):
     min_bytes: int = 16000
 
 
+NO_SCORES = (0.0,) * len(METRICS)  # a host-bucket's z, baseline and baseline_sd before scoring
+
+
 class HostBucket:
-    """One host's Teredo traffic in one bucket, summed over its client ports, with its scores."""
+    """One host's Teredo traffic in one bucket, summed over its client ports, with its scores.
 
-    __slots__ = ("src", "bucket", "values", "dests", "client_ports", "servers", "relays",
-                 "mapped", "evidence", "z", "score", "fleet_adjustment", "baseline",
-                 "baseline_sd", "is_spike")
+    The search head holds one per host and bucket with Teredo traffic (millions, for thousands of
+    always-on clients over a week), so it is kept small: its destinations, client ports, servers and
+    mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216),
+    and its per-metric scores are arrays of doubles (96-112 bytes for four, a list of four floats
+    184).
+    """
 
-    def __init__(self, src: str, bucket: int) -> None:
+    __slots__ = ("src", "bucket", "values", "dests", "client_ports", "servers", "mapped",
+                 "evidence", "z", "score", "fleet_adjustment", "baseline", "baseline_sd",
+                 "is_spike")
+
+    def __init__(self, src: str, bucket: int, cell: Cell, client_ports: Tuple[str, ...]) -> None:
+        """`cell`: the host's cells in this bucket merged into one."""
         self.src = src
         self.bucket = bucket
-        self.values = [0, 0, 0, 0]  # packets, bytes, flows, distinct destinations
-        self.dests: Set[str] = set()
-        self.client_ports: Set[str] = set()
-        self.servers: Set[str] = set()
-        self.relays: Set[str] = set()
-        self.mapped: Set[str] = set()
-        self.evidence = 0
-        self.z = [0.0, 0.0, 0.0, 0.0]
+        # packets, bytes, flows, distinct destinations
+        self.values = (cell.packets, cell.bytes, cell.flows, len(cell.dests))
+        self.dests = tuple(cell.dests)
+        self.client_ports = client_ports
+        self.servers = tuple(cell.servers)
+        self.mapped = tuple(cell.mapped)
+        self.evidence = cell.evidence
+        # Filled by score_host (and discount_familiar_peaks for z and score).
+        self.z = array("d", NO_SCORES)
         self.score = 0.0
         self.fleet_adjustment = 0.0
-        self.baseline = [0.0, 0.0, 0.0, 0.0]     # expected y per metric before this bucket
-        self.baseline_sd = [0.0, 0.0, 0.0, 0.0]
+        self.baseline = array("d", NO_SCORES)     # expected y per metric before this bucket
+        self.baseline_sd = array("d", NO_SCORES)
         self.is_spike = False
 
     @property
@@ -85,6 +98,11 @@ class HostBucket:
     def bytes(self) -> int:
         return self.values[1]
 
+    @property
+    def relays(self) -> FrozenSet[str]:
+        """Destinations other than Teredo servers (computed where a result row needs them)."""
+        return frozenset(self.dests).difference(self.servers)
+
 
 class Episode(NamedTuple):
     src: str
@@ -93,29 +111,27 @@ class Episode(NamedTuple):
 
 
 def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
-    """Sum each host's attributed cells per bucket; buckets sorted by time."""
-    by_key: Dict[tuple, HostBucket] = {}
-    for (src, port, bucket), cell in cells.items():
-        hb = by_key.get((src, bucket))
-        if hb is None:
-            hb = by_key[(src, bucket)] = HostBucket(src, bucket)
-        values = hb.values
-        values[0] += cell.packets
-        values[1] += cell.bytes
-        values[2] += cell.flows
-        hb.dests |= cell.dests
-        if port:
-            hb.client_ports.add(port)
-        if cell.servers:
-            hb.servers |= cell.servers
-        if cell.mapped:
-            hb.mapped |= cell.mapped
-        hb.evidence |= cell.evidence
+    """Sum each host's attributed cells per bucket; buckets sorted by time.
+
+    Empties `cells`: each cell is dropped as soon as it is summed, so that the search head never
+    holds every cell and every host-bucket at once."""
+    # (src, bucket) -> the first of its cells taken, with the others merged in, and their client
+    # ports (distinct: each cell is one (src, port, bucket)).
+    summed: Dict[Tuple[str, int], Tuple[Cell, Tuple[str, ...]]] = {}
+    while cells:
+        (src, port, bucket), cell = cells.popitem()
+        ports = (port,) if port else ()
+        first = summed.get((src, bucket))
+        if first is None:
+            summed[(src, bucket)] = (cell, ports)
+        else:
+            first[0].merge(cell)
+            summed[(src, bucket)] = (first[0], first[1] + ports)
+    cells.clear()  # popitem leaves the dict's table allocated; clear() frees it
     hosts: Dict[str, List[HostBucket]] = {}
-    for hb in by_key.values():
-        hb.values[3] = len(hb.dests)
-        hb.relays = hb.dests - hb.servers
-        hosts.setdefault(hb.src, []).append(hb)
+    while summed:
+        (src, bucket), (cell, ports) = summed.popitem()
+        hosts.setdefault(src, []).append(HostBucket(src, bucket, cell, ports))
     for series in hosts.values():
         series.sort(key=attrgetter("bucket"))
     return hosts
@@ -230,7 +246,7 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             level = sessions[0][1]
         else:
             continue
-        novel = len(hb.dests - familiar)
+        novel = sum(1 for dest in hb.dests if dest not in familiar)
         if hb.dests and novel >= NOVEL_SHARE * len(hb.dests):
             continue
         for k in range(count):
@@ -252,7 +268,7 @@ def _sessions(series: Sequence[HostBucket], ys: Sequence[List[float]], window: S
             sessions[-1] = (hb.bucket, [max(a, b) for a, b in zip(sessions[-1][1], ys[i])])
         else:
             sessions.append((hb.bucket, list(ys[i])))
-        familiar |= hb.dests
+        familiar.update(hb.dests)
     return sessions, familiar
 
 
