@@ -33,18 +33,22 @@ from .aggregation import Cell, Key
 
 METRICS = ("packets", "bytes", "flows", "dests")
 
-EW_ALPHA = 0.03          # weight of a new bucket in the host's baseline (~33-bucket memory)
-FAMILIAR_WINDOW = 7 * 86400  # a host's familiar heavy use: spikes from 7 days ago...
+# The host's own baseline
+EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~33-bucket memory)
+CLIP_SIGMA = 5.0              # residual clip when updating the baseline
+PRIOR_WEIGHT = 20.0           # buckets of history at which the host's own baseline weighs half
+MIN_SD = 0.4                  # sigma floor on the log scale: x1.5 a sigma, x11 at threshold 6
+# The fleet
+FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction applies
+# Familiar heavy use
+FAMILIAR_WINDOW = 7 * 86400   # a host's familiar heavy use: spikes from 7 days ago...
 FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excuses itself,
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
 YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours ago (a daily rhythm)
 SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
 NOVEL_SHARE = 0.5             # a bucket with at least this share of new destinations is not familiar
-CLIP_SIGMA = 5.0         # residual clip when updating the baseline
-PRIOR_WEIGHT = 20.0      # buckets of history at which the host's own baseline weighs half
-MIN_SD = 0.4           # floor of sigma on the log scale: x1.5 per sigma, x11 at the default threshold
-FLEET_MIN_HOSTS = 30     # hosts in a bucket before the fleet correction applies
-EPISODE_GAP = 2          # quiet buckets allowed inside one episode
+# Episodes
+EPISODE_GAP = 2               # quiet buckets allowed inside one episode
 
 
 class Settings(NamedTuple):
