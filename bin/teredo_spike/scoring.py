@@ -225,11 +225,14 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     session's) and keeps the smaller z. A first tunnel, a tunnel repeated days later, or a tunnel to
     relays new to the host is not discounted."""
     count = len(METRICS)
-    ys = [[math.log1p(v) for v in hb.values] for hb in series]
     spiked = [hb.score >= settings.threshold and _above_floor(hb, settings) for hb in series]
+    if not any(spiked):
+        return  # most hosts: nothing can be familiar
+    ys = [[math.log1p(v) for v in hb.values] for hb in series]
     window: deque = deque()  # indices of spike buckets inside the familiar window
     newest = 0
     sessions: List[Tuple[int, List[float]]] = []
+    second_highest: List[float] = []
     familiar: Set[str] = set()
     for n, hb in enumerate(series):
         changed = False
@@ -243,9 +246,12 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             changed = True
         if changed:
             sessions, familiar = _sessions(series, ys, window)
+            if len(sessions) >= FAMILIAR_SESSIONS:
+                second_highest = [
+                    sorted((peak[k] for _, peak in sessions), reverse=True)[FAMILIAR_SESSIONS - 1]
+                    for k in range(count)]
         if len(sessions) >= FAMILIAR_SESSIONS:
-            level = [sorted((peak[k] for _, peak in sessions), reverse=True)[FAMILIAR_SESSIONS - 1]
-                     for k in range(count)]
+            level = second_highest
         elif sessions and sessions[0][0] >= hb.bucket - YESTERDAY:
             level = sessions[0][1]
         else:
