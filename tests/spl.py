@@ -1,8 +1,11 @@
 """Just enough SPL for the tests: macro expansion as splunkd does it (textual, recursive, `$arg$`
 substitution) and splitting a search into its commands, subsearches included."""
 
+import csv
 import re
 from typing import Dict, Iterator, List, Tuple
+
+from tests.splunk_conf import APP_ROOT, parse
 
 MACRO_CALL = re.compile(r"`([^`]+)`")
 
@@ -112,3 +115,33 @@ def commands(spl: str) -> List[Tuple[str, str]]:
 def tokens(args: str) -> List[str]:
     """Whitespace-separated tokens of a command's arguments, quotes kept together."""
     return re.findall(r'(?:[^\s"]|"(?:\\.|[^"\\])*")+', args)
+
+
+def internal_networks_subsearch(text: str) -> str:
+    """The value that the subsearch `[| inputlookup teredo_spike_internal_networks | stats
+    values(network) AS internal | eval internal=mvjoin(internal, ",") | return internal]` returns."""
+    assert commands(text) == [("inputlookup", "teredo_spike_internal_networks"),
+                              ("stats", "values(network) AS internal"),
+                              ("eval", 'internal=mvjoin(internal, ",")'),
+                              ("return", "internal")], "unexpected subsearch: %s" % text
+    transform = parse(APP_ROOT / "default" / "transforms.conf")["teredo_spike_internal_networks"]
+    with (APP_ROOT / "lookups" / transform["filename"]).open(newline="") as f:
+        networks = sorted({row["network"] for row in csv.DictReader(f)})  # values() sorts, dedups
+    return "internal=" + ",".join(networks)
+
+
+def command_arguments(args: str) -> List[str]:
+    """A command's arguments as splunkd hands them over in getinfo's searchinfo.args: one token
+    per argument, subsearches resolved, enclosing double quotes removed."""
+    flat, subs = subsearches(args)
+    resolved = [internal_networks_subsearch(s) for s in subs]
+    arguments = []
+    for token in tokens(flat):
+        if token == "[]":
+            arguments.append(resolved.pop(0))
+            continue
+        key, _, value = token.partition("=")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        arguments.append("%s=%s" % (key, value))
+    return arguments

@@ -16,9 +16,8 @@ import re
 from collections import OrderedDict
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from tests.spl import expand, split_top_level, subsearches, tokens
+from tests.spl import command_arguments, expand, split_top_level
 from tests.splunk_conf import APP_ROOT, parse
-from tests.test_detection_search import _internal_networks_subsearch
 
 Value = Union[str, List[str], None]
 Row = Dict[str, Value]
@@ -76,15 +75,7 @@ def split_search(query: str, macros: Dict[str, Dict[str, str]]) -> Tuple[List[st
     name, _, args = segments[0].partition(" ")
     if name != "teredospike":
         raise UnsupportedSpl("the search after the base is %r, not teredospike" % segments[0])
-    flat, subs = subsearches(args)
-    resolved = [_internal_networks_subsearch(s) for s in subs]
-    arguments = []
-    for token in tokens(flat):
-        if token == "[]":
-            arguments.append(resolved.pop(0))
-            continue
-        key, _, value = token.partition("=")
-        arguments.append("%s=%s" % (key, _unquote(value)))
+    arguments = command_arguments(args)
     post = []
     for segment in segments[1:]:
         command, _, command_args = segment.partition(" ")

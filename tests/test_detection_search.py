@@ -8,12 +8,11 @@ subsearch in them (`teredo_spike_internal`, the internal-networks lookup joined 
 evaluated here from the lookup file, after checking that it is that subsearch and nothing else.
 """
 
-import csv
 import json
 
 import pytest
 
-from tests.spl import commands, expand, split_top_level, subsearches, tokens
+from tests.spl import command_arguments, expand, split_top_level
 from tests.splunk_conf import APP_ROOT, parse
 from tools.readers import read_records
 from tools.runner import run_search
@@ -22,19 +21,6 @@ DETECTION = "Teredo Spike - Outbound Teredo Tunnel - Rule"
 SAMPLE = APP_ROOT / "samples" / "enterprise_week.csv.gz"
 TRUTH = APP_ROOT / "samples" / "enterprise_week.truth.json"
 MACROS = parse(APP_ROOT / "default" / "macros.conf")
-
-
-def _internal_networks_subsearch(text: str) -> str:
-    """The value that the subsearch `[| inputlookup teredo_spike_internal_networks | stats
-    values(network) AS internal | eval internal=mvjoin(internal, ",") | return internal]` returns."""
-    assert commands(text) == [("inputlookup", "teredo_spike_internal_networks"),
-                              ("stats", "values(network) AS internal"),
-                              ("eval", 'internal=mvjoin(internal, ",")'),
-                              ("return", "internal")], "unexpected subsearch: %s" % text
-    transform = parse(APP_ROOT / "default" / "transforms.conf")["teredo_spike_internal_networks"]
-    with (APP_ROOT / "lookups" / transform["filename"]).open(newline="") as f:
-        networks = sorted({row["network"] for row in csv.DictReader(f)})  # values() sorts, dedups
-    return "internal=" + ",".join(networks)
 
 
 def detection_arguments():
@@ -47,18 +33,7 @@ def detection_arguments():
     first = split_top_level(after_base, "|")[0].strip()
     name, _, args = first.partition(" ")
     assert name == "teredospike", "the search after the base is %r, not teredospike" % first
-    flat, subs = subsearches(args)
-    resolved = [_internal_networks_subsearch(s) for s in subs]
-    arguments = []
-    for token in tokens(flat):
-        if token == "[]":
-            arguments.append(resolved.pop(0))
-            continue
-        key, _, value = token.partition("=")
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        arguments.append("%s=%s" % (key, value))
-    return arguments
+    return command_arguments(args)
 
 
 def test_detection_arguments_are_the_documented_defaults():
