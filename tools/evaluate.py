@@ -290,7 +290,6 @@ def run_seed(seed: int, hosts: int, days: int, command_args: Sequence[str], chun
 class Approach:
     name: str
     flag: Callable[[SeedRun], Set[HostBucket]]
-    note: str = ""
 
 
 def tune(runs: Sequence[SeedRun], family: Callable[[SeedRun, float], Set[HostBucket]],

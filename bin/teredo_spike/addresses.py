@@ -12,7 +12,7 @@ Only 2001:0000::/32 is Teredo; the rest of 2001::/16 is ordinary global unicast.
 """
 
 import ipaddress
-from typing import Dict, Iterable, List, NamedTuple, Optional, Union
+from typing import Iterable, List, NamedTuple, Optional, Union
 
 TEREDO_PREFIX = ipaddress.IPv6Network("2001::/32")
 TEREDO_SERVER_PORT = 3544
@@ -65,14 +65,14 @@ def encode_teredo(server: str, flags: int, mapped_ip: str, mapped_port: int) -> 
 
 
 class Networks:
-    """A list of CIDR networks with a cached membership test (hosts repeat across millions of rows)."""
+    """A list of CIDR networks and its membership test. The test is not cached here: the
+    aggregator memoises it per address, bounded, where millions of records repeat few hosts."""
 
     def __init__(self, networks: Iterable[IPNetwork]) -> None:
         self.networks: List[IPNetwork] = list(networks)
         self._v4 = [n for n in self.networks if n.version == 4]
         self._v6 = [n for n in self.networks if n.version == 6]
         self._v4_ranges = [(int(n.network_address), int(n.broadcast_address)) for n in self._v4]
-        self._cache: Dict[str, Optional[bool]] = {}
 
     @classmethod
     def parse(cls, text: str) -> "Networks":
@@ -92,16 +92,6 @@ class Networks:
 
     def contains(self, address: str) -> Optional[bool]:
         """True if inside, False if outside, None if `address` is not an IP address."""
-        cached = self._cache.get(address)
-        if cached is not None or address in self._cache:
-            return cached
-        result = self.classify(address)
-        if len(self._cache) < 1_000_000:
-            self._cache[address] = result
-        return result
-
-    def classify(self, address: str) -> Optional[bool]:
-        """contains() without the cache."""
         value = _ipv4_value(address)
         if value is not None:
             return any(low <= value <= high for low, high in self._v4_ranges)

@@ -127,7 +127,7 @@ class Aggregator:
         self.records = 0
         self.skipped: Counter = Counter()
         self._spool = None  # candidate rows waiting for the end of input (reduce phase)
-        self._inside = _Inside(internal)  # address -> internal.classify(address)
+        self._inside = _Inside(internal)  # address -> internal.contains(address), memoised
         self._teredo_label = _TeredoLabels()
 
     # ---- reading flow records (map phase) -------------------------------------------------
@@ -477,10 +477,10 @@ class _Inside(dict):
 
     def __init__(self, internal: Networks) -> None:
         super().__init__()
-        self.classify = internal.classify
+        self.contains = internal.contains
 
     def __missing__(self, address: str) -> Optional[bool]:
-        verdict = self[address] = self.classify(address)
+        verdict = self[address] = self.contains(address)
         return verdict
 
 

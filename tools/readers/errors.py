@@ -3,7 +3,7 @@
 import gzip
 import io
 import json
-from typing import Dict, List, Union
+from typing import Dict, Iterator, List, Tuple, Union
 
 Record = Dict[str, Union[str, List[str]]]
 
@@ -22,6 +22,19 @@ def open_text(path: str) -> io.TextIOBase:
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace",
                                 newline="")
     return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def json_lines(path: str) -> Iterator[Tuple[int, dict]]:
+    """(line number, object) for each non-empty line of a JSON-lines file (gzipped or not)."""
+    number = 0
+    try:
+        with open_text(path) as handle:
+            for number, line in enumerate(handle, 1):
+                line = line.strip()
+                if line:
+                    yield number, json_object(path, number, line)
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise InputError(path, number, "cannot read (%s)" % error)
 
 
 def json_object(path: str, number: int, line: str) -> dict:

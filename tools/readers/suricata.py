@@ -23,7 +23,7 @@ import ipaddress
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
-from tools.readers.errors import InputError, Record, json_object, open_text
+from tools.readers.errors import InputError, Record, json_lines
 
 TEREDO_PREFIX = ipaddress.IPv6Network("2001::/32")
 TEREDO_SERVER_PORT = "3544"
@@ -90,19 +90,8 @@ def _outer_flow(candidates: List[Record], server: str, port: int, start: float,
 
 
 def read(path: str) -> Iterator[Record]:
-    records: List[Record] = []
-    number = 0
-    try:
-        with open_text(path) as handle:
-            for number, line in enumerate(handle, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                event = json_object(path, number, line)
-                if event.get("event_type") == "flow":
-                    records.append(_flow_record(path, number, event))
-    except OSError as error:
-        raise InputError(path, number, "cannot read (%s)" % error)
+    records = [_flow_record(path, number, event) for number, event in json_lines(path)
+               if event.get("event_type") == "flow"]
 
     outers = [r for r in records if r.get("transport") == "udp" and "." in str(r.get("src_ip", ""))]
     for record in records:
