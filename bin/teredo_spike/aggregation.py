@@ -416,6 +416,7 @@ class Aggregator:
         self._spool.close()
         self._spool = None
 
+
 def _cheapest_split(sample: List[str], needed: Sequence[int]
                     ) -> Tuple[Callable, int, Tuple[int, ...]]:
     """How to split the cells `needed` off a line at least cost: str.split from the left up to

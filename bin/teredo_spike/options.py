@@ -14,6 +14,7 @@ MAX_SPAN = 7 * 86400
 _SPAN = re.compile(r"^\s*(\d+)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+
 class OptionError(ValueError):
     """A bad option value; its text goes to the search's messages."""
 
