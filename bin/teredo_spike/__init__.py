@@ -1,7 +1,8 @@
 """teredo_spike: the logic behind `| teredospike` and the `teredo_attack_context` alert action.
 
 Pure Python 3.9+ (standard library, and the vendored pure-Python libraries in bin/lib), so that
-it runs unchanged on Splunk's bundled Python 3.9 and 3.13 on search heads and indexers. One module per idea:
+it runs unchanged on Splunk's bundled Python 3.9 and 3.13 on search heads and indexers.
+One module per idea:
 
 - fields       CIM Network_Traffic field names -> column positions in a chunk
 - addresses    internal networks; Teredo address decoding (RFC 4380 section 4)

@@ -13,8 +13,8 @@ Per host and metric (packets, bytes, flows, distinct destinations):
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
 - familiar heavy use: a level the host already reached in spikes 12 hours to 7 days earlier (in two
-  sessions, or in one within the last 2 days), towards the same destinations, is not new (daily gamers and peer-to-peer
-  users page once or twice, not every day);
+  sessions, or in one within the last 2 days), towards the same destinations, is not new (daily
+  gamers and peer-to-peer users page once or twice, not every day);
 - a spike needs score >= threshold and volume above the floor (packets or bytes);
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
 
