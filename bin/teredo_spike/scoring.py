@@ -270,15 +270,22 @@ def _sessions(series: Sequence[HostBucket], ys: Sequence[List[float]], window: S
               ) -> Tuple[List[Tuple[int, List[float]]], Set[str]]:
     """The spikes in `window` as sessions (last bucket, peak y per metric), and their
     destinations."""
+    # Called whenever the window changes, over the whole window: a session's peak is taken once
+    # over its buckets' ys (column-wise) rather than pairwise at every bucket.
     sessions: List[Tuple[int, List[float]]] = []
     familiar: Set[str] = set()
+    members: List[List[float]] = []  # ys of the current session's buckets
+    last = 0
     for i in window:
         hb = series[i]
-        if sessions and hb.bucket - sessions[-1][0] <= SESSION_GAP:
-            sessions[-1] = (hb.bucket, [max(a, b) for a, b in zip(sessions[-1][1], ys[i])])
-        else:
-            sessions.append((hb.bucket, list(ys[i])))
+        if members and hb.bucket - last > SESSION_GAP:
+            sessions.append((last, [max(column) for column in zip(*members)]))
+            members = []
+        members.append(ys[i])
+        last = hb.bucket
         familiar.update(hb.dests)
+    if members:
+        sessions.append((last, [max(column) for column in zip(*members)]))
     return sessions, familiar
 
 
