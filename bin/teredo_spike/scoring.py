@@ -58,7 +58,7 @@ class Settings(NamedTuple):
     min_bytes: int = 16000
 
 
-NO_SCORES = (0.0,) * len(METRICS)  # a host-bucket's z, baseline and baseline_sd before scoring
+NO_SCORES = array("d", (0.0,) * len(METRICS))  # z, baseline and baseline_sd before scoring
 
 
 class HostBucket:
@@ -76,7 +76,7 @@ class HostBucket:
                  "is_spike")
 
     def __init__(self, src: str, bucket: int, cell: Cell, client_ports: Tuple[str, ...]) -> None:
-        """`cell`: the host's cells in this bucket merged into one."""
+        """`cell`: the host's traffic from `client_ports` in this bucket."""
         self.src = src
         self.bucket = bucket
         # packets, bytes, flows, distinct destinations
@@ -86,13 +86,25 @@ class HostBucket:
         self.servers = tuple(cell.servers)
         self.mapped = tuple(cell.mapped)
         self.evidence = cell.evidence
-        # Filled by score_host (and discount_familiar_peaks for z and score).
-        self.z = array("d", NO_SCORES)
+        # Filled by score_host (and discount_familiar_peaks for z and score). Copies of a template
+        # (a slice copies the doubles) are made three times faster than arrays from a tuple.
+        self.z = NO_SCORES[:]
         self.score = 0.0
         self.fleet_adjustment = 0.0
-        self.baseline = array("d", NO_SCORES)     # expected y per metric before this bucket
-        self.baseline_sd = array("d", NO_SCORES)
+        self.baseline = NO_SCORES[:]     # expected y per metric before this bucket
+        self.baseline_sd = NO_SCORES[:]
         self.is_spike = False
+
+    def merge(self, other: "HostBucket") -> None:
+        """Add the host's traffic from other client ports in the same bucket (before scoring)."""
+        dests = set(self.dests).union(other.dests)
+        self.values = (self.values[0] + other.values[0], self.values[1] + other.values[1],
+                       self.values[2] + other.values[2], len(dests))
+        self.dests = tuple(dests)
+        self.client_ports += other.client_ports
+        self.servers = tuple(set(self.servers).union(other.servers))
+        self.mapped = tuple(set(self.mapped).union(other.mapped))
+        self.evidence |= other.evidence
 
     @property
     def packets(self) -> int:
@@ -117,28 +129,36 @@ class Episode(NamedTuple):
 def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
     """Sum each host's attributed cells per bucket; buckets sorted by time.
 
-    Empties `cells`: each cell is dropped as soon as it is summed, so that the search head never
-    holds every cell and every host-bucket at once."""
-    # (src, bucket) -> the first of its cells taken, with the others merged in, and their client
-    # ports (distinct: each cell is one (src, port, bucket)).
-    summed: Dict[Tuple[str, int], Tuple[Cell, Tuple[str, ...]]] = {}
+    Empties `cells`: each cell is dropped as soon as it becomes a HostBucket, so that the search
+    head never holds every cell and every host-bucket at once."""
+    hosts: Dict[str, List[HostBucket]] = {}
     while cells:
         (src, port, bucket), cell = cells.popitem()
-        ports = (port,) if port else ()
-        first = summed.get((src, bucket))
-        if first is None:
-            summed[(src, bucket)] = (cell, ports)
+        hb = HostBucket(src, bucket, cell, (port,) if port else ())
+        series = hosts.get(src)
+        if series is None:
+            hosts[src] = [hb]
         else:
-            first[0].merge(cell)
-            summed[(src, bucket)] = (first[0], first[1] + ports)
+            series.append(hb)
     cells.clear()  # popitem leaves the dict's table allocated; clear() frees it
-    hosts: Dict[str, List[HostBucket]] = {}
-    while summed:
-        (src, bucket), (cell, ports) = summed.popitem()
-        hosts.setdefault(src, []).append(HostBucket(src, bucket, cell, ports))
-    for series in hosts.values():
+    for src, series in hosts.items():
         series.sort(key=attrgetter("bucket"))
+        # A cell is one client port's traffic: a host that used two ports in a bucket has two
+        # HostBuckets of that bucket, side by side once sorted. Most hosts keep one port.
+        if len(set(map(attrgetter("bucket"), series))) < len(series):
+            hosts[src] = _merge_ports(series)
     return hosts
+
+
+def _merge_ports(series: List[HostBucket]) -> List[HostBucket]:
+    """`series` (sorted by bucket) with each bucket's HostBuckets merged into one."""
+    merged = [series[0]]
+    for hb in series[1:]:
+        if hb.bucket == merged[-1].bucket:
+            merged[-1].merge(hb)
+        else:
+            merged.append(hb)
+    return merged
 
 
 def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
