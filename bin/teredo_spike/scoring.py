@@ -24,7 +24,7 @@ familiar-use rule, the design paged on heavy users' every session and missed rep
 
 import math
 from array import array
-from collections import deque
+from collections import Counter, deque
 from operator import attrgetter
 from statistics import median
 from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, Tuple
@@ -163,19 +163,42 @@ def _merge_ports(series: List[HostBucket]) -> List[HostBucket]:
 
 def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
     """(mean, variance) of y per metric over every host-bucket, robustly (median, MAD)."""
+    every = [hb.values for series in hosts.values() for hb in series]
+    if not every:
+        return [(0.0, MIN_SD * MIN_SD)] * len(METRICS)
     prior = []
-    every = [hb for series in hosts.values() for hb in series]
     log1p = math.log1p
-    for k in range(len(METRICS)):
-        ys = [log1p(hb.values[k]) for hb in every]
-        if not ys:
-            prior.append((0.0, MIN_SD * MIN_SD))
-            continue
-        centre = median(ys)
-        spread = 1.4826 * median([abs(y - centre) for y in ys])
+    for column in zip(*every):  # one metric's values
+        # Counted, not listed: a week of host-buckets repeats few distinct values, and the median
+        # of a multiset is the same float as statistics.median over the list of its values.
+        ys: Counter = Counter()
+        for x, n in Counter(column).items():
+            ys[log1p(x)] += n
+        centre = _median(ys)
+        deviations: Counter = Counter()
+        for y, n in ys.items():
+            deviations[abs(y - centre)] += n
+        spread = 1.4826 * _median(deviations)
         sd = max(spread, MIN_SD)
         prior.append((centre, sd * sd))
     return prior
+
+
+def _median(counts: Counter) -> float:
+    """statistics.median of the multiset `counts` (value -> how many times): the middle value,
+    or the mean of the two middle values."""
+    total = sum(counts.values())
+    middle = total // 2  # the index of the upper middle value in the sorted multiset
+    seen = 0
+    lower = upper = 0.0
+    for value, n in sorted(counts.items()):
+        if seen <= middle - 1 < seen + n:
+            lower = value
+        if seen <= middle < seen + n:
+            upper = value
+            break
+        seen += n
+    return upper if total % 2 else (lower + upper) / 2
 
 
 def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: Settings) -> None:
