@@ -344,13 +344,27 @@ def _sessions(series: Sequence[HostBucket], ys: Sequence[List[float]], window: S
 
 def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
     """Subtract each crowded bucket's median score above 1 from every host in it."""
-    by_bucket: Dict[int, List[HostBucket]] = {}
+    # A bucket's median is above 1 only if at least half of its hosts score above 1: count first,
+    # and gather the members of those buckets alone (most buckets, on most days, have none).
+    hosts_in: Dict[int, int] = {}
+    above_one: Dict[int, int] = {}
     for series in hosts.values():
         for hb in series:
-            by_bucket.setdefault(hb.bucket, []).append(hb)
+            bucket = hb.bucket
+            hosts_in[bucket] = hosts_in.get(bucket, 0) + 1
+            if hb.score > 1.0:
+                above_one[bucket] = above_one.get(bucket, 0) + 1
+    by_bucket: Dict[int, List[HostBucket]] = {
+        bucket: [] for bucket, above in above_one.items()
+        if hosts_in[bucket] >= FLEET_MIN_HOSTS and 2 * above >= hosts_in[bucket]}
+    if not by_bucket:
+        return
+    for series in hosts.values():
+        for hb in series:
+            members = by_bucket.get(hb.bucket)
+            if members is not None:
+                members.append(hb)
     for members in by_bucket.values():
-        if len(members) < FLEET_MIN_HOSTS:
-            continue
         adjustment = median(hb.score for hb in members) - 1.0
         if adjustment <= 0:
             continue
