@@ -60,9 +60,9 @@ class Settings(NamedTuple):
 
 NO_SCORES = array("d", (0.0,) * len(METRICS))  # z, baseline and baseline_sd before scoring
 
-# One cell's traffic, as host_buckets copies it out: bucket, (packets, bytes, flows, distinct
-# destinations), destinations, client ports, servers, mapped addresses, evidence.
-Traffic = Tuple[int, Tuple[int, int, int, int], Tuple[str, ...], Tuple[str, ...], Tuple[str, ...],
+# One cell's traffic, as host_buckets copies it out: bucket, packets, bytes, flows, destinations,
+# client ports, servers, mapped addresses, evidence.
+Traffic = Tuple[int, int, int, int, Tuple[str, ...], Tuple[str, ...], Tuple[str, ...],
                 Tuple[str, ...], int]
 
 
@@ -82,8 +82,10 @@ class HostBucket:
 
     def __init__(self, src: str, traffic: Traffic) -> None:
         self.src = src
-        (self.bucket, self.values, self.dests, self.client_ports, self.servers, self.mapped,
-         self.evidence) = traffic
+        (self.bucket, packets, bytes_, flows, self.dests, self.client_ports, self.servers,
+         self.mapped, self.evidence) = traffic
+        # Made here rather than copied out with the cell, so that it sits by the HostBucket.
+        self.values = (packets, bytes_, flows, len(self.dests))  # dests: distinct values
         # Filled by score_host (and discount_familiar_peaks for z and score). Copies of a template
         # (a slice copies the doubles) are made three times faster than arrays from a tuple.
         self.z = NO_SCORES[:]
@@ -138,9 +140,8 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
     traffic: Dict[str, List[Traffic]] = {}
     while cells:
         (src, port, bucket), cell = cells.popitem()
-        copied = (bucket, (cell.packets, cell.bytes, cell.flows, len(cell.dests)),
-                  tuple(cell.dests), (port,) if port else (), tuple(cell.servers),
-                  tuple(cell.mapped), cell.evidence)
+        copied = (bucket, cell.packets, cell.bytes, cell.flows, tuple(cell.dests),
+                  (port,) if port else (), tuple(cell.servers), tuple(cell.mapped), cell.evidence)
         host = traffic.get(src)
         if host is None:
             traffic[src] = [copied]
