@@ -1,0 +1,72 @@
+"""The scoring's fleet-wide statistics are computed cheaply (counted values, buckets gathered only
+where the fleet correction can apply) but exactly: the same floats as their definitions computed
+with statistics.median over every host-bucket."""
+
+import math
+import statistics
+from typing import Dict, List, Sequence, Tuple
+
+from hypothesis import given, strategies as st
+
+from teredo_spike.scoring import (FLEET_MIN_HOSTS, MIN_SD, HostBucket, fleet_correct,
+                                  population_prior)
+
+SPAN = 600
+# Small counts repeat (as idle clients' do), large ones rarely.
+COUNTS = st.one_of(st.integers(0, 40), st.integers(0, 10 ** 12))
+SCORES = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0]), st.floats(0.0, 20.0))
+
+
+def host_bucket(src: str, bucket: int, packets: int, bytes_: int, flows: int,
+                dests: int) -> HostBucket:
+    addresses = tuple("198.51.100.%d" % n for n in range(dests))
+    return HostBucket(src, (bucket, packets, bytes_, flows, addresses, ("3544",), (), (), 0))
+
+
+@given(st.lists(st.tuples(COUNTS, COUNTS, COUNTS, st.integers(1, 4)), min_size=1, max_size=150))
+def test_population_prior_is_the_median_and_mad_of_every_host_bucket(values):
+    hosts: Dict[str, List[HostBucket]] = {}
+    for n, (packets, bytes_, flows, dests) in enumerate(values):
+        src = "10.0.0.%d" % (n % 7)
+        hosts.setdefault(src, []).append(host_bucket(src, n * SPAN, packets, bytes_, flows, dests))
+    for k, prior in enumerate(population_prior(hosts)):
+        ys = [math.log1p(v[k]) for v in values]
+        centre = statistics.median(ys)
+        sd = max(1.4826 * statistics.median([abs(y - centre) for y in ys]), MIN_SD)
+        assert prior == (centre, sd * sd)
+
+
+@given(st.integers(1, 3), st.lists(st.lists(st.one_of(st.none(), SCORES), min_size=3, max_size=3),
+                                   min_size=FLEET_MIN_HOSTS - 2, max_size=2 * FLEET_MIN_HOSTS + 5))
+def test_fleet_correction_is_each_crowded_buckets_median_above_one(buckets, hosts_scores):
+    """`hosts_scores`: each host's score in each bucket, None where it has no Teredo traffic
+    (so that buckets fall on both sides of FLEET_MIN_HOSTS)."""
+    hosts: Dict[str, List[HostBucket]] = {}
+    for h, scores in enumerate(hosts_scores):
+        src = "10.0.1.%d" % h
+        for b, score in enumerate(scores[:buckets]):
+            if score is not None:
+                hb = host_bucket(src, b * SPAN, 1, 100, 1, 1)
+                hb.score = score
+                hosts.setdefault(src, []).append(hb)
+    expected = _corrected(hosts)
+    fleet_correct(hosts)
+    assert [(hb.score, hb.fleet_adjustment) for series in hosts.values() for hb in series] == expected
+
+
+def _corrected(hosts: Dict[str, Sequence[HostBucket]]) -> List[Tuple[float, float]]:
+    """(score, fleet_adjustment) of every host-bucket by the definition."""
+    in_bucket: Dict[int, List[float]] = {}
+    for series in hosts.values():
+        for hb in series:
+            in_bucket.setdefault(hb.bucket, []).append(hb.score)
+    result = []
+    for series in hosts.values():
+        for hb in series:
+            scores = in_bucket[hb.bucket]
+            adjustment = statistics.median(scores) - 1.0
+            if len(scores) >= FLEET_MIN_HOSTS and adjustment > 0:
+                result.append((max(0.0, hb.score - adjustment), adjustment))
+            else:
+                result.append((hb.score, 0.0))
+    return result
