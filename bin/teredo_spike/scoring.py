@@ -14,12 +14,15 @@ Per host and metric (packets, bytes, flows, distinct destinations):
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
 - familiar heavy use: a level the host already reached in spikes 12 hours to 7 days earlier (in two
   sessions, or in one within the last 2 days), towards the same destinations, is not new (daily
-  gamers and peer-to-peer users page once or twice, not every day);
+  gamers and peer-to-peer users page once or twice, not every day); a bucket that sends a fifth of
+  its packets to one destination new to the host, or goes mostly to new destinations, is new
+  (a tunnel inside a game or peer-to-peer session);
 - a spike needs score >= threshold and volume above the floor (packets or bytes);
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
 
 Measured on generated scenarios (docs/detection-quality.md): without the spike-free baseline and the
-familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels.
+familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels;
+without the new-destination test it missed relay tunnels that ran inside a peer-to-peer session.
 """
 
 import math
@@ -37,7 +40,7 @@ METRICS = ("packets", "bytes", "flows", "dests")
 EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~33-bucket memory)
 CLIP_SIGMA = 5.0              # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0           # buckets of history at which the host's own baseline weighs half
-MIN_SD = 0.4                  # sigma floor on the log scale: x1.5 a sigma, x11 at threshold 6
+MIN_SD = 0.35                 # sigma floor on the log scale: x1.4 a sigma, x8 at threshold 6
 # The fleet
 FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction applies
 # Familiar heavy use
@@ -46,7 +49,8 @@ FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excus
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
 YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours ago (a daily rhythm)
 SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
-NOVEL_SHARE = 0.5             # a bucket with at least this share of new destinations is not familiar
+NOVEL_SHARE = 0.75            # a bucket with at least this share of new destinations is not familiar,
+NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to one new destination
 # Episodes
 EPISODE_GAP = 2               # quiet buckets allowed inside one episode
 
@@ -71,8 +75,8 @@ class HostBucket:
     184).
     """
 
-    __slots__ = ("src", "bucket", "values", "dests", "client_ports", "servers", "mapped",
-                 "evidence", "z", "score", "fleet_adjustment", "baseline", "baseline_sd",
+    __slots__ = ("src", "bucket", "values", "dests", "dest_packets", "client_ports", "servers",
+                 "mapped", "evidence", "z", "score", "fleet_adjustment", "baseline", "baseline_sd",
                  "is_spike")
 
     def __init__(self, src: str, bucket: int, cell: Cell, client_ports: Tuple[str, ...]) -> None:
@@ -82,6 +86,7 @@ class HostBucket:
         # packets, bytes, flows, distinct destinations
         self.values = (cell.packets, cell.bytes, cell.flows, len(cell.dests))
         self.dests = tuple(cell.dests)
+        self.dest_packets = tuple(cell.dests.values())  # packets to each of self.dests
         self.client_ports = client_ports
         self.servers = tuple(cell.servers)
         self.mapped = tuple(cell.mapped)
@@ -220,10 +225,10 @@ def _above_floor(hb: HostBucket, settings: Settings) -> bool:
 def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
     """Heavy Teredo users (games, peer-to-peer) spike every day from the same few destinations.
     Where the host already spiked 12 hours to 7 days ago — in at least FAMILIAR_SESSIONS sessions,
-    or in one session that ended at most 48 hours ago — a bucket that goes mostly to destinations of
-    those spikes is scored against that level too (the second-highest session's peak, or the one
-    session's) and keeps the smaller z. A first tunnel, a tunnel repeated days later, or a tunnel to
-    relays new to the host is not discounted."""
+    or in one session that ended at most 48 hours ago — a bucket that the destinations of those
+    spikes explain (not _is_new_use) is scored against that level too (the second-highest session's
+    peak, or the one session's) and keeps the smaller z. A first tunnel, a tunnel repeated days
+    later, or a tunnel to relays new to the host is not discounted."""
     count = len(METRICS)
     spiked = [hb.score >= settings.threshold and _above_floor(hb, settings) for hb in series]
     if not any(spiked):
@@ -256,14 +261,24 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             level = sessions[0][1]
         else:
             continue
-        novel = sum(1 for dest in hb.dests if dest not in familiar)
-        if hb.dests and novel >= NOVEL_SHARE * len(hb.dests):
+        if _is_new_use(hb, familiar):
             continue
         for k in range(count):
             z_familiar = (ys[n][k] - level[k]) / hb.baseline_sd[k]
             if z_familiar < hb.z[k]:
                 hb.z[k] = z_familiar
         hb.score = max(0.0, max(hb.z) - hb.fleet_adjustment)
+
+
+def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
+    """Traffic that a familiar session does not explain: mostly to new destinations (a tunnel to
+    peers), or a fifth of the packets to one new destination (a relay tunnel, also when it runs
+    inside a session to familiar peers)."""
+    novel = [packets for dest, packets in zip(hb.dests, hb.dest_packets) if dest not in familiar]
+    if not novel:
+        return False
+    return (len(novel) >= NOVEL_SHARE * len(hb.dests)
+            or max(novel) >= NEW_DEST_SHARE * hb.packets)
 
 
 def _sessions(series: Sequence[HostBucket], ys: Sequence[List[float]], window: Sequence[int]
