@@ -1,6 +1,8 @@
 """Scores each host's Teredo traffic per bucket against its own and the fleet's baseline.
 
-Per host and metric (packets, bytes, flows, distinct destinations):
+Per host and metric (packets, bytes, flows, distinct destinations, and relay packets: those to
+destinations other than the Teredo servers, i.e. data through the tunnel rather than the client's
+signalling):
 
 - work on y = ln(1 + x), and only over buckets that have Teredo traffic: an absent bucket is
   "client off", not zero traffic;
@@ -34,7 +36,7 @@ from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, T
 
 from .aggregation import Cell, Key
 
-METRICS = ("packets", "bytes", "flows", "dests")
+METRICS = ("packets", "bytes", "flows", "dests", "relay_packets")
 
 # The host's own baseline
 EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~33-bucket memory)
@@ -71,8 +73,8 @@ class HostBucket:
     The search head holds one per host and bucket with Teredo traffic (millions, for thousands of
     always-on clients over a week), so it is kept small: its destinations, client ports, servers and
     mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216),
-    and its per-metric scores are arrays of doubles (96-112 bytes for four, a list of four floats
-    184).
+    and its per-metric scores are arrays of doubles (104 bytes for five, a list of five floats
+    216).
     """
 
     __slots__ = ("src", "bucket", "values", "dests", "dest_packets", "client_ports", "servers",
@@ -83,8 +85,10 @@ class HostBucket:
         """`cell`: the host's cells in this bucket merged into one."""
         self.src = src
         self.bucket = bucket
-        # packets, bytes, flows, distinct destinations
-        self.values = (cell.packets, cell.bytes, cell.flows, len(cell.dests))
+        servers = cell.servers
+        relay_packets = sum(packets for dest, packets in cell.dests.items() if dest not in servers)
+        # packets, bytes, flows, distinct destinations, relay packets (METRICS)
+        self.values = (cell.packets, cell.bytes, cell.flows, len(cell.dests), relay_packets)
         self.dests = tuple(cell.dests)
         self.dest_packets = tuple(cell.dests.values())  # packets to each of self.dests
         self.client_ports = client_ports
