@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from hypothesis import given, strategies as st
 
-from teredo_spike.scoring import (FLEET_MIN_HOSTS, MIN_SD, HostBucket, fleet_correct,
+from teredo_spike.scoring import (FLEET_MIN_HOSTS, METRICS, MIN_SD, HostBucket, fleet_correct,
                                   population_prior)
 
 SPAN = 600
@@ -17,19 +17,25 @@ COUNTS = st.one_of(st.integers(0, 40), st.integers(0, 10 ** 12))
 SCORES = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0]), st.floats(0.0, 20.0))
 
 
-def host_bucket(src: str, bucket: int, packets: int, bytes_: int, flows: int,
-                dests: int) -> HostBucket:
+def host_bucket(src: str, bucket: int, packets: int, bytes_: int, flows: int, dests: int,
+                relay_packets: int) -> HostBucket:
+    """A HostBucket as host_buckets makes it, with these METRICS values."""
     addresses = tuple("198.51.100.%d" % n for n in range(dests))
-    return HostBucket(src, (bucket, packets, bytes_, flows, addresses, ("3544",), (), (), 0))
+    dest_packets = (relay_packets,) + (0,) * (dests - 1)
+    return HostBucket(src, (bucket, packets, bytes_, flows, relay_packets, addresses, dest_packets,
+                            ("3544",), (), (), 0))
 
 
-@given(st.lists(st.tuples(COUNTS, COUNTS, COUNTS, st.integers(1, 4)), min_size=1, max_size=150))
+@given(st.lists(st.tuples(COUNTS, COUNTS, COUNTS, st.integers(1, 4), COUNTS), min_size=1,
+                max_size=150))
 def test_population_prior_is_the_median_and_mad_of_every_host_bucket(values):
     hosts: Dict[str, List[HostBucket]] = {}
-    for n, (packets, bytes_, flows, dests) in enumerate(values):
+    for n, metrics in enumerate(values):
         src = "10.0.0.%d" % (n % 7)
-        hosts.setdefault(src, []).append(host_bucket(src, n * SPAN, packets, bytes_, flows, dests))
-    for k, prior in enumerate(population_prior(hosts)):
+        hosts.setdefault(src, []).append(host_bucket(src, n * SPAN, *metrics))
+    priors = population_prior(hosts)
+    assert len(priors) == len(METRICS)
+    for k, prior in enumerate(priors):
         ys = [math.log1p(v[k]) for v in values]
         centre = statistics.median(ys)
         sd = max(1.4826 * statistics.median([abs(y - centre) for y in ys]), MIN_SD)
@@ -46,7 +52,7 @@ def test_fleet_correction_is_each_crowded_buckets_median_above_one(buckets, host
         src = "10.0.1.%d" % h
         for b, score in enumerate(scores[:buckets]):
             if score is not None:
-                hb = host_bucket(src, b * SPAN, 1, 100, 1, 1)
+                hb = host_bucket(src, b * SPAN, 1, 100, 1, 1, 0)
                 hb.score = score
                 hosts.setdefault(src, []).append(hb)
     expected = _corrected(hosts)

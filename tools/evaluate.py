@@ -797,10 +797,7 @@ def _session_gaps(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]]) -> 
             key = ("no earlier session" if hours is None else "< 24 h" if hours < 24
                    else "24-48 h" if hours < 48 else ">= 48 h")
             gaps[key] += 1
-    if not any(gaps.values()):
-        return ""
-    return (" Time from the end of the host's previous session to the false episode: %s."
-            % ", ".join("%s %d" % (k, v) for k, v in gaps.items() if v))
+    return ", ".join("%s %d" % (k, v) for k, v in gaps.items() if v)
 
 
 def weak_spots(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]], items, causes: Dict[str, int],
@@ -814,17 +811,22 @@ def weak_spots(runs: Sequence[SeedRun], flags: Sequence[Set[HostBucket]], items,
     heavy_false = causes.get("heavy user, in a session", 0) + causes.get("heavy user, outside a session", 0)
     classes = slice_table["host class"]
     if heavy_false or classes.get("heavy", (1.0, 0))[0] < 0.9:
+        missed = [t for t, lat in items if lat is None and t["host_class"] == "heavy"]
+        sizes = ", ".join("%d pkts x %d" % (t["extra_packets"], t["buckets"])
+                          for t in sorted(missed, key=lambda t: (t["extra_packets"], t["buckets"])))
         out.append("- **Heavy Teredo users** (%d false episodes, %s; recall of tunnels on their hosts %s). "
                    "Their sessions (1-4 h of hundreds to thousands of packets per 10 minutes, most days, "
-                   "some days skipped) alternate with idle chatter: a baseline that has forgotten the last "
-                   "session pages at the next one, and one wide enough to hold the sessions hides a tunnel "
-                   "inside them.%s Likely fix: remember the levels the host reached (spike or not) over a "
-                   "week rather than days, so that a skipped day or a weekend does not make the next "
-                   "session new; and destination novelty: a game reuses the same few relays every day, a "
-                   "tunnel brings relays or peers new to the host, which is what would find tunnels on "
-                   "these hosts (and keep a repeat within the memory window from being excused)."
+                   "some days skipped) alternate with idle chatter. A level reached in two sessions within "
+                   "7 days, or one within 48 h, is familiar unless the bucket's destinations are new to "
+                   "the host (a game reuses its relays, a tunnel brings its own). Time from the end of the "
+                   "host's previous session to each false episode: %s: the first session after a "
+                   "skipped day or a weekend is new again, because a longer memory of one session would "
+                   "also excuse a tunnel repeated days later to the same relays. Missed on these hosts: "
+                   "%s (inside a session, a few hundred packets or less, or one bucket). Likely fix: a "
+                   "per-host time-of-day profile of sessions (lunch, evening), which would keep both a "
+                   "weekend gap and a repeated tunnel at an odd hour apart."
                    % (heavy_false, rate(heavy_false), _fmt(classes.get("heavy", (float("nan"), 0))[0]),
-                      _session_gaps(runs, flags)))
+                      _session_gaps(runs, flags) or "none", sizes or "none"))
     if causes.get("NAT retry burst"):
         n = causes["NAT retry burst"]
         out.append("- **NAT retry bursts** (%d false episodes, %s): 3-6x the re-qualification rate for 1-3 "

@@ -9,7 +9,8 @@ A Cell with evidence of its own (label, prefix, port) makes its (src, src_port) 
 port in its bucket and the neighbouring ones. A Cell without — plain UDP from that port, e.g. relay
 traffic on an arbitrary port — counts only where the port is live. Whether it is live may only be known
 after every indexer has reported, so such "candidate" Cells travel to the reduce phase unless the map
-already saw the port live nearby. The reduce phase keeps candidates in a spool file rather than memory
+already saw the port live nearby. A Cell counts packets per destination too: a tunnel puts its volume on
+relays new to the host, and scoring tells that from a familiar game or peer-to-peer session by it. The reduce phase keeps candidates in a spool file rather than memory
 (DNS from random ports makes many of them) and attributes them once the input is finished. Sums and
 unions commute, so the result does not depend on how the input was split into chunks or indexers.
 """
@@ -65,7 +66,7 @@ class Cell:
         self.bytes = 0
         self.flows = 0
         self.evidence = 0
-        self.dests: Set[str] = set()
+        self.dests: Dict[str, int] = {}  # destination -> packets
         self.servers: AbstractSet[str] = NO_VALUES  # add_server
         self.mapped: AbstractSet[str] = NO_VALUES  # add_mapped
 
@@ -89,7 +90,9 @@ class Cell:
         self.bytes += other.bytes
         self.flows += other.flows
         self.evidence |= other.evidence
-        self.dests |= other.dests
+        dests = self.dests
+        for dest, packets in other.dests.items():
+            dests[dest] = dests.get(dest, 0) + packets
         if other.servers:
             self.servers = _united(self.servers, other.servers)
         if other.mapped:
@@ -270,7 +273,8 @@ class Aggregator:
             cell.bytes += octets
             cell.flows += flows
             cell.evidence |= mask
-            cell.dests.add(dest)
+            dests = cell.dests
+            dests[dest] = dests.get(dest, 0) + packets
             if mask & ev.PORT:
                 cell.add_server(dest)
             if mask & ev.PREFIX:
@@ -328,7 +332,7 @@ class Aggregator:
                 (dest,) = cell.dests
                 server = next(iter(cell.servers), "")
                 plain.append(_PLAIN_ROW % (bucket, src, port, cell.packets, cell.bytes,
-                                           cell.flows, cell.evidence, dest, server))
+                                           cell.flows, cell.evidence, dest, cell.packets, server))
             else:
                 rows.append(_wire_row(src, port, bucket, cell))
         text = "".join(plain)
@@ -368,7 +372,7 @@ class Aggregator:
             cell.bytes = int(row[bytes_at])
             cell.flows = int(row[flows_at])
             cell.evidence = int(row[evidence_at])
-            cell.dests = _values(row[dests_at])
+            cell.dests = _dest_packets(row[dests_at])
             if row[servers_at]:
                 cell.servers = _values(row[servers_at])
             if row[mapped_at]:
@@ -394,7 +398,7 @@ class Aggregator:
             self._spool_writer = csv.writer(self._spool)
         src, port, bucket = key
         self._spool_writer.writerow((src, port, bucket, cell.packets, cell.bytes, cell.flows,
-                                     "\n".join(cell.dests)))
+                                     "\n".join(_dest_values(cell.dests))))
 
     def spool_candidates(self, candidates: Dict[Key, Cell]) -> None:
         for key, cell in candidates.items():
@@ -411,7 +415,7 @@ class Aggregator:
                 cell = Cell()
                 cell.packets, cell.bytes, cell.flows = int(packets), int(octets), int(flows)
                 cell.evidence = ev.CLIENT_PORT
-                cell.dests = _values(dests)
+                cell.dests = _dest_packets(dests)
                 self._merge(key, cell)
         self._spool.close()
         self._spool = None
@@ -442,10 +446,11 @@ class PartialTable(NamedTuple):
     rows: List[List[str]]
 
 
-# One plain row (bucket, src, port, packets, bytes, flows, evidence, its one destination, its
-# server if any; no mapped address) as a CSV line in splunklib's dialect: 26 cells, `\r\n`.
+# One plain row (bucket, src, port, packets, bytes, flows, evidence, its one destination and its
+# packets, its server if any; no mapped address) as a CSV line in splunklib's dialect: 26 cells,
+# `\r\n`.
 _PLAIN_ROW = ",".join(["1", "", "%d", "", "%s", "", "%s", "", "%d", "", "%d", "", "%d", "",
-                       "%d", "", "%s", "", "%s"] + [""] * 7) + "\r\n"
+                       "%d", "", "%s=%d", "", "%s"] + [""] * 7) + "\r\n"
 _PLAIN_COMMAS = 2 * len(PARTIAL_FIELDS) - 1
 
 
@@ -457,7 +462,7 @@ def _is_plain(text: str, rows: int) -> bool:
 
 
 def _wire_row(src: str, port: str, bucket: int, cell: Cell) -> List[str]:
-    dests, dests_mv = multivalue_cells(cell.dests)
+    dests, dests_mv = multivalue_cells(_dest_values(cell.dests))
     servers, servers_mv = multivalue_cells(cell.servers)
     mapped, mapped_mv = multivalue_cells(cell.mapped)
     return ["1", "", str(bucket), "", src, "", port, "", str(cell.packets), "", str(cell.bytes),
@@ -512,6 +517,22 @@ def _values(cell: str) -> Set[str]:
     """The values of a multivalue cell, interned: the reduce phase keeps them for every host and
     bucket, and the same servers and relays come back in thousands of rows."""
     return set(map(sys.intern, cell.split("\n"))) if cell else set()
+
+
+def _dest_values(dests: Dict[str, int]) -> List[str]:
+    """Packets per destination as multivalue values, `address=packets` (an address holds no `=`)."""
+    return ["%s=%d" % item for item in dests.items()]
+
+
+def _dest_packets(cell: str) -> Dict[str, int]:
+    """The inverse of _dest_values, addresses interned (see _values)."""
+    dests: Dict[str, int] = {}
+    if cell:
+        intern = sys.intern
+        for value in cell.split("\n"):
+            dest, _, packets = value.rpartition("=")
+            dests[intern(dest)] = int(packets)
+    return dests
 
 
 def is_partial(header: Sequence[str]) -> bool:

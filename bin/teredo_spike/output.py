@@ -16,8 +16,9 @@ LONG_EPISODE_BUCKETS = 3
 # Every row carries every field, in this order: splunklib freezes the output header at the first row.
 FIELDS = (
     "_time", "episode_end", "episode_buckets", "src", "is_spike", "score", "severity",
-    "risk_score", "packets", "bytes", "flows", "dests", "baseline_packets", "baseline_bytes",
-    "baseline_packets_upper", "z_packets", "z_bytes", "z_flows", "z_dests", "fleet_adjustment",
+    "risk_score", "packets", "bytes", "flows", "dests", "relay_packets", "baseline_packets",
+    "baseline_bytes", "baseline_packets_upper", "z_packets", "z_bytes", "z_flows", "z_dests",
+    "z_relay_packets", "fleet_adjustment",
     "first_seen", "evidence", "client_ports", "teredo_servers", "relays", "mapped",
     "mitre_technique_id", "reason",
 )
@@ -47,7 +48,7 @@ def reason(peak: HostBucket, settings: Settings, first_seen: bool, buckets: int)
     3797"."""
     k = max(range(len(METRICS)), key=lambda i: peak.z[i])
     parts = ["%s %s in %s vs baseline %s (z %.1f)" % (
-        METRICS[k], "{:,}".format(peak.values[k]), format_span(settings.span),
+        METRICS[k].replace("_", " "), "{:,}".format(peak.values[k]), format_span(settings.span),
         "{:,}".format(_expected(peak, k)), peak.z[k])]
     relays = peak.relays
     if relays:
@@ -75,6 +76,7 @@ def _common(hb: HostBucket) -> Dict[str, object]:
         "baseline_packets_upper": None,  # filled by the caller, which knows the threshold
         "z_packets": round(hb.z[0], 2), "z_bytes": round(hb.z[1], 2),
         "z_flows": round(hb.z[2], 2), "z_dests": round(hb.z[3], 2),
+        "z_relay_packets": round(hb.z[4], 2),
         "fleet_adjustment": round(hb.fleet_adjustment, 2),
         "mitre_technique_id": MITRE_TECHNIQUE_ID,
     }
@@ -88,7 +90,7 @@ def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool) -> Dict[str
         "_time": hb.bucket, "episode_end": hb.bucket, "episode_buckets": 1, "src": hb.src,
         "is_spike": int(hb.is_spike), "score": round(hb.score, 2), "severity": level,
         "risk_score": RISK_SCORES[level], "packets": hb.values[0], "bytes": hb.values[1],
-        "flows": hb.values[2], "dests": hb.values[3],
+        "flows": hb.values[2], "dests": hb.values[3], "relay_packets": hb.values[4],
         "baseline_packets_upper": _expected(hb, 0, settings.threshold),
         "first_seen": int(first_seen), "evidence": ev.names(hb.evidence),
         "client_ports": sorted(hb.client_ports, key=_port_order),
@@ -122,6 +124,7 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[
         "packets": sum(hb.values[0] for hb in buckets),
         "bytes": sum(hb.values[1] for hb in buckets),
         "flows": sum(hb.values[2] for hb in buckets), "dests": len(dests),
+        "relay_packets": sum(hb.values[4] for hb in buckets),
         "baseline_packets_upper": _expected(peak, 0, settings.threshold),
         "first_seen": int(first_seen), "evidence": ev.names(mask),
         "client_ports": sorted(ports, key=_port_order), "teredo_servers": sorted(servers),

@@ -1,6 +1,8 @@
 """Scores each host's Teredo traffic per bucket against its own and the fleet's baseline.
 
-Per host and metric (packets, bytes, flows, distinct destinations):
+Per host and metric (packets, bytes, flows, distinct destinations, and relay packets: those to
+destinations other than the Teredo servers, i.e. data through the tunnel rather than the client's
+signalling):
 
 - work on y = ln(1 + x), and only over buckets that have Teredo traffic: an absent bucket is
   "client off", not zero traffic;
@@ -14,12 +16,15 @@ Per host and metric (packets, bytes, flows, distinct destinations):
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
 - familiar heavy use: a level the host already reached in spikes 12 hours to 7 days earlier (in two
   sessions, or in one within the last 2 days), towards the same destinations, is not new (daily
-  gamers and peer-to-peer users page once or twice, not every day);
+  gamers and peer-to-peer users page once or twice, not every day); a bucket that sends a fifth of
+  its packets to one destination new to the host, or goes mostly to new destinations, is new
+  (a tunnel inside a game or peer-to-peer session);
 - a spike needs score >= threshold and volume above the floor (packets or bytes);
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
 
 Measured on generated scenarios (docs/detection-quality.md): without the spike-free baseline and the
-familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels.
+familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels;
+without the new-destination test it missed relay tunnels that ran inside a peer-to-peer session.
 """
 
 import math
@@ -27,17 +32,18 @@ from array import array
 from collections import Counter, deque
 from operator import attrgetter, itemgetter
 from statistics import median
-from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import (Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Sequence, Set,
+                    Tuple)
 
 from .aggregation import Cell, Key
 
-METRICS = ("packets", "bytes", "flows", "dests")
+METRICS = ("packets", "bytes", "flows", "dests", "relay_packets")
 
 # The host's own baseline
 EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~33-bucket memory)
 CLIP_SIGMA = 5.0              # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0           # buckets of history at which the host's own baseline weighs half
-MIN_SD = 0.4                  # sigma floor on the log scale: x1.5 a sigma, x11 at threshold 6
+MIN_SD = 0.35                 # sigma floor on the log scale: x1.4 a sigma, x8 at threshold 6
 # The fleet
 FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction applies
 # Familiar heavy use
@@ -46,7 +52,8 @@ FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excus
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
 YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours ago (a daily rhythm)
 SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
-NOVEL_SHARE = 0.5             # a bucket with at least this share of new destinations is not familiar
+NOVEL_SHARE = 0.75            # a bucket with at least this share of new destinations is not familiar,
+NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to one new destination
 # Episodes
 EPISODE_GAP = 2               # quiet buckets allowed inside one episode
 
@@ -60,10 +67,10 @@ class Settings(NamedTuple):
 
 NO_SCORES = array("d", (0.0,) * len(METRICS))  # z, baseline and baseline_sd before scoring
 
-# One cell's traffic, as host_buckets copies it out: bucket, packets, bytes, flows, destinations,
-# client ports, servers, mapped addresses, evidence.
-Traffic = Tuple[int, int, int, int, Tuple[str, ...], Tuple[str, ...], Tuple[str, ...],
-                Tuple[str, ...], int]
+# One cell's traffic, as host_buckets copies it out: bucket, packets, bytes, flows, relay packets,
+# destinations, packets to each of them, client ports, servers, mapped addresses, evidence.
+Traffic = Tuple[int, int, int, int, int, Tuple[str, ...], Tuple[int, ...], Tuple[str, ...],
+                Tuple[str, ...], Tuple[str, ...], int]
 
 
 class HostBucket:
@@ -72,20 +79,21 @@ class HostBucket:
     The search head holds one per host and bucket with Teredo traffic (millions, for thousands of
     always-on clients over a week), so it is kept small: its destinations, client ports, servers and
     mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216),
-    and its per-metric scores are arrays of doubles (96-112 bytes for four, a list of four floats
-    184).
+    and its per-metric scores are arrays of doubles (104 bytes for five, a list of five floats
+    216).
     """
 
-    __slots__ = ("src", "bucket", "values", "dests", "client_ports", "servers", "mapped",
-                 "evidence", "z", "score", "fleet_adjustment", "baseline", "baseline_sd",
+    __slots__ = ("src", "bucket", "values", "dests", "dest_packets", "client_ports", "servers",
+                 "mapped", "evidence", "z", "score", "fleet_adjustment", "baseline", "baseline_sd",
                  "is_spike")
 
     def __init__(self, src: str, traffic: Traffic) -> None:
         self.src = src
-        (self.bucket, packets, bytes_, flows, self.dests, self.client_ports, self.servers,
-         self.mapped, self.evidence) = traffic
-        # Made here rather than copied out with the cell, so that it sits by the HostBucket.
-        self.values = (packets, bytes_, flows, len(self.dests))  # dests: distinct values
+        (self.bucket, packets, bytes_, flows, relay_packets, self.dests, self.dest_packets,
+         self.client_ports, self.servers, self.mapped, self.evidence) = traffic
+        # METRICS; made here rather than copied out with the cell, so that it sits by the
+        # HostBucket.
+        self.values = (packets, bytes_, flows, len(self.dests), relay_packets)
         # Filled by score_host (and discount_familiar_peaks for z and score). Copies of a template
         # (a slice copies the doubles) are made three times faster than arrays from a tuple.
         self.z = NO_SCORES[:]
@@ -97,12 +105,17 @@ class HostBucket:
 
     def merge(self, other: "HostBucket") -> None:
         """Add the host's traffic from other client ports in the same bucket (before scoring)."""
-        dests = set(self.dests).union(other.dests)
+        dests = dict(zip(self.dests, self.dest_packets))
+        for dest, packets in zip(other.dests, other.dest_packets):
+            dests[dest] = dests.get(dest, 0) + packets
+        servers = set(self.servers).union(other.servers)
         self.values = (self.values[0] + other.values[0], self.values[1] + other.values[1],
-                       self.values[2] + other.values[2], len(dests))
+                       self.values[2] + other.values[2], len(dests),
+                       _relay_packets(dests, servers))
         self.dests = tuple(dests)
+        self.dest_packets = tuple(dests.values())
         self.client_ports += other.client_ports
-        self.servers = tuple(set(self.servers).union(other.servers))
+        self.servers = tuple(servers)
         self.mapped = tuple(set(self.mapped).union(other.mapped))
         self.evidence |= other.evidence
 
@@ -140,7 +153,9 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
     traffic: Dict[str, List[Traffic]] = {}
     while cells:
         (src, port, bucket), cell = cells.popitem()
-        copied = (bucket, cell.packets, cell.bytes, cell.flows, tuple(cell.dests),
+        dests = cell.dests
+        copied = (bucket, cell.packets, cell.bytes, cell.flows,
+                  _relay_packets(dests, cell.servers), tuple(dests), tuple(dests.values()),
                   (port,) if port else (), tuple(cell.servers), tuple(cell.mapped), cell.evidence)
         host = traffic.get(src)
         if host is None:
@@ -159,6 +174,15 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
             series = _merge_ports(series)
         hosts[src] = series
     return hosts
+
+
+def _relay_packets(dests: Dict[str, int], servers: Iterable[str]) -> int:
+    """Packets to destinations other than the Teredo servers (`dests`: destination -> packets):
+    all packets less the servers' (a cell has one or two servers, fewer than destinations)."""
+    packets = sum(dests.values())
+    for server in servers:
+        packets -= dests.get(server, 0)
+    return packets
 
 
 def _merge_ports(series: List[HostBucket]) -> List[HostBucket]:
@@ -274,10 +298,10 @@ def _above_floor(hb: HostBucket, settings: Settings) -> bool:
 def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
     """Heavy Teredo users (games, peer-to-peer) spike every day from the same few destinations.
     Where the host already spiked 12 hours to 7 days ago — in at least FAMILIAR_SESSIONS sessions,
-    or in one session that ended at most 48 hours ago — a bucket that goes mostly to destinations of
-    those spikes is scored against that level too (the second-highest session's peak, or the one
-    session's) and keeps the smaller z. A first tunnel, a tunnel repeated days later, or a tunnel to
-    relays new to the host is not discounted."""
+    or in one session that ended at most 48 hours ago — a bucket that the destinations of those
+    spikes explain (not _is_new_use) is scored against that level too (the second-highest session's
+    peak, or the one session's) and keeps the smaller z. A first tunnel, a tunnel repeated days
+    later, or a tunnel to relays new to the host is not discounted."""
     count = len(METRICS)
     spiked = [hb.score >= settings.threshold and _above_floor(hb, settings) for hb in series]
     if not any(spiked):
@@ -310,14 +334,24 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             level = sessions[0][1]
         else:
             continue
-        novel = sum(1 for dest in hb.dests if dest not in familiar)
-        if hb.dests and novel >= NOVEL_SHARE * len(hb.dests):
+        if _is_new_use(hb, familiar):
             continue
         for k in range(count):
             z_familiar = (ys[n][k] - level[k]) / hb.baseline_sd[k]
             if z_familiar < hb.z[k]:
                 hb.z[k] = z_familiar
         hb.score = max(0.0, max(hb.z) - hb.fleet_adjustment)
+
+
+def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
+    """Traffic that a familiar session does not explain: mostly to new destinations (a tunnel to
+    peers), or a fifth of the packets to one new destination (a relay tunnel, also when it runs
+    inside a session to familiar peers)."""
+    novel = [packets for dest, packets in zip(hb.dests, hb.dest_packets) if dest not in familiar]
+    if not novel:
+        return False
+    return (len(novel) >= NOVEL_SHARE * len(hb.dests)
+            or max(novel) >= NEW_DEST_SHARE * hb.packets)
 
 
 def _sessions(series: Sequence[HostBucket], ys: Sequence[List[float]], window: Sequence[int]

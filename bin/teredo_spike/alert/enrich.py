@@ -8,8 +8,8 @@ from .attack import Technique
 from .results import Row
 
 DEFAULT_TECHNIQUE_ID = "T1572"
-NUMERIC_FIELDS = ("score", "risk_score", "packets", "bytes", "flows", "dests", "baseline_packets",
-                  "baseline_bytes", "episode_end", "episode_buckets")
+NUMERIC_FIELDS = ("score", "risk_score", "packets", "bytes", "flows", "dests", "relay_packets",
+                  "baseline_packets", "baseline_bytes", "episode_end", "episode_buckets")
 MULTIVALUE_FIELDS = ("evidence", "client_ports", "teredo_servers", "relays", "mapped")
 # Keys the enrichment owns; a result field of the same name does not override them.
 OWN_KEYS = ("time", "event_id", "alert", "teredo", "analyst_checks")
