@@ -78,9 +78,9 @@ class HostBucket:
 
     The search head holds one per host and bucket with Teredo traffic (millions, for thousands of
     always-on clients over a week), so it is kept small: its destinations, client ports, servers and
-    mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216),
-    and its per-metric scores are arrays of doubles (104 bytes for five, a list of five floats
-    216).
+    mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216;
+    host_buckets shares equal ones), and its per-metric scores are arrays of doubles (104 bytes for
+    five, a list of five floats 216).
     """
 
     __slots__ = ("src", "bucket", "values", "dests", "dest_packets", "client_ports", "servers",
@@ -151,12 +151,20 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
     # the bench's 403,200 host-buckets: scoring ~15% less CPU than with HostBuckets made in the
     # cells' order, for 2-5% more peak RSS.)
     traffic: Dict[str, List[Traffic]] = {}
+    # Host-buckets repeat a few tuples (a host's client port, its Teredo server, a lone destination
+    # and its packet count): each distinct one is kept once, here and in the HostBuckets (on the
+    # bench: peak RSS 407 -> 354 MB, and less CPU for fewer allocations).
+    shared: Dict[tuple, tuple] = {}
+    share = shared.setdefault
     while cells:
         (src, port, bucket), cell = cells.popitem()
         dests = cell.dests
+        names, packets = tuple(dests), tuple(dests.values())
+        ports, servers = (port,) if port else (), tuple(cell.servers)
         copied = (bucket, cell.packets, cell.bytes, cell.flows,
-                  _relay_packets(dests, cell.servers), tuple(dests), tuple(dests.values()),
-                  (port,) if port else (), tuple(cell.servers), tuple(cell.mapped), cell.evidence)
+                  _relay_packets(dests, cell.servers), share(names, names),
+                  share(packets, packets), share(ports, ports), share(servers, servers),
+                  tuple(cell.mapped), cell.evidence)
         host = traffic.get(src)
         if host is None:
             traffic[src] = [copied]
