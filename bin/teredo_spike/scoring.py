@@ -153,7 +153,7 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
     traffic: Dict[str, List[Traffic]] = {}
     # Host-buckets repeat a few tuples (a host's client port, its Teredo server, a lone destination
     # and its packet count): each distinct one is kept once, here and in the HostBuckets (on the
-    # bench: peak RSS 407 -> 354 MB, and less CPU for fewer allocations).
+    # bench, reduce-phase peak RSS 407 -> 354 MB on Python 3.9, and less CPU: fewer allocations).
     shared: Dict[tuple, tuple] = {}
     share = shared.setdefault
     while cells:
@@ -186,7 +186,8 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
 
 def _relay_packets(dests: Dict[str, int], servers: Iterable[str]) -> int:
     """Packets to destinations other than the Teredo servers (`dests`: destination -> packets):
-    all packets less the servers' (a cell has one or two servers, fewer than destinations)."""
+    all packets less the servers' (a loop over a cell's one or two servers rather than a filter
+    over its destinations)."""
     packets = sum(dests.values())
     for server in servers:
         packets -= dests.get(server, 0)
