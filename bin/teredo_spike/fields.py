@@ -131,19 +131,14 @@ class Chunk:
         return rows
 
     def lines(self) -> Optional[List[str]]:
-        """Every record as one line of text whose cells are `line.split(",")`, or None when the
-        body needs csv.reader.
+        """Every record as one line of text whose cells are `line.split(",")`, quoted cells still
+        in their quotes (see `unquoted`), or None when the body needs csv.reader.
 
         splunkd quotes every value that is not purely alphanumeric ("10.1.2.3", "1700000000.000")
-        but such values hold no comma, newline or quote. So when no quote is doubled (an escaped
-        quote or an empty quoted value), the quotes can simply go, and when then every line has
-        exactly the header's number of cells, no quoted value held a comma or a newline (a
-        multivalue cell) and each line is one record: its cells are what csv.reader returns."""
-        text = self._body  # no copy without the header line: the quotes in it do no harm
-        if text.find('"', self._start) >= 0:
-            if text.find('""', self._start) >= 0:
-                return None
-            text = text.replace('"', "")
+        but such values hold no comma or newline: when every line has exactly the header's number
+        of cells, no quoted value held a comma or a newline (a multivalue cell) and each line is
+        one record. The quotes stay for now: most lines are dropped on a cell that needs none."""
+        text = self._body  # no copy without the header line: split() drops it below
         if "\r" in text:
             return None
         lines = text.split("\n")
@@ -151,6 +146,18 @@ class Chunk:
         if lines and lines[-1] == "":
             lines.pop()
         commas = len(self.header) - 1
-        if not all(map(commas.__eq__, map(str.count, lines, repeat(",")))):
+        if lines and set(map(str.count, lines, repeat(","))) != {commas}:
             return None
         return lines
+
+
+def unquoted(lines: List[str]) -> Optional[List[str]]:
+    """`Chunk.lines()` without the quotes around quoted cells, so that a line's cells are what
+    csv.reader returns; None when a cell holds an escaped quote (or is an empty quoted value):
+    such a body needs csv.reader."""
+    text = "\n".join(lines)
+    if '"' not in text:
+        return lines
+    if '""' in text:
+        return None
+    return text.replace('"', "").split("\n")
