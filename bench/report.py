@@ -133,7 +133,7 @@ def markdown(report: dict) -> str:
         "- **Map phase** (indexers, where raw records go): each command is driven end to end "
         "through the chunked protocol by `bench/driver.py`: spawn, getinfo, execute chunks in "
         "lock-step, a final header-only `finished` chunk. `teredospike` passes on an entry per "
-        "outbound UDP record it cannot yet tie to a Teredo client port, 100 to a row, so its map "
+        "outbound UDP record it cannot yet tie to a Teredo client port, 5 to a row, so its map "
         "output grows with outbound UDP, not with Teredo.",
         "- **Reduce phase** (search head): `teredospike` fed the map phase's output, re-chunked; "
         "its rate is per raw record behind that output.",

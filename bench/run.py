@@ -111,7 +111,7 @@ def raw_records(python: str, bodies: workload.BodySet, config: dict, log) -> dic
     for _ in range(config["runs"]):
         reduces.append(driver.run(python, COMMAND, [], reduce_bodies, final_reduce))
     _, results = driver.reply_rows(reduces[0].replies)
-    # Rates per raw record behind the map output: a row may carry one cell or 100 entries.
+    # Rates per raw record behind the map output: a row may carry one cell or several entries.
     summary = _summary(reduces, records)
     summary["rows_in"] = len(rows)
     summary["rows_out"] = len(results)

@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from teredo_spike.aggregation import ENTRIES_PER_ROW
 from tests.flows import (BUCKET, DAY, T0, as_tstats, flow, idle_client, ordinary_udp, relay_tunnel,
                          small_enterprise)
 from tools.runner import run_partitioned, run_search
@@ -96,7 +97,7 @@ def test_ordinary_udp_travels_packed_and_relay_flows_among_it_still_count():
     assert split.rows == single.rows
     relayed = [r for r in split.rows if r["relays"]]
     assert len(relayed) == 4 and all(r["src"] == src for r in relayed)
-    assert split.map_rows < len(ordinary) / 20
+    assert split.map_rows < len(ordinary) / ENTRIES_PER_ROW + 40  # + cells, counts
 
 
 def test_a_reused_old_client_port_does_not_count(raw_events):

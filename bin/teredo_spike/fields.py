@@ -6,8 +6,7 @@ per-record dictionary.
 """
 
 import csv
-import io
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Collection, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 DATAMODEL_PREFIX = "All_Traffic."
@@ -121,12 +120,16 @@ class Chunk:
     def __init__(self, body: str) -> None:
         self._body = body
         end = body.find("\n")
-        self._start = len(body) if end < 0 else end + 1  # where the records begin
-        self.header: List[str] = next(csv.reader([body[:self._start]]), [])
+        start = len(body) if end < 0 else end + 1  # where the records begin
+        self.header: List[str] = next(csv.reader([body[:start]]), [])
 
     def rows(self) -> Iterator[List[str]]:
-        """Every record's cells, read with csv.reader."""
-        rows = csv.reader(io.StringIO(self._body))
+        """Every record's cells, read with csv.reader from the body's lines, each with its "\\n":
+        what iterating io.StringIO(body) gives, without the 4 bytes a character of its buffer
+        (the search head's chunks can be tens of megabytes)."""
+        lines = self._body.split("\n")
+        last = lines.pop()  # "" when the body ends with a line break
+        rows = csv.reader(chain(map(str.__add__, lines, repeat("\n")), [last] if last else []))
         next(rows, None)
         return rows
 
