@@ -447,6 +447,7 @@ class Aggregator:
         self._spool_writer().writerow((text,))
 
     def _spool_writer(self):
+        """The spool file's csv writer; the file is made on first use."""
         if self._spool is None:
             # splunklib points tempfile at the search's dispatch directory.
             self._spool = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")
