@@ -51,11 +51,11 @@ def table_rows(report: dict) -> List[List[str]]:
                 e["raw"][size]["ratio_to_reference"],
                 _mark(e["raw"][size]["ratio_to_reference"] >= TARGETS["reference"])), "≥ 2.5×")
         row("teredospike on the map output of %s" % label, "reduce, end to end",
-            lambda e: "{:,} rows in: {} ({:.2f} CPU-s), {:,} results".format(
+            lambda e: "{:,} rows in, {:,} results: {} ({:.2f} CPU-s)".format(
                 e["raw"][size]["teredospike_reduce"]["rows_in"],
+                e["raw"][size]["teredospike_reduce"]["rows_out"],
                 _rate(e["raw"][size]["teredospike_reduce"]["records_per_cpu_s"]),
-                e["raw"][size]["teredospike_reduce"]["cpu_s"],
-                e["raw"][size]["teredospike_reduce"]["rows_out"]))
+                e["raw"][size]["teredospike_reduce"]["cpu_s"]))
         row("peak RSS (VmHWM), %s" % label, "map / reduce",
             lambda e: "%.0f MB / %.0f MB" % (e["raw"][size]["teredospike_map"]["vm_hwm_mb"],
                                              e["raw"][size]["teredospike_reduce"]["vm_hwm_mb"]))
@@ -132,10 +132,11 @@ def markdown(report: dict) -> str:
                                              "{:,}".format(config["chunk"])),
         "- **Map phase** (indexers, where raw records go): each command is driven end to end "
         "through the chunked protocol by `bench/driver.py`: spawn, getinfo, execute chunks in "
-        "lock-step, a final header-only `finished` chunk. `teredospike` passes on one row per "
-        "outbound UDP (host, port, bucket) it cannot yet tie to a Teredo client port, so its map "
+        "lock-step, a final header-only `finished` chunk. `teredospike` passes on an entry per "
+        "outbound UDP record it cannot yet tie to a Teredo client port, 5 to a row, so its map "
         "output grows with outbound UDP, not with Teredo.",
-        "- **Reduce phase** (search head): `teredospike` fed the map phase's output, re-chunked.",
+        "- **Reduce phase** (search head): `teredospike` fed the map phase's output, re-chunked; "
+        "its rate is per raw record behind that output.",
         "- **Floor**: `csv.reader` over the same bodies in the same Python, parse only "
         "(`bench/floor.py`). **Reference**: a splunklib ReportingCommand counting records per "
         "host with splunklib's dict per record (`bench/reference_command.py`), its map phase.",

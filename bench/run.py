@@ -111,7 +111,8 @@ def raw_records(python: str, bodies: workload.BodySet, config: dict, log) -> dic
     for _ in range(config["runs"]):
         reduces.append(driver.run(python, COMMAND, [], reduce_bodies, final_reduce))
     _, results = driver.reply_rows(reduces[0].replies)
-    summary = _summary(reduces, len(rows))
+    # Rates per raw record behind the map output: a row may carry one cell or several entries.
+    summary = _summary(reduces, records)
     summary["rows_in"] = len(rows)
     summary["rows_out"] = len(results)
     result["teredospike_reduce"] = summary
@@ -129,7 +130,7 @@ def many_hosts(python: str, bodies: workload.BodySet, config: dict) -> dict:
                for _ in range(config["runs"])]
     return {"hosts": config["many_hosts"], "records": bodies.records,
             "teredospike_map": _summary(runs, bodies.records),
-            "teredospike_reduce": dict(_summary(reduces, len(rows)), rows_in=len(rows))}
+            "teredospike_reduce": dict(_summary(reduces, bodies.records), rows_in=len(rows))}
 
 
 def scoring(python: str, bodies: workload.BodySet, config: dict) -> dict:
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] = ()) -> int:
         raw = {str(size): workload.raw_bodies(work, size, config["hosts"], config["chunk"])
                for size in config["sizes"]}
         # The same at the first size with outbound QUIC blocked (as firewall vendors advise):
-        # outbound UDP falls from 13% to 3% of the records, and so do the candidate cells.
+        # outbound UDP falls from 13% to 3% of the records, and so do the candidates.
         raw["%d-no-quic" % config["sizes"][0]] = workload.raw_bodies(
             work, config["sizes"][0], config["hosts"], config["chunk"], quic=0.0)
         many = workload.raw_bodies(work, config["many_hosts_records"], config["many_hosts"],

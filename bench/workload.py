@@ -5,7 +5,7 @@ carries that `| teredospike` asks for). The mix, per record:
 
 - 72% TCP (web to the internet, SMB/LDAP/Kerberos between internal zones);
 - 27.5% UDP without Teredo: DNS to internal resolvers (internal), and outbound QUIC, NTP and public
-  DNS from ephemeral ports (these are the candidate cells the map phase must pass on);
+  DNS from ephemeral ports (these are the candidates the map phase must pass on);
 - 0.5% Teredo from 2% of the hosts: refreshes to a Teredo server on UDP 3544 (`app=teredo`), and
   unlabelled relay traffic from the same client port.
 

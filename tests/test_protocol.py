@@ -1,9 +1,13 @@
 """`| teredospike` as splunkd runs it: a subprocess spoken to through the chunked protocol, under
 Splunk's Python 3.9 and 3.13, whatever the chunk size or the number of indexers."""
 
+import random
+
 import pytest
 
-from tests.flows import BUCKET, DAY, T0, as_tstats, flow, small_enterprise
+from teredo_spike.aggregation import ENTRIES_PER_ROW
+from tests.flows import (BUCKET, DAY, T0, as_tstats, flow, idle_client, ordinary_udp, relay_tunnel,
+                         small_enterprise)
 from tools.runner import run_partitioned, run_search
 
 
@@ -75,6 +79,25 @@ def test_relay_flows_on_another_indexer_than_the_server_flows(tstats_rows):
     # ...and the relay rows really are on their own partition, and do count.
     tunnel = [r for r in split.rows if r["src"] == tunnel_host and r["is_spike"] == "1"]
     assert tunnel and all(r["relays"] for r in tunnel)
+
+
+def test_ordinary_udp_travels_packed_and_relay_flows_among_it_still_count():
+    """The map phase passes plain outbound UDP on as entries, many to a row, not a row per
+    record; relay flows among them, on another indexer than their client's server flows, are
+    still attributed when the search head has every indexer's rows."""
+    rng = random.Random(3)
+    src, port = "10.9.0.1", 4000
+    server_flows = idle_client(src, port, T0, 12, rng)
+    relay = relay_tunnel(src, port, T0 + 6 * BUCKET, 4, ["83.170.1.38"], 900, rng)
+    ordinary = [r for h in range(100) for r in ordinary_udp("10.9.1.%d" % h, T0, 12, rng)]
+    other = sorted(relay + ordinary, key=lambda r: float(r["_time"]))
+    split = run_partitioned([server_flows, other], ["output=all"])
+    single = run_search(sorted(server_flows + other, key=lambda r: float(r["_time"])),
+                        ["output=all"])
+    assert split.rows == single.rows
+    relayed = [r for r in split.rows if r["relays"]]
+    assert len(relayed) == 4 and all(r["src"] == src for r in relayed)
+    assert split.map_rows < len(ordinary) / ENTRIES_PER_ROW + 40  # + cells, counts
 
 
 def test_a_reused_old_client_port_does_not_count(raw_events):

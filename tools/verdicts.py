@@ -26,7 +26,7 @@ for _path in (os.path.join(BIN, "lib"), BIN):
 import teredospike  # noqa: E402  (the command's own module, for its option defaults)
 from teredo_spike import evidence as ev  # noqa: E402
 from teredo_spike import options as opts  # noqa: E402
-from teredo_spike.aggregation import Aggregator  # noqa: E402
+from teredo_spike.aggregation import Aggregator, entry_cell  # noqa: E402
 from teredo_spike.fields import Chunk  # noqa: E402
 
 from tools import scpv2  # noqa: E402
@@ -69,7 +69,8 @@ def flow_verdicts(records: Sequence[scpv2.Record], args: Sequence[str] = ()) -> 
         alone = Aggregator(span, internal)
         candidates = alone.add_chunk(_chunk([record], fields))
         cells = dict(alone.cells)
-        cells.update(candidates)
+        cells.update(candidates.cells)
+        cells.update(entry_cell(entry, span) for entry in candidates.entries)
         key: Optional[tuple] = next(iter(cells), None)
         if key is None:  # not outbound UDP, or unreadable: the command does not count it
             verdicts.append(Verdict(False, False, []))
