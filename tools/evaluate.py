@@ -895,7 +895,10 @@ METHOD = """## Method
   (cold: the host never used Teredo before; its Teredo starts with the tunnel); a quarter repeated
   2-4 days later. Label presence varies by seed (app=teredo on server flows, or no labels at all).
 - **teredospike** runs through `tools/runner.py` (getinfo, execute chunks in lock-step, map then
-  reduce phase) with `output=all`; a host-bucket with `is_spike=1` is flagged.
+  reduce phase) with `output=all`; a host-bucket with `is_spike=1` is flagged. Its own constants
+  (`bin/teredo_spike/scoring.py`: the sigma floor, the new-destination shares of the familiar-use
+  rule) were chosen on seed 1 alone, generated at 1,800 hosts for three times the tunnels (the
+  seed-1 rows of `--seeds 1,2 --hosts 1800 --details DIR`); seeds 2-4 were only run to report.
 - **Episodes**: a host's flagged buckets with gaps of up to 2 unflagged buckets form one episode, for
   every approach. An episode overlapping an injected tunnel of its host is true, any other is false.
   A tunnel is detected when one of its own buckets is flagged; latency = that bucket minus the tunnel's
