@@ -315,7 +315,9 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     spiked = [hb.score >= settings.threshold and _above_floor(hb, settings) for hb in series]
     if not any(spiked):
         return  # most hosts: nothing can be familiar
-    ys = [[math.log1p(v) for v in hb.values] for hb in series]
+    # y per metric of the spike buckets (the sessions' peaks); other buckets' only where needed
+    log1p = math.log1p
+    ys = {i: [log1p(v) for v in series[i].values] for i, spike in enumerate(spiked) if spike}
     window: deque = deque()  # indices of spike buckets inside the familiar window
     newest = 0
     sessions: List[Tuple[int, List[float]]] = []
@@ -345,8 +347,9 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             continue
         if _is_new_use(hb, familiar):
             continue
+        y = ys.get(n) or [log1p(v) for v in hb.values]
         for k in range(count):
-            z_familiar = (ys[n][k] - level[k]) / hb.baseline_sd[k]
+            z_familiar = (y[k] - level[k]) / hb.baseline_sd[k]
             if z_familiar < hb.z[k]:
                 hb.z[k] = z_familiar
         hb.score = max(0.0, max(hb.z) - hb.fleet_adjustment)
@@ -363,7 +366,7 @@ def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
             or max(novel) >= NEW_DEST_SHARE * hb.packets)
 
 
-def _sessions(series: Sequence[HostBucket], ys: Sequence[List[float]], window: Sequence[int]
+def _sessions(series: Sequence[HostBucket], ys: Dict[int, List[float]], window: Sequence[int]
               ) -> Tuple[List[Tuple[int, List[float]]], Set[str]]:
     """The spikes in `window` as sessions (last bucket, peak y per metric), and their
     destinations."""
