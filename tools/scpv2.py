@@ -13,10 +13,17 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import urllib.parse
 import uuid
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+_BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin")
+if _BIN not in sys.path:
+    sys.path.insert(0, _BIN)
+
+from teredo_spike import multivalue  # noqa: E402  (the app's codec: one owner of the encoding)
 
 Value = Union[str, List[str]]
 Record = Dict[str, Value]
@@ -33,33 +40,11 @@ class ProtocolError(RuntimeError):
 
 # ---- encoding ------------------------------------------------------------------------------
 
-def encode_mv(values: Sequence[str]) -> str:
-    return ";".join("$%s$" % v.replace("$", "$$") for v in values)
-
-
 def decode_mv(cell: str) -> List[str]:
-    values, i = [], 0
-    while i < len(cell):
-        if cell[i] != "$":
-            raise ProtocolError("bad multivalue cell %r" % cell)
-        i += 1
-        value = []
-        while True:
-            if cell[i] == "$":
-                if i + 1 < len(cell) and cell[i + 1] == "$":
-                    value.append("$")
-                    i += 2
-                    continue
-                i += 1
-                break
-            value.append(cell[i])
-            i += 1
-        values.append("".join(value))
-        if i < len(cell):
-            if cell[i] != ";":
-                raise ProtocolError("bad multivalue cell %r" % cell)
-            i += 1
-    return values
+    try:
+        return multivalue.decode(cell)
+    except ValueError as error:
+        raise ProtocolError(str(error))
 
 
 def field_order(records: Iterable[Record]) -> List[str]:
@@ -98,7 +83,7 @@ def encode_body(records: Sequence[Record], fields: Optional[Sequence[str]] = Non
                 value = record.get(name, "")
             if isinstance(value, list):
                 cells.append(_wire("\n".join(value)))
-                mv_cells.append(_wire(encode_mv(value)) if len(value) > 1 else "")
+                mv_cells.append(_wire(multivalue.encode(value)) if len(value) > 1 else "")
             else:
                 cells.append(_wire(value))
                 mv_cells.append("")

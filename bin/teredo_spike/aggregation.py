@@ -30,8 +30,8 @@ from typing import (AbstractSet, Callable, Dict, FrozenSet, Iterable, Iterator, 
 
 from . import evidence as ev
 from .addresses import Networks, TeredoAddress
-from .fields import (UDP_VALUES, Chunk, Columns, columns_of, first_value, multivalue_cells,
-                     unquoted)
+from .fields import UDP_VALUES, Chunk, Columns, columns_of, first_value, unquoted
+from .multivalue import multivalue_cells
 
 OWN_EVIDENCE = ev.LABEL | ev.PREFIX | ev.PORT
 

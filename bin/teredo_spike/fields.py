@@ -7,7 +7,7 @@ per-record dictionary.
 
 import csv
 from itertools import chain, repeat
-from typing import Collection, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 DATAMODEL_PREFIX = "All_Traffic."
 
@@ -95,15 +95,6 @@ def first_value(cell: str) -> str:
     """A multivalue cell's first value (its values are newline-joined)."""
     newline = cell.find("\n")
     return cell if newline < 0 else cell[:newline]
-
-
-def multivalue_cells(values: Collection[str]) -> Tuple[str, str]:
-    """A field's two wire cells, as splunklib's record writer makes them: one value travels
-    plain; several travel sorted, newline-joined, with the `$v1$;$v2$` companion (`$` doubled)."""
-    if len(values) <= 1:
-        return next(iter(values), ""), ""
-    ordered = sorted(values)
-    return "\n".join(ordered), "$" + "$;$".join(v.replace("$", "$$") for v in ordered) + "$"
 
 
 def wire_header(fields: Sequence[str]) -> List[str]:

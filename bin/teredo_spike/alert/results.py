@@ -6,9 +6,10 @@ import csv
 import gzip
 import io
 import os
-import re
 import zlib
 from typing import Dict, List, Union
+
+from .. import multivalue
 
 # Alert results are small (one row per spike episode); these bound memory against a wrong file.
 MAX_RESULTS_FILE_BYTES = 64 * 1024 * 1024
@@ -18,16 +19,9 @@ MAX_CELL_BYTES = 1024 * 1024
 Value = Union[str, List[str]]
 Row = Dict[str, Value]
 
-_ENCODED_VALUE = re.compile(r"\$((?:\$\$|[^$])*)\$(?:;|$)")
-
 
 class ResultsError(Exception):
     """The results file cannot be read; the message says why."""
-
-
-def decode_multivalue(cell: str) -> List[str]:
-    """'$a$;$b$$c$' -> ['a', 'b$c'] (the encoding splunkd uses in __mv_ columns)."""
-    return [m.group(1).replace("$$", "$") for m in _ENCODED_VALUE.finditer(cell)]
 
 
 def read_results(path: str) -> List[Row]:
@@ -72,10 +66,19 @@ def _parse_csv(path: str, text: str) -> List[Row]:
             for name, i in plain_columns:
                 mv_index = mv_columns.get(name)
                 if mv_index is not None and values[mv_index]:
-                    row[name] = decode_multivalue(values[mv_index])
+                    row[name] = _multivalue(values[mv_index], values[i])
                 elif values[i]:
                     row[name] = values[i]
             rows.append(row)
         return rows
     except csv.Error as e:
         raise ResultsError("results_file {} line {}: {}".format(path, reader.line_num, e))
+
+
+def _multivalue(mv_cell: str, plain_cell: str) -> List[str]:
+    """A multivalue field's values; when its `__mv_` cell is not in splunkd's encoding, the plain
+    cell's newline-joined values (the same values, as splunkd writes both)."""
+    try:
+        return multivalue.decode(mv_cell)
+    except ValueError:
+        return plain_cell.split("\n")
