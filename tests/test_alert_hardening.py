@@ -225,10 +225,29 @@ def test_full_disk_exits_4_counts_the_lost_and_leaves_no_tmp(python, tmp_path, f
     run = run_alert(python, as_json(payload(closed_port_uri(), results)), full_disk_spool,
                     SPLUNK_HOME=splunk_home(tmp_path))
     assert run.returncode == 4, run.stderr
-    assert any("No space left on device" in e and "3 event deliveries could not be kept and are lost" in e
-               for e in run.errors()), run.stderr
+    assert any("No space left on device; free space on its disk" in e
+               and "3 event deliveries could not be kept and are lost" in e for e in run.errors()), run.stderr
     assert os.listdir(full_disk_spool) == [".lock"]  # no .tmp, no half-written file
     assert "Traceback" not in run.stderr
+
+
+def test_a_spool_folder_that_cannot_be_made_still_lets_events_through(python, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    spool_dir = str(blocker / "spool")
+    results = write_results(results_path(tmp_path, "results"), spike_rows(3))
+    with Recorder("ok") as server:
+        delivered = run_alert(python, as_json(payload(server.uri, results, sid="s1")), spool_dir,
+                              SPLUNK_HOME=splunk_home(tmp_path))
+    down = run_alert(python, as_json(payload(closed_port_uri(), results, sid="s2")), spool_dir,
+                     SPLUNK_HOME=splunk_home(tmp_path))
+    assert delivered.returncode == 0, delivered.stderr
+    assert len(server.index_events) == 3
+    assert any("cannot be opened: Not a directory: delivering without it" in e
+               for e in delivered.errors()), delivered.stderr
+    assert down.returncode == 4, down.stderr
+    assert any("(Not a directory; make the folder writable): 3 event deliveries could not be kept" in e
+               for e in down.errors()), down.stderr
 
 
 # ---------------------------------------------------------------- configuration found before sending

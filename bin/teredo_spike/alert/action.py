@@ -1,7 +1,7 @@
 """The alert action run: payload -> results -> ATT&CK-enriched events -> index and webhook, spool.
 
 Exit codes (splunkd logs them): 0 every event delivered; 2 nothing done (bad payload or configuration,
-results file, lookup or spool location), found before anything is sent; 3 some events not delivered,
+results file, lookup, no spool location), found before anything is sent; 3 some events not delivered,
 held in the spool for the next run (a destination failed, another run held the spool, or SIGTERM);
 4 some events lost because the spool is full or its disk cannot be written (the ERROR line counts
 them); 5 every event delivered, but some result rows could not be made into events and were skipped
@@ -58,15 +58,16 @@ def run(stdin: BinaryIO, stop: StopSignal) -> int:
             lock = spool.lock()
     except Stopped:
         lock = None
+    except SpoolError as e:  # the events can still reach their destinations
+        log.error("%s: delivering without it, so events not delivered cannot be kept", e)
+        _deliver(payload, events, [], keeper, stop)
+        return _outcome(keeper, stop, len(events) < len(rows))
     if lock is None:
         _keep_all(payload, events, keeper, stop)
     else:
         with lock:
-            _deliver(payload, events, keeper, stop)
-    outcome = _outcome(keeper, stop)
-    if outcome == EXIT_OK and len(events) < len(rows):
-        return EXIT_ROWS_SKIPPED
-    return outcome
+            _deliver(payload, events, spool.held(), keeper, stop)
+    return _outcome(keeper, stop, len(events) < len(rows))
 
 
 def enriched_events(payload: Payload, rows: List[dict]) -> List[dict]:
@@ -99,7 +100,8 @@ class _Tally:
 
 
 class _Keeper:
-    """Keeps undelivered events in the spool, and counts what it kept and what it could not keep."""
+    """Keeps undelivered events in the spool, and counts what it kept and what it could not keep:
+    a spool that is full, or cannot be written (a full disk, a folder that cannot be made)."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
@@ -143,10 +145,12 @@ def _keep_all(payload: Payload, events: List[dict], keeper: _Keeper, stop: StopS
                         event)
 
 
-def _deliver(payload: Payload, events: List[dict], keeper: _Keeper, stop: StopSignal) -> None:
+def _deliver(payload: Payload, events: List[dict], held: List[HeldEvent], keeper: _Keeper,
+             stop: StopSignal) -> None:
+    """Held events first, then this run's; at a destination's first failure, or SIGTERM, the rest
+    for that destination go to the spool."""
     settings = payload.settings
     http = delivery.session(settings.retries, payload.server_uri, settings.splunkd_tls_server_name)
-    held = keeper.spool.held()
     splunkd_ca = delivery.splunkd_ca_bundle(settings.splunkd_ca_bundle)
 
     index_tally = _Tally()
@@ -182,14 +186,14 @@ def _deliver(payload: Payload, events: List[dict], keeper: _Keeper, stop: StopSi
                  webhook_tally.from_spool)
 
 
-def _outcome(keeper: _Keeper, stop: StopSignal) -> int:
+def _outcome(keeper: _Keeper, stop: StopSignal, rows_skipped: bool) -> int:
     if stop.requested:
         log.error("stopped by SIGTERM: what was not delivered is in the spool")
     directory = keeper.spool.directory
     lost = keeper.lost_to_full_spool + keeper.lost_to_write_error
     if keeper.lost_to_write_error:
-        log.error("%s: %d event deliveries could not be kept and are lost; free space on that disk",
-                  keeper.write_error, keeper.lost_to_write_error)
+        log.error("%s: %d event deliveries could not be kept and are lost", keeper.write_error,
+                  keeper.lost_to_write_error)
     if keeper.lost_to_full_spool:
         log.error("spool %s is full (spool_max_events = %d): %d event deliveries could not be kept and "
                   "are lost; fix the destination, or raise spool_max_events", directory,
@@ -201,7 +205,7 @@ def _outcome(keeper: _Keeper, stop: StopSignal) -> int:
         log.error("%d event deliveries held in the spool %s; the next run of this alert action "
                   "delivers them", keeper.held, directory)
         return EXIT_HELD
-    return EXIT_OK
+    return EXIT_ROWS_SKIPPED if rows_skipped else EXIT_OK
 
 
 def webhook_fingerprint(url: str) -> str:

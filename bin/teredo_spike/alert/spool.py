@@ -6,6 +6,7 @@ their own, then renamed), so writers need no lock: a run that cannot get the loc
 events. A run holds an exclusive lock on the spool while it reads, delivers and removes held events,
 so two alert runs never send the same held event twice.
 """
+import errno
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ SPOOL_DIR_ENV = "TEREDO_ALERT_SPOOL_DIR"
 LOCK_WAIT_ENV = "TEREDO_ALERT_SPOOL_LOCK_WAIT"
 DEFAULT_LOCK_WAIT_SECONDS = 60
 TMP_SUFFIX = ".tmp"
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class SpoolError(Exception):
@@ -108,14 +110,14 @@ class Spool:
         and without the lock. SpoolWriteError when the file cannot be written; nothing is left."""
         name = "{}-{}.json".format(kind, event["event_id"])
         path = os.path.join(self.directory, name)
-        if os.path.exists(path):
-            return True  # already owed to this destination
-        if len(self._names()) >= self.max_events:
-            return False
         document = json.dumps({"kind": kind, "target": target, "event": event, "spooled_at": time.time()})
         tmp = None
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            if os.path.exists(path):
+                return True  # already owed to this destination
+            if len(self._names()) >= self.max_events:
+                return False
             handle, tmp = tempfile.mkstemp(prefix=name + ".", suffix=TMP_SUFFIX, dir=self.directory)
             with os.fdopen(handle, "w", encoding="utf-8") as f:
                 f.write(document)
@@ -124,7 +126,9 @@ class Spool:
             os.replace(tmp, path)
             tmp = None
         except OSError as e:
-            raise SpoolWriteError("spool {} cannot be written: {}".format(self.directory, e.strerror or e))
+            remedy = "free space on its disk" if e.errno in _DISK_FULL else "make the folder writable"
+            raise SpoolWriteError("spool {} cannot be written ({}; {})".format(
+                self.directory, e.strerror or e, remedy))
         finally:
             if tmp is not None:
                 _remove_quietly(tmp)
