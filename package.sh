@@ -22,19 +22,31 @@ PY
 )
 package="dist/$app-$version.tgz"
 
-# What ships: the app's own folders and files. Everything else in the repository (tests, tools,
+# What ships: the app's own folders and files, as git tracks them (an untracked or ignored file never
+# ships), plus bin/lib, which is untracked by design: tools/vendor.sh (above) made it from the pins
+# and pruned it to the libraries' code and licences. Everything else in the repository (tests, tools,
 # bench, docs, samples, requirements, this script) stays out.
 ship_dirs=(appserver bin default lookups metadata README static)
 ship_files=(app.manifest LICENSE NOTICE-ATTACK.md README.md THIRD-PARTY-NOTICES.md)
-items=()
-for item in "${ship_dirs[@]}" "${ship_files[@]}"; do
-  if [ -e "$item" ]; then items+=("$item"); fi
-done
+list=build/package.files
+mkdir -p build
+git ls-files -z --cached -- "${ship_dirs[@]}" "${ship_files[@]}" > "$list"
+deleted=$(git ls-files --deleted -- "${ship_dirs[@]}" "${ship_files[@]}")
+if [ -n "$deleted" ]; then
+  echo "package.sh: tracked files missing from the working tree (commit or restore them):" >&2
+  echo "$deleted" >&2
+  exit 1
+fi
+if git ls-files --error-unmatch bin/lib >/dev/null 2>&1; then
+  echo "package.sh: bin/lib must not be tracked (tools/vendor.sh makes it)" >&2
+  exit 1
+fi
+find bin/lib -type f -print0 >> "$list"
 
 stage=build/package
 rm -rf "$stage" && mkdir -p "$stage/$app" dist
 tar -c --exclude='.*' --exclude='__pycache__' --exclude='*.pyc' --exclude='*.pyo' \
-    --exclude='local' --exclude='local.meta' --exclude='*~' --exclude='*.swp' "${items[@]}" \
+    --exclude='local' --exclude='local.meta' --exclude='*~' --exclude='*.swp' --null -T "$list" \
   | tar -x -C "$stage/$app"
 
 # Modes: directories 755, files 644; execute bits only on the entry scripts directly under bin/.

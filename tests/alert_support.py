@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import threading
 import urllib.parse
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -84,14 +84,18 @@ class Recorder(http.server.ThreadingHTTPServer):
     """splunkd's receivers/simple and a webhook in one server, recording what arrives.
 
     mode: "ok"; "error" (HTTP 500 always); "fail_first" (500 for the first `failures` requests);
-    "hang" (read the request, never answer until the server stops).
+    "hang" (read the request, never answer until the server stops). `delay` seconds pass before
+    each request is handled.
     """
     daemon_threads = True
 
     def __init__(self, mode: str = "ok", tls: Optional[TlsFiles] = None, failures: int = 0,
-                 webhook_mode: Optional[str] = None) -> None:
+                 webhook_mode: Optional[str] = None, delay: float = 0.0,
+                 webhook_secret: str = WEBHOOK_SECRET) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = mode
+        self.delay = delay  # seconds before each answer: a slow destination
+        self.webhook_secret = webhook_secret
         self.webhook_mode = webhook_mode or mode
         self.failures = failures
         self.requests = 0
@@ -134,6 +138,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         server = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if server.delay and server.stopping.wait(server.delay):
+            return
         url = urllib.parse.urlsplit(self.path)
         is_receiver = url.path == "/services/receivers/simple"
         mode = server.mode if is_receiver else server.webhook_mode
@@ -145,7 +151,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if failing:
             return self._answer(500, b'{"text":"internal error"}')
-        expected = "Splunk " + SESSION_KEY if is_receiver else "Bearer " + WEBHOOK_SECRET
+        expected = "Splunk " + SESSION_KEY if is_receiver else "Bearer " + server.webhook_secret
         if self.headers.get("Authorization") != expected:
             with server.lock:
                 server.rejected += 1
@@ -198,6 +204,18 @@ def spike_rows(count: int, first_host: int = 1) -> List[dict]:
     return rows
 
 
+def splunk_home(tmp_path) -> str:
+    """The $SPLUNK_HOME of a test: run_alert sets it, results_path puts files in its dispatch folder."""
+    return os.path.join(str(tmp_path), "splunk")
+
+
+def results_path(tmp_path, name: str) -> str:
+    """Where splunkd writes a search's results: $SPLUNK_HOME/var/run/splunk/dispatch/<sid>/."""
+    directory = os.path.join(splunk_home(tmp_path), "var", "run", "splunk", "dispatch", name)
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, "results.csv.gz")
+
+
 def write_results(path: str, rows: List[dict]) -> str:
     """A gzipped CSV as splunkd writes results_file: every field F with its __mv_F column."""
     fields: List[str] = []
@@ -244,22 +262,45 @@ class AlertRun:
         return [line for line in self.lines if line.startswith("ERROR ")]
 
 
-def run_alert(python: str, stdin: bytes, spool_dir: str, args: Optional[List[str]] = None,
-              timeout: float = 60) -> AlertRun:
-    """The alert as splunkd runs it; every run is also checked for leaked secrets."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TEREDO_ALERT_SPOOL_DIR": spool_dir,
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-    process = subprocess.run([python, ALERT_SCRIPT] + (["--execute"] if args is None else args),
-                             input=stdin, capture_output=True, timeout=timeout, env=env, cwd=REPO)
+def alert_env(spool_dir: str) -> Dict[str, str]:
+    """splunkd's environment for the action: SPLUNK_HOME beside the spool folder (see splunk_home)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TEREDO_ALERT_SPOOL_DIR": spool_dir,
+            "SPLUNK_HOME": splunk_home(os.path.dirname(spool_dir)), "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def start_alert(python: str, spool_dir: str, args: Optional[List[str]] = None,
+                **env: str) -> subprocess.Popen:
+    """The alert as splunkd starts it (stdin, stdout and stderr piped); env adds to alert_env."""
+    return subprocess.Popen([python, ALERT_SCRIPT] + (["--execute"] if args is None else args),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(alert_env(spool_dir), **env), cwd=REPO)
+
+
+def finish_alert(process: subprocess.Popen, stdin: bytes, spool_dir: str, timeout: float = 60,
+                 secrets: Tuple[str, ...] = ()) -> "AlertRun":
+    """Feed the payload, wait for the end; every run is also checked for leaked secrets (the
+    harness's own, and `secrets`)."""
+    try:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
     run = AlertRun(subprocess.CompletedProcess(process.args, process.returncode,
-                                               process.stdout.decode("utf-8", "replace"),
-                                               process.stderr.decode("utf-8", "replace")))
-    assert_no_secrets(run.stderr + run.stdout, spool_dir)
+                                               stdout.decode("utf-8", "replace"),
+                                               stderr.decode("utf-8", "replace")))
+    assert_no_secrets(run.stderr + run.stdout, spool_dir, secrets)
     return run
 
 
-def assert_no_secrets(output: str, spool_dir: str) -> None:
-    for secret in (SESSION_KEY, WEBHOOK_SECRET):
+def run_alert(python: str, stdin: bytes, spool_dir: str, args: Optional[List[str]] = None,
+              timeout: float = 60, secrets: Tuple[str, ...] = (), **env: str) -> AlertRun:
+    """The alert as splunkd runs it, to its end."""
+    return finish_alert(start_alert(python, spool_dir, args, **env), stdin, spool_dir, timeout, secrets)
+
+
+def assert_no_secrets(output: str, spool_dir: str, secrets: Tuple[str, ...] = ()) -> None:
+    for secret in (SESSION_KEY, WEBHOOK_SECRET) + tuple(secrets):
         assert secret not in output, "a secret reached the alert's log output"
         if os.path.isdir(spool_dir):
             for name in os.listdir(spool_dir):

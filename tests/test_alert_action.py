@@ -4,7 +4,7 @@ import jsonschema
 import pytest
 
 from tests.alert_support import (WEBHOOK_SECRET, Recorder, as_json, closed_port_uri, make_tls,
-                                 payload, run_alert, spike_rows, spooled, write_results)
+                                 payload, results_path, run_alert, spike_rows, spooled, write_results)
 from tests.alert_schemas import event_schema
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,11 @@ def ids(events):
 
 
 def test_three_rows_enriched_delivered_to_index_and_webhook(python, tmp_path, tls, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(3))
     with Recorder("ok", tls=tls) as server:
         run = run_alert(python, as_json(payload(
-            server.uri, results, webhook_url=server.uri + "/hook", webhook_secret=WEBHOOK_SECRET,
+            server.uri, results, webhook_url=server.uri + "/hook", webhook_allow_private="1",
+            webhook_secret=WEBHOOK_SECRET,
             splunkd_ca_bundle=tls.ca_pem, webhook_ca_bundle=tls.ca_pem, index="teredo")), spool)
     assert run.returncode == 0, run.stderr
     assert run.errors() == [] and run.stdout == ""
@@ -74,7 +75,7 @@ def test_three_rows_enriched_delivered_to_index_and_webhook(python, tmp_path, tl
 
 def test_splunkd_certificate_name_is_checked_against_the_configured_name(python, tmp_path,
                                                                         default_cert_tls, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(1))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(1))
     with Recorder("ok", tls=default_cert_tls) as server:
         mismatch = run_alert(python, as_json(payload(
             server.uri, results, sid="s1", splunkd_ca_bundle=default_cert_tls.ca_pem)), spool)
@@ -89,7 +90,7 @@ def test_splunkd_certificate_name_is_checked_against_the_configured_name(python,
 
 
 def test_retry_with_backoff_gets_through(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(3))
     with Recorder("fail_first", failures=1) as server:
         run = run_alert(python, as_json(payload(server.uri, results, retries="2")), spool)
     assert run.returncode == 0, run.stderr
@@ -103,8 +104,8 @@ FAULTS = ["down", "http_500", "hanging", "tls_unverified", "tls_no_ca_given"]
 @pytest.mark.parametrize("fault", FAULTS)
 def test_receiver_fault_holds_events_and_next_run_delivers_each_once(python, tmp_path, tls, rogue_tls,
                                                                     spool, fault):
-    first = write_results(str(tmp_path / "first.csv.gz"), spike_rows(3))
-    second = write_results(str(tmp_path / "second.csv.gz"), spike_rows(1, first_host=10))
+    first = write_results(results_path(tmp_path, "first"), spike_rows(3))
+    second = write_results(results_path(tmp_path, "second"), spike_rows(1, first_host=10))
     expected_error = {"down": "cannot connect", "http_500": "HTTP 500", "hanging": "no answer within 1 s",
                       "tls_unverified": "TLS certificate not verified",
                       "tls_no_ca_given": "TLS certificate not verified"}[fault]
@@ -140,7 +141,7 @@ def test_receiver_fault_holds_events_and_next_run_delivers_each_once(python, tmp
 
 
 def test_rerun_of_the_same_alert_rows_sends_each_once(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(3))
     run = run_alert(python, as_json(payload(closed_port_uri(), results, sid="same")), spool)
     assert run.returncode == 3 and len(spooled(spool)) == 3
     with Recorder("ok") as server:
@@ -150,10 +151,11 @@ def test_rerun_of_the_same_alert_rows_sends_each_once(python, tmp_path, spool):
 
 
 def test_webhook_down_index_up_redelivers_only_to_webhook(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
-    empty = write_results(str(tmp_path / "none.csv.gz"), [])
+    results = write_results(results_path(tmp_path, "results"), spike_rows(3))
+    empty = write_results(results_path(tmp_path, "none"), [])
     with Recorder("ok", webhook_mode="error") as server:
-        config = dict(webhook_url=server.uri + "/hook", webhook_allow_http="1",
+        config = dict(webhook_url=server.uri + "/hook", webhook_allow_private="1",
+                      webhook_allow_http="1",
                       webhook_secret=WEBHOOK_SECRET)
         run = run_alert(python, as_json(payload(server.uri, results, sid="s1", **config)), spool)
         assert run.returncode == 3
@@ -170,15 +172,17 @@ def test_webhook_down_index_up_redelivers_only_to_webhook(python, tmp_path, spoo
 
 
 def test_events_held_for_another_webhook_stay_held(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(2))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(2))
     with Recorder("ok", webhook_mode="error") as first:
         run = run_alert(python, as_json(payload(
-            first.uri, results, sid="s1", webhook_url=first.uri + "/hook", webhook_allow_http="1",
+            first.uri, results, sid="s1", webhook_url=first.uri + "/hook", webhook_allow_private="1",
+            webhook_allow_http="1",
             webhook_secret=WEBHOOK_SECRET)), spool)
     assert run.returncode == 3 and len(spooled(spool)) == 2
     with Recorder("ok") as second:
         run2 = run_alert(python, as_json(payload(
-            second.uri, results, sid="s2", webhook_url=second.uri + "/hook", webhook_allow_http="1",
+            second.uri, results, sid="s2", webhook_url=second.uri + "/hook", webhook_allow_private="1",
+            webhook_allow_http="1",
             webhook_secret=WEBHOOK_SECRET)), spool)
     assert run2.returncode == 0, run2.stderr
     assert [[e["alert"]["sid"] for e in b["events"]] for b in second.webhook_batches] == [["s2", "s2"]]
@@ -186,10 +190,11 @@ def test_events_held_for_another_webhook_stay_held(python, tmp_path, spool):
 
 
 def test_webhook_url_path_and_query_never_reach_the_log(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(1))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(1))
     with Recorder("ok", webhook_mode="error") as server:
         hook = server.uri + "/hooks/T0001/B0002/pathtoken42?token=querytoken42"
         run = run_alert(python, as_json(payload(server.uri, results, webhook_url=hook,
+                                                webhook_allow_private="1",
                                                 webhook_allow_http="1", retries="2")), spool)
     assert run.returncode == 3
     assert any("webhook " + server.uri + ": HTTP 500" in e for e in run.errors()), run.stderr
@@ -197,7 +202,7 @@ def test_webhook_url_path_and_query_never_reach_the_log(python, tmp_path, spool)
 
 
 def test_full_spool_says_so_and_exits_4(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(3))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(3))
     run = run_alert(python, as_json(payload(closed_port_uri(), results, spool_max_events="2")), spool)
     assert run.returncode == 4
     assert any("is full" in e and "1 event deliveries could not be kept" in e for e in run.errors()), \
@@ -206,7 +211,7 @@ def test_full_spool_says_so_and_exits_4(python, tmp_path, spool):
 
 
 def test_refused_session_key_is_reported_without_the_key(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(1))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(1))
     document = payload("http://placeholder", results)
     with Recorder("ok") as server:
         document["server_uri"] = server.uri
@@ -218,9 +223,10 @@ def test_refused_session_key_is_reported_without_the_key(python, tmp_path, spool
 
 
 def test_plain_http_webhook_is_refused_unless_allowed(python, tmp_path, spool):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(1))
+    results = write_results(results_path(tmp_path, "results"), spike_rows(1))
     with Recorder("ok") as server:
         run = run_alert(python, as_json(payload(server.uri, results, webhook_url=server.uri + "/hook",
+                                                webhook_allow_private="1",
                                                 webhook_secret=WEBHOOK_SECRET)), spool)
     assert run.returncode == 2
     assert server.requests == 0
@@ -228,7 +234,7 @@ def test_plain_http_webhook_is_refused_unless_allowed(python, tmp_path, spool):
 
 
 def _oversized(tmp_path):
-    path = str(tmp_path / "huge.csv.gz")
+    path = results_path(tmp_path, "huge")
     with open(path, "wb") as f:
         f.truncate(64 * 1024 * 1024 + 1)  # sparse: no disk cost
     return path
@@ -249,9 +255,9 @@ BAD_PAYLOADS = {
     "bad index name": (lambda results, tmp: as_json(
         payload("http://127.0.0.1:1", results, index="Main Index")), "configuration.index: 'Main Index' does not match"),
     "missing results_file": (lambda results, tmp: as_json(
-        payload("http://127.0.0.1:1", str(tmp / "absent.csv.gz"))), "cannot be read: No such file"),
+        payload("http://127.0.0.1:1", results_path(tmp, "absent"))), "cannot be read: No such file"),
     "corrupt results_file": (lambda results, tmp: as_json(
-        payload("http://127.0.0.1:1", str(tmp / "plain.txt"))), "is not a readable gzip file"),
+        payload("http://127.0.0.1:1", results_path(tmp, "plain"))), "is not a readable gzip file"),
     "oversized results_file": (lambda results, tmp: as_json(
         payload("http://127.0.0.1:1", _oversized(tmp))), "more than the 67108864 an alert reads"),
 }
@@ -259,8 +265,9 @@ BAD_PAYLOADS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_PAYLOADS))
 def test_bad_payload_one_clear_error_nonzero_exit(python, tmp_path, spool, case):
-    results = write_results(str(tmp_path / "results.csv.gz"), spike_rows(1))
-    (tmp_path / "plain.txt").write_text("src,score\n10.0.0.1,12\n")
+    results = write_results(results_path(tmp_path, "results"), spike_rows(1))
+    with open(results_path(tmp_path, "plain"), "w") as f:
+        f.write("src,score\n10.0.0.1,12\n")
     make_stdin, expected = BAD_PAYLOADS[case]
     run = run_alert(python, make_stdin(results, tmp_path), spool)
     assert run.returncode == 2
@@ -281,7 +288,7 @@ def test_unusable_rows_are_counted_and_the_rest_delivered(python, tmp_path, spoo
     rows = spike_rows(3)
     del rows[1]["src"]
     rows[2]["score"] = "lots"
-    results = write_results(str(tmp_path / "results.csv.gz"), rows)
+    results = write_results(results_path(tmp_path, "results"), rows)
     with Recorder("ok") as server:
         run = run_alert(python, as_json(payload(server.uri, results)), spool)
     assert run.returncode == 5, run.stderr

@@ -24,6 +24,7 @@ def test_alert_stanza_runs_json_payload_on_both_pythons():
     assert stanza["param.index"] == "main"
     assert stanza["param.webhook_url"] == ""
     assert stanza["param.webhook_allow_http"] == "0"
+    assert stanza["param.webhook_allow_private"] == "0"
     assert os.path.isfile(os.path.join(REPO, "bin", STANZA + ".py"))
 
 
@@ -37,7 +38,7 @@ def test_every_parameter_is_in_the_spec_the_payload_schema_and_nowhere_undeclare
     with open(os.path.join(REPO, "default", "data", "ui", "alerts", STANZA + ".html"), encoding="utf-8") as f:
         page = set(re.findall(r'name="action\.teredo_attack_context\.param\.(\w+)"', f.read()))
     assert params == spec == schema
-    assert {"index", "webhook_url", "webhook_allow_http"} <= page <= params
+    assert {"index", "webhook_url", "webhook_allow_http", "webhook_allow_private"} <= page <= params
 
 
 def test_icon_is_a_png_where_icon_path_points():

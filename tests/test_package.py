@@ -3,6 +3,7 @@ Splunk AppInspect (precert, and precert with the cloud tag) reports no failure, 
 failure. package.sh runs once per test session."""
 
 import json
+import re
 import stat
 import subprocess
 import tarfile
@@ -26,11 +27,23 @@ MUST_SHIP = ["app.manifest", "LICENSE", "NOTICE-ATTACK.md", "THIRD-PARTY-NOTICES
              "bin/lib/requests/__init__.py", "bin/lib/jsonschema/__init__.py"]
 
 
+# Files that git does not track, put in the app's folders while package.sh runs: none may ship.
+UNTRACKED_PROBES = ["bin/untracked_probe.py", "bin/teredo_spike/untracked_probe.py",
+                    "default/untracked_probe.conf", "lookups/untracked_probe.csv"]
+
+
 @pytest.fixture(scope="session")
 def package_run():
-    result = subprocess.run(["./package.sh"], cwd=APP_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
-    return result
+    probes = [APP_ROOT / p for p in UNTRACKED_PROBES]
+    for probe in probes:
+        assert not probe.exists(), "a leftover probe: %s" % probe
+        probe.write_text("# untracked: must not ship\n")
+    try:
+        return subprocess.run(["./package.sh"], cwd=APP_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
+    finally:
+        for probe in probes:
+            probe.unlink()
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +128,23 @@ def test_modes_execute_bits_only_on_bin_entry_scripts(members):
         else:
             assert mode == 0o644, (name, oct(mode))
         assert member.uid == 0 and member.gid == 0, name
+
+
+def test_an_untracked_file_never_ships(members):
+    shipped = [p for p in UNTRACKED_PROBES if "teredo_spike/" + p in members]
+    assert shipped == []
+
+
+def test_vendored_libraries_ship_their_code_and_licences_only(members):
+    lib = [n[len("teredo_spike/bin/lib/"):] for n, m in members.items()
+           if n.startswith("teredo_spike/bin/lib/") and m.isfile()]
+    assert "certifi/cacert.pem" in lib and "jsonschema/schemas/draft2020-12.json" in lib
+    metadata = [n for n in lib if ".dist-info/" in n]
+    licences = [n for n in metadata if re.search(r"\.dist-info/(licenses/.+|(LICEN[CS]E|COPYING|NOTICE)[^/]*)$",
+                                                 n, re.I)]
+    assert metadata == licences, "dist-info files that are not licences: %s" % sorted(set(metadata) - set(licences))
+    assert len({n.split("/")[0] for n in licences}) >= 10  # every library with a licence file keeps it
+    test_suites = sorted({n.rsplit("/", 1)[0] for n in lib
+                          if {"tests", "test", "benchmarks"} & set(n.split("/")[1:-1])})
+    assert test_suites == []
+    assert not [n for n in lib if n.startswith("bin/")]  # console scripts

@@ -24,8 +24,33 @@ class ResultsError(Exception):
     """The results file cannot be read; the message says why."""
 
 
+def dispatch_directory() -> str:
+    """$SPLUNK_HOME/var/run/splunk/dispatch, where splunkd keeps each search's results."""
+    splunk_home = os.environ.get("SPLUNK_HOME")
+    if not splunk_home:
+        raise ResultsError("SPLUNK_HOME is not set: the dispatch directory that results_file must be "
+                           "in is unknown")
+    return os.path.join(splunk_home, "var", "run", "splunk", "dispatch")
+
+
+def confined(path: str) -> str:
+    """path with its symbolic links and '..' resolved, when that is inside the dispatch directory.
+
+    The payload names the file to read; confined to the searches' results, an edited payload cannot
+    make the action read (and deliver) another file.
+    """
+    dispatch = os.path.realpath(dispatch_directory())
+    real = os.path.realpath(path)
+    if os.path.commonpath([dispatch, real]) != dispatch or real == dispatch:
+        raise ResultsError("results_file {} is outside the dispatch directory {}: refused".format(
+            path, dispatch))
+    return real
+
+
 def read_results(path: str) -> List[Row]:
-    """Rows as dicts: single values as str, multivalues as lists; absent fields left out."""
+    """Rows as dicts: single values as str, multivalues as lists; absent fields left out. Only a
+    file inside the dispatch directory is read."""
+    path = confined(path)
     try:
         size = os.path.getsize(path)
     except OSError as e:

@@ -1,0 +1,87 @@
+"""Where the action may send: a well-formed http(s) URL with a valid port, and, for the webhook, a
+host that is not a link-local, loopback or metadata address unless the configuration allows it.
+
+Checked before anything is sent, so that a bad setting ends the run with one ERROR line and no event
+half-delivered. The webhook is configured by whoever can edit an alert: without this rule it could
+reach splunkd's own management port or a cloud instance's metadata service (server-side request
+forgery).
+"""
+import ipaddress
+import socket
+from typing import List, Optional, Union
+from urllib.parse import urlsplit
+
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+# AWS's IPv6 metadata service (its IPv4 one, 169.254.169.254, is link-local).
+METADATA_ADDRESSES = (ipaddress.ip_address("fd00:ec2::254"),)
+LOCALHOST_NAMES = ("localhost", "localhost.localdomain")
+
+
+class DestinationError(Exception):
+    """The URL cannot or may not be used; the message names the setting, never the URL's path."""
+
+
+def check_url(setting: str, url: str) -> None:
+    """An http(s) URL with a host and, if given, a port in 1-65535."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for "99999" or "80a"
+    except ValueError as e:
+        raise DestinationError("{}: not a usable URL ({})".format(setting, e))
+    if parts.scheme not in ("http", "https"):
+        raise DestinationError("{}: must start with https:// (or http://)".format(setting))
+    if not parts.hostname:
+        raise DestinationError("{}: no host name in the URL".format(setting))
+    if port == 0:
+        raise DestinationError("{}: port 0 is not a port a server listens on".format(setting))
+
+
+def check_webhook_host(setting: str, url: str) -> None:
+    """Refuse a host that is, or resolves to, a link-local, loopback, unspecified or metadata address.
+
+    Every address the name resolves to is checked. A name that does not resolve now is let through:
+    its delivery fails, and the events are spooled for a later run, rather than lost to a DNS outage.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    name = host.rstrip(".").lower()
+    if name in LOCALHOST_NAMES or name.endswith(".localhost"):
+        raise DestinationError(_refusal(setting, host, "a loopback name"))
+    for address in _addresses(host, parts.port or (443 if parts.scheme == "https" else 80)):
+        kind = private_kind(address)
+        if kind:
+            shown = host if host == str(address) else "{} ({})".format(host, address)
+            raise DestinationError(_refusal(setting, shown, kind))
+
+
+def private_kind(address: Address) -> Optional[str]:
+    """What makes an address one the webhook may not reach by default, or None."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES or str(address) == "169.254.169.254":
+        return "a cloud metadata address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_unspecified:
+        return "the unspecified address (this host)"
+    return None
+
+
+def _addresses(host: str, port: int) -> List[Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+
+
+def _refusal(setting: str, host: str, kind: str) -> str:
+    return ("{}: {} is {}; the webhook may not reach it unless param.webhook_allow_private = 1".format(
+        setting, host, kind))
