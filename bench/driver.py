@@ -2,8 +2,8 @@
 
 The driver plays splunkd with the protocol client of tools/scpv2.py (`CommandProcess`): spawn
 with argv = [script] only, getinfo, execute chunks in lock-step, a final `finished` chunk holding
-only the header row. Chunk bodies come pre-encoded (bench/workload.py), so the driver only copies bytes. What
-it measures:
+only the header row. Chunk bodies come pre-encoded (bench/workload.py), so the driver only copies
+bytes. What it measures:
 
 - CPU seconds of the command process: user + system from its rusage (os.wait4), whole life;
 - wall seconds from spawn to exit;

@@ -70,6 +70,12 @@ class BodySet:
         with open(self.path + ".json", "w") as f:
             json.dump(self.chunks, f)
 
+    @classmethod
+    def load(cls, path: str, fields: Sequence[str] = ()) -> "BodySet":
+        """The bodies that write_bodies stored at `path` (their fields are in the bodies)."""
+        with open(path + ".json") as f:
+            return cls(path, fields, [tuple(chunk) for chunk in json.load(f)])
+
 
 def _internal_host(index: int) -> str:
     return "10.%d.%d.%d" % (16 + index // 65024, (index // 254) % 256, 1 + index % 254)
