@@ -38,9 +38,10 @@ class RunResult(NamedTuple):
 
 
 def _drive(process: scpv2.CommandProcess, records: Sequence[scpv2.Record], chunk_size: int,
-           fields: Sequence[str]) -> List[scpv2.Record]:
-    """Send records in execute chunks, then a finished chunk holding only the header row."""
-    encoder = scpv2.BodyEncoder(fields)
+           fields: Sequence[str], chunk_index: bool = True) -> List[scpv2.Record]:
+    """Send records in execute chunks, then a finished chunk holding only the header row;
+    `chunk_index` numbers the records (splunkd does for a first phase, not for the reduce)."""
+    encoder = scpv2.BodyEncoder(fields, chunk_index)
     rows = [[record.get(name, "") for name in fields] for record in records]
     replies = process.execute_all(encoder.chunks(rows, chunk_size), encoder.encode([]))
     return [record for reply in replies for record in scpv2.decode_body(reply)]
@@ -87,7 +88,7 @@ def run_partitioned(parts: Sequence[Sequence[scpv2.Record]], args: Sequence[str]
         else:
             reduce_input = [record for part in parts for record in part]
             map_rows, reduce_fields = 0, fields
-        rows = _drive(reduce, reduce_input, chunk_size, reduce_fields)
+        rows = _drive(reduce, reduce_input, chunk_size, reduce_fields, chunk_index=not preop)
         codes.append(reduce.close())
         messages += reduce.messages
         return RunResult(rows, messages, map_rows, codes)
