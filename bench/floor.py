@@ -5,25 +5,26 @@ the bytes from the file is outside the timing, as the protocol read is outside a
 import csv
 import io
 import json
+import os
 import sys
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.workload import BodySet  # noqa: E402
+
 
 def main(path: str) -> None:
-    with open(path + ".json") as f:
-        chunks = json.load(f)
     records = 0
     cpu = 0.0
-    with open(path, "rb") as f:
-        for offset, length, _ in chunks:
-            f.seek(offset)
-            body = f.read(length)
-            start = time.process_time()
-            reader = csv.reader(io.StringIO(body.decode("utf-8")))
-            next(reader)
-            for _ in reader:
-                records += 1
-            cpu += time.process_time() - start
+    for body in BodySet.load(path):
+        start = time.process_time()
+        reader = csv.reader(io.StringIO(body.decode("utf-8")))
+        next(reader)
+        for _ in reader:
+            records += 1
+        cpu += time.process_time() - start
     sys.stdout.write(json.dumps({"records": records, "cpu": cpu}) + "\n")
 
 

@@ -135,8 +135,9 @@ def markdown(report: dict) -> str:
         "lock-step, a final header-only `finished` chunk. `teredospike` passes on an entry per "
         "outbound UDP record it cannot yet tie to a Teredo client port, 5 to a row, so its map "
         "output grows with outbound UDP, not with Teredo.",
-        "- **Reduce phase** (search head): `teredospike` fed the map phase's output, re-chunked; "
-        "its rate is per raw record behind that output.",
+        "- **Reduce phase** (search head): `teredospike` fed the map phase's output, re-chunked "
+        "and encoded as splunkd sends it (fields sorted, non-alphanumeric cells quoted, no "
+        "`_chunked_idx`); its rate is per raw record behind that output.",
         "- **Floor**: `csv.reader` over the same bodies in the same Python, parse only "
         "(`bench/floor.py`). **Reference**: a splunklib ReportingCommand counting records per "
         "host with splunklib's dict per record (`bench/reference_command.py`), its map phase.",

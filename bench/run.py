@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -61,11 +61,6 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def _phase(python: str, script: str, args: List[str], bodies: workload.BodySet,
-           final_body: bytes) -> driver.Measurement:
-    return driver.run(python, script, args, (body for body, _ in bodies.bodies()), final_body)
-
-
 def _floor(python: str, bodies: workload.BodySet) -> float:
     out = subprocess.run([python, FLOOR, bodies.path], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)["cpu"]
@@ -82,14 +77,14 @@ def _summary(measurements: Sequence[driver.Measurement], records: int) -> Dict[s
 
 def raw_records(python: str, bodies: workload.BodySet, config: dict, log) -> dict:
     """Map phase on raw records: teredospike, reference, floor; then the reduce phase."""
-    final = workload.header_line(workload.RAW_FIELDS).encode("utf-8")
     map_args, _ = driver.preop_args(python, COMMAND, [])
     reference_args, _ = driver.preop_args(python, REFERENCE, [])
     ours, reference, floors = [], [], []
     for run in range(config["runs"]):
         floors.append(_floor(python, bodies))
-        reference.append(_phase(python, REFERENCE, reference_args, bodies, final))
-        ours.append(_phase(python, COMMAND, map_args, bodies, final))
+        reference.append(driver.run(python, REFERENCE, reference_args, bodies,
+                                    bodies.final_body))
+        ours.append(driver.run(python, COMMAND, map_args, bodies, bodies.final_body))
         log("    run %d: floor %.2fs, reference %.2fs, teredospike %.2fs CPU"
             % (run + 1, floors[-1], reference[-1].cpu, ours[-1].cpu))
     records = bodies.records
@@ -104,33 +99,31 @@ def raw_records(python: str, bodies: workload.BodySet, config: dict, log) -> dic
                                     / result["teredospike_map"]["cpu_s"])
 
     # Reduce phase (search head) on the map phase's output, re-chunked as splunkd feeds it.
-    header, rows = driver.reply_rows(ours[0].replies)
-    reduce_bodies = driver.encode_chunks(header, rows, config["chunk"])
-    final_reduce = (",".join(header) + "\n").encode("utf-8")
+    reduce_bodies, final_reduce, rows_in = driver.next_phase_bodies(ours[0].replies,
+                                                                    config["chunk"])
     reduces = []
     for _ in range(config["runs"]):
         reduces.append(driver.run(python, COMMAND, [], reduce_bodies, final_reduce))
     _, results = driver.reply_rows(reduces[0].replies)
     # Rates per raw record behind the map output: a row may carry one cell or several entries.
     summary = _summary(reduces, records)
-    summary["rows_in"] = len(rows)
+    summary["rows_in"] = rows_in
     summary["rows_out"] = len(results)
     result["teredospike_reduce"] = summary
     return result
 
 
 def many_hosts(python: str, bodies: workload.BodySet, config: dict) -> dict:
-    final = workload.header_line(workload.RAW_FIELDS).encode("utf-8")
     map_args, _ = driver.preop_args(python, COMMAND, [])
-    runs = [_phase(python, COMMAND, map_args, bodies, final) for _ in range(config["runs"])]
-    header, rows = driver.reply_rows(runs[0].replies)
-    reduce_bodies = driver.encode_chunks(header, rows, config["chunk"])
-    final_reduce = (",".join(header) + "\n").encode("utf-8")
+    runs = [driver.run(python, COMMAND, map_args, bodies, bodies.final_body)
+            for _ in range(config["runs"])]
+    reduce_bodies, final_reduce, rows_in = driver.next_phase_bodies(runs[0].replies,
+                                                                    config["chunk"])
     reduces = [driver.run(python, COMMAND, [], reduce_bodies, final_reduce)
                for _ in range(config["runs"])]
     return {"hosts": config["many_hosts"], "records": bodies.records,
             "teredospike_map": _summary(runs, bodies.records),
-            "teredospike_reduce": dict(_summary(reduces, bodies.records), rows_in=len(rows))}
+            "teredospike_reduce": dict(_summary(reduces, bodies.records), rows_in=rows_in)}
 
 
 def scoring(python: str, bodies: workload.BodySet, config: dict) -> dict:
@@ -142,16 +135,13 @@ def scoring(python: str, bodies: workload.BodySet, config: dict) -> dict:
     rows = direct[0]["rows"]
     score_cpu = median([d["score_cpu"] for d in direct])
     aggregate_cpu = median([d["aggregate_cpu"] for d in direct])
-    final = workload.header_line(workload.AGGREGATED_FIELDS).encode("utf-8")
     map_args, _ = driver.preop_args(python, COMMAND, [])
     maps, reduces = [], []
     for _ in range(config["runs"]):
-        mapped = _phase(python, COMMAND, map_args, bodies, final)
-        header, partial = driver.reply_rows(mapped.replies)
-        reduce_bodies = driver.encode_chunks(header, partial, config["chunk"])
+        mapped = driver.run(python, COMMAND, map_args, bodies, bodies.final_body)
+        reduce_bodies, final_reduce, _ = driver.next_phase_bodies(mapped.replies, config["chunk"])
         maps.append(mapped)
-        reduces.append(driver.run(python, COMMAND, [], reduce_bodies,
-                                  (",".join(header) + "\n").encode("utf-8")))
+        reduces.append(driver.run(python, COMMAND, [], reduce_bodies, final_reduce))
     map_cpu = median([m.cpu for m in maps])
     reduce_cpu = median([m.cpu for m in reduces])
     return {

@@ -9,14 +9,19 @@ carries that `| teredospike` asks for). The mix, per record:
 - 0.5% Teredo from 2% of the hosts: refreshes to a Teredo server on UDP 3544 (`app=teredo`), and
   unlabelled relay traffic from the same client port.
 
-Bodies are written as splunkd writes them: every field with its `__mv_` companion, `_chunked_idx`,
-`\\n` line ends. They are encoded here once, so that a driver only copies bytes.
+Bodies are written as splunkd writes them, by the protocol client's encoder (tools/scpv2.py
+`BodyEncoder`): every field with its `__mv_` companion, `_chunked_idx`, `\\n` line ends. They are
+encoded here once, so that a driver only copies bytes.
 """
 
+import dataclasses
+import itertools
 import json
 import os
 import random
-from typing import Iterator, List, NamedTuple, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
+
+from tools import scpv2
 
 RAW_FIELDS = ("_time", "src_ip", "src_port", "dest_ip", "dest_port", "transport", "app", "bytes",
               "bytes_out", "packets_out")
@@ -34,56 +39,42 @@ RELAYS = ("83.170.1.38", "195.140.195.140", "88.198.87.130")
 WEEK_BUCKETS = 7 * 144
 
 
-class BodySet(NamedTuple):
-    """Chunk bodies in one file: (offset, length, records) per chunk."""
+@dataclasses.dataclass(frozen=True)
+class BodySet:
+    """Chunk bodies of `fields` in one file: (offset, length, records) per chunk. Iterating reads
+    the bodies in order."""
 
     path: str
+    fields: Sequence[str]
     chunks: List[Tuple[int, int, int]]
 
     @property
     def records(self) -> int:
         return sum(count for _, _, count in self.chunks)
 
-    def bodies(self) -> Iterator[Tuple[bytes, int]]:
+    @property
+    def final_body(self) -> bytes:
+        """The header-only body of the `finished` chunk."""
+        return scpv2.BodyEncoder(self.fields).encode([])
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __iter__(self) -> Iterator[bytes]:
         with open(self.path, "rb") as f:
-            for offset, length, count in self.chunks:
+            for offset, length, _ in self.chunks:
                 f.seek(offset)
-                yield f.read(length), count
+                yield f.read(length)
 
     def save_index(self) -> None:
         with open(self.path + ".json", "w") as f:
             json.dump(self.chunks, f)
 
-
-def _wire(value: str) -> str:
-    """A cell as splunkd writes it: quoted unless purely alphanumeric (recorded streams in
-    /work/shared/data/scpv2-recordings show "10.1.2.3", "1700000000.000", "bytes_out" quoted)."""
-    return value if value.isalnum() and value.isascii() or not value else '"%s"' % value
-
-
-def _order(fields: Sequence[str]) -> List[int]:
-    """splunkd's column order: the fields sorted by name (with `_chunked_idx`), then every
-    `__mv_` companion in the same order."""
-    names = list(fields) + ["_chunked_idx"]
-    return sorted(range(len(names)), key=lambda i: names[i])
-
-
-def header_line(fields: Sequence[str]) -> str:
-    names = list(fields) + ["_chunked_idx"]
-    ordered = [names[i] for i in _order(fields)]
-    return ",".join(_wire(n) for n in ordered + ["__mv_" + n for n in ordered]) + "\n"
-
-
-def encode_rows(fields: Sequence[str], rows: Sequence[Sequence[str]], first_index: int) -> bytes:
-    """A body as splunkd writes it. The values here hold no comma, quote or newline (a test checks
-    the body against tools.scpv2.encode_body through csv.reader)."""
-    order = _order(fields)
-    empty_mv = "," * len(order)
-    lines = [header_line(fields)]
-    for number, row in enumerate(rows):
-        cells = list(row) + [str(first_index + number)]
-        lines.append(",".join(_wire(cells[i]) for i in order) + empty_mv + "\n")
-    return "".join(lines).encode("utf-8")
+    @classmethod
+    def load(cls, path: str, fields: Sequence[str] = ()) -> "BodySet":
+        """The bodies that write_bodies stored at `path` (their fields are in the bodies)."""
+        with open(path + ".json") as f:
+            return cls(path, fields, [tuple(chunk) for chunk in json.load(f)])
 
 
 def _internal_host(index: int) -> str:
@@ -170,25 +161,21 @@ def aggregated_rows(hosts: int, active_buckets: int, seed: int = 2) -> Iterator[
 def write_bodies(path: str, fields: Sequence[str], rows: Iterator[List[str]],
                  chunk_size: int) -> BodySet:
     """Encode `rows` into chunk bodies of `chunk_size` records, stored in one file."""
+    encoder = scpv2.BodyEncoder(fields)
     chunks = []
     offset = 0
     index = 0
     with open(path, "wb") as f:
-        batch: List[List[str]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == chunk_size:
-                body = encode_rows(fields, batch, index)
-                f.write(body)
-                chunks.append((offset, len(body), len(batch)))
-                offset += len(body)
-                index += len(batch)
-                batch = []
-        if batch:
-            body = encode_rows(fields, batch, index)
+        while True:
+            batch = list(itertools.islice(rows, chunk_size))
+            if not batch:
+                break
+            body = encoder.encode(batch, index)
             f.write(body)
             chunks.append((offset, len(body), len(batch)))
-    bodies = BodySet(path, chunks)
+            offset += len(body)
+            index += len(batch)
+    bodies = BodySet(path, fields, chunks)
     bodies.save_index()
     return bodies
 

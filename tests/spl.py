@@ -10,9 +10,10 @@ from tests.splunk_conf import APP_ROOT, parse
 MACRO_CALL = re.compile(r"`([^`]+)`")
 
 
-def split_top_level(text: str, separator: str) -> List[str]:
-    """Split on `separator` outside double quotes, brackets and parentheses."""
-    parts, depth, quoted, start, i = [], 0, False, 0, 0
+def unquoted(text: str) -> Iterator[Tuple[int, str]]:
+    """(position, character) of every character outside double quotes; a backslash inside quotes
+    escapes the next character. The one quote-aware scanner of these helpers."""
+    quoted, i = False, 0
     while i < len(text):
         c = text[i]
         if quoted:
@@ -22,14 +23,22 @@ def split_top_level(text: str, separator: str) -> List[str]:
                 quoted = False
         elif c == '"':
             quoted = True
-        elif c in "[(":
+        else:
+            yield i, c
+        i += 1
+
+
+def split_top_level(text: str, separator: str) -> List[str]:
+    """Split on `separator` outside double quotes, brackets and parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, c in unquoted(text):
+        if c in "[(":
             depth += 1
         elif c in "])":
             depth -= 1
         elif c == separator and depth == 0:
             parts.append(text[start:i])
             start = i + 1
-        i += 1
     parts.append(text[start:])
     return parts
 
@@ -67,17 +76,9 @@ def expand(spl: str, macros: Dict[str, Dict[str, str]], depth: int = 0) -> str:
 
 def subsearches(text: str) -> Tuple[str, List[str]]:
     """`text` with each top-level [subsearch] replaced by [], and the subsearches' contents."""
-    out, subs, depth, quoted, start, i = [], [], 0, False, 0, 0
-    while i < len(text):
-        c = text[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == "[":
+    out, subs, depth, start = [], [], 0, 0
+    for i, c in unquoted(text):
+        if c == "[":
             if depth == 0:
                 out.append(text[start:i + 1])
                 start = i + 1
@@ -87,7 +88,6 @@ def subsearches(text: str) -> Tuple[str, List[str]]:
             if depth == 0:
                 subs.append(text[start:i])
                 start = i
-        i += 1
     out.append(text[start:])
     return "".join(out), subs
 

@@ -1,7 +1,5 @@
 """The benchmark's pieces run and produce well-formed output on a tiny size (no timing asserted)."""
 
-import csv
-import io
 import json
 import os
 import subprocess
@@ -12,23 +10,22 @@ from tests.conftest import ROOT
 from tools import scpv2
 
 
-def parsed(body: bytes):
-    rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
-    header, rows = rows[0], rows[1:]
-    return [{name: cell for name, cell in zip(header, row) if not name.startswith("__mv_")}
-            for row in rows]
-
-
-def test_bodies_are_what_splunkd_would_send():
-    """The benchmark's hand-written bodies carry the same records as the protocol client's
-    encoder (through csv.reader), in splunkd's column order and quoting."""
+def test_bodies_are_what_splunkd_would_send(tmp_path):
+    """The benchmark's bodies carry its records through csv.reader, in splunkd's column order and
+    quoting, numbered on from one chunk to the next."""
     rows = list(workload.raw_records(5000, hosts=20))
-    body = workload.encode_rows(workload.RAW_FIELDS, rows, 7)
-    records = [dict(zip(workload.RAW_FIELDS, row)) for row in rows]
-    assert parsed(body) == parsed(scpv2.encode_body(records, workload.RAW_FIELDS, 7))
-    header = body.split(b"\n", 1)[0].decode()
+    bodies = workload.write_bodies(str(tmp_path / "raw.body"), workload.RAW_FIELDS, iter(rows),
+                                   2000)
+    assert [count for _, _, count in bodies.chunks] == [2000, 2000, 1000] and len(bodies) == 3
+    decoded = [scpv2.decode_rows(body) for body in bodies]
+    fields = list(workload.RAW_FIELDS) + ["_chunked_idx"]
+    assert all(these == sorted(fields) for these, _ in decoded)
+    records = [dict(zip(these, row)) for these, more in decoded for row in more]
+    assert records == [dict(zip(fields, row + [str(n)])) for n, row in enumerate(rows)]
+    header = next(iter(bodies)).split(b"\n", 1)[0].decode()
     assert header.startswith('"_chunked_idx","_time",app,') and '"__mv_src_ip"' in header
-    assert b'"10.16.' in body  # addresses quoted as splunkd quotes them
+    assert b'"10.16.' in next(iter(bodies))  # addresses quoted as splunkd quotes them
+    assert bodies.final_body == (header + "\n").encode()
     teredo = [r for r in rows if r[4] == "3544"]
     assert teredo and all(r[6] == "teredo" for r in teredo)
 

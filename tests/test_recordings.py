@@ -4,9 +4,7 @@ The recorded events hold no network fields: the command must answer every chunk 
 say, in the search's messages, that the data has none of the fields it needs."""
 
 import gzip
-import json
 import os
-import re
 import tempfile
 
 import pytest
@@ -14,22 +12,10 @@ import pytest
 from tools import scpv2
 from tools.runner import SCRIPT
 
-FRAME = re.compile(rb"chunked 1\.0,(\d+),(\d+)\n")
-
 
 def recorded_frames(path):
-    data = gzip.open(path).read()
-    frames, pos = [], 0
-    while pos < len(data):
-        match = FRAME.match(data, pos)
-        assert match, "recording is not a chunked stream at byte %d" % pos
-        meta_len, body_len = int(match.group(1)), int(match.group(2))
-        start = match.end()
-        meta = json.loads(data[start:start + meta_len])
-        body = data[start + meta_len:start + meta_len + body_len]
-        frames.append((meta, body))
-        pos = start + meta_len + body_len
-    return frames
+    with gzip.open(path) as stream:
+        return list(iter(lambda: scpv2.read_frame(stream), None))
 
 
 def replay(path, args, python):

@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -37,24 +37,14 @@ class RunResult(NamedTuple):
     exit_codes: List[int]
 
 
-def _chunks(records: Sequence[scpv2.Record], size: int) -> Iterator[Sequence[scpv2.Record]]:
-    for start in range(0, len(records), size):
-        yield records[start:start + size]
-
-
 def _drive(process: scpv2.CommandProcess, records: Sequence[scpv2.Record], chunk_size: int,
-           fields: Sequence[str]) -> List[scpv2.Record]:
-    """Send records in execute chunks, then a finished chunk holding only the header row."""
-    out: List[scpv2.Record] = []
-    index = 0
-    for chunk in _chunks(records, chunk_size):
-        if process.finished:
-            break
-        out += process.execute(scpv2.encode_body(chunk, fields, index), finished=False)
-        index += len(chunk)
-    if not process.finished:
-        out += process.execute(scpv2.encode_body([], fields, index), finished=True)
-    return out
+           fields: Sequence[str], chunk_index: bool = True) -> List[scpv2.Record]:
+    """Send records in execute chunks, then a finished chunk holding only the header row;
+    `chunk_index` numbers the records (splunkd does for a first phase, not for the reduce)."""
+    encoder = scpv2.BodyEncoder(fields, chunk_index)
+    rows = [[record.get(name, "") for name in fields] for record in records]
+    replies = process.execute_all(encoder.chunks(rows, chunk_size), encoder.encode([]))
+    return [record for reply in replies for record in scpv2.decode_body(reply)]
 
 
 def run_search(records: Iterable[scpv2.Record], args: Sequence[str] = (), chunk_size: int = 2500,
@@ -98,7 +88,7 @@ def run_partitioned(parts: Sequence[Sequence[scpv2.Record]], args: Sequence[str]
         else:
             reduce_input = [record for part in parts for record in part]
             map_rows, reduce_fields = 0, fields
-        rows = _drive(reduce, reduce_input, chunk_size, reduce_fields)
+        rows = _drive(reduce, reduce_input, chunk_size, reduce_fields, chunk_index=not preop)
         codes.append(reduce.close())
         messages += reduce.messages
         return RunResult(rows, messages, map_rows, codes)

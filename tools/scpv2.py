@@ -1,10 +1,12 @@
-"""The splunkd side of the chunked custom search command protocol (SCP v2), for local runs and tests.
+"""The splunkd side of the chunked custom search command protocol (SCP v2), for local runs, tests
+and the benchmark: the one protocol client and the one chunk encoder of tools/, bench/ and tests/.
 
 It speaks to a command exactly as splunkd does: spawn the script with argv = [script] only, send a
 `getinfo` chunk, then `execute` chunks in lock-step (one reply per request), the last one marked
 `finished`. Each frame is ``chunked 1.0,<metadata bytes>,<body bytes>\\n`` + JSON + CSV, lengths in
 UTF-8 bytes. Every field F travels with a ``__mv_F`` companion column; a multivalue cell is
-``$v1$;$v2$`` there (``$`` doubled) and the values newline-joined in F.
+``$v1$;$v2$`` there (``$`` doubled) and the values newline-joined in F. The facts behind this are in
+docs/splunk-protocol-notes.md.
 """
 
 import csv
@@ -15,9 +17,10 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 import uuid
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 _BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin")
 if _BIN not in sys.path:
@@ -32,6 +35,7 @@ Record = Dict[str, Value]
 csv.field_size_limit(2**31 - 1)
 
 FRAME_HEADER = re.compile(rb"^chunked\s+1\.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\r?\n$")
+CHUNK_INDEX = "_chunked_idx"
 
 
 class ProtocolError(RuntimeError):
@@ -63,55 +67,97 @@ def _wire(value: str) -> str:
     return '"%s"' % value.replace('"', '""')
 
 
+class BodyEncoder:
+    """Chunk bodies as splunkd writes them for one list of fields: the fields sorted by name, then
+    every field's `__mv_` companion in the same order; cells quoted unless alphanumeric; `\\n` line
+    ends. Rows are sequences of values in `fields` order (a list value is a multivalue cell). With
+    `chunk_index`, a `_chunked_idx` column numbers the rows (splunkd sends it to a command's first
+    phase, not to the reduce phase: see the recorded sum.reduce.input)."""
+
+    def __init__(self, fields: Sequence[str], chunk_index: bool = True) -> None:
+        names = list(fields) + ([CHUNK_INDEX] if chunk_index else [])
+        # With chunk_index, the numbering replaces a `_chunked_idx` the rows may carry.
+        positions = [i for i, name in enumerate(names)
+                     if not (chunk_index and name == CHUNK_INDEX and i < len(fields))]
+        self._order = sorted(positions, key=names.__getitem__)
+        self._chunk_index = chunk_index
+        self._empty_mv = "," * len(self._order)
+        ordered = [names[i] for i in self._order]
+        self.header = ",".join(_wire(name) for name in ordered + ["__mv_" + n for n in ordered])
+
+    def encode(self, rows: Iterable[Sequence[Value]], first_index: int = 0) -> bytes:
+        """One body: the header line, then a line per row (no rows: the header alone, as in the
+        final `finished` chunk). A body without fields is empty."""
+        if not self._order:
+            return b""
+        order, wire, empty_mv = self._order, _wire, self._empty_mv
+        lines = [self.header]
+        for number, row in enumerate(rows, first_index):
+            cells = [*row, str(number)] if self._chunk_index else row
+            try:
+                lines.append(",".join([wire(cells[i]) for i in order]) + empty_mv)
+            except (AttributeError, TypeError):  # a multivalue cell: a list, not a str
+                lines.append(self._multivalue_line(cells))
+        lines.append("")
+        return "\n".join(lines).encode("utf-8")
+
+    def _multivalue_line(self, cells: Sequence[Value]) -> str:
+        values, companions = [], []
+        for value in (cells[i] for i in self._order):
+            if isinstance(value, list):
+                values.append(_wire("\n".join(value)))
+                companions.append(_wire(multivalue.encode(value)) if len(value) > 1 else "")
+            else:
+                values.append(_wire(value))
+                companions.append("")
+        return ",".join(values + companions)
+
+    def chunks(self, rows: Sequence[Sequence[Value]], size: int) -> Iterator[bytes]:
+        """`rows` as bodies of `size` rows each, numbered on from one body to the next."""
+        for start in range(0, len(rows), size):
+            yield self.encode(rows[start:start + size], start)
+
+
 def encode_body(records: Sequence[Record], fields: Optional[Sequence[str]] = None,
                 chunk_index: Optional[int] = None) -> bytes:
-    """A chunk body as splunkd writes it: the fields sorted by name, then every field's `__mv_`
-    companion in the same order; cells quoted unless alphanumeric; `\n` line ends."""
+    """A chunk body of records (dicts) as splunkd writes it (BodyEncoder); `chunk_index` is the
+    `_chunked_idx` of the first record, None for no `_chunked_idx` column."""
     fields = list(fields) if fields is not None else field_order(records)
-    if chunk_index is not None and "_chunked_idx" not in fields:
-        fields.append("_chunked_idx")
-    if not fields:
-        return b""
-    fields.sort()
-    lines = [",".join(_wire(name) for name in fields + ["__mv_" + name for name in fields])]
-    for number, record in enumerate(records):
-        cells, mv_cells = [], []
-        for name in fields:
-            if name == "_chunked_idx" and chunk_index is not None:
-                value: Value = str(chunk_index + number)
-            else:
-                value = record.get(name, "")
-            if isinstance(value, list):
-                cells.append(_wire("\n".join(value)))
-                mv_cells.append(_wire(multivalue.encode(value)) if len(value) > 1 else "")
-            else:
-                cells.append(_wire(value))
-                mv_cells.append("")
-        lines.append(",".join(cells + mv_cells))
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    encoder = BodyEncoder(fields, chunk_index is not None)
+    return encoder.encode(([record.get(name, "") for name in fields] for record in records),
+                          chunk_index or 0)
+
+
+def decode_rows(body: bytes) -> Tuple[List[str], List[List[Value]]]:
+    """The fields and rows of a body; multivalue cells become lists, __mv_ columns disappear."""
+    if not body:
+        return [], []
+    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""))
+    header = next(reader, [])
+    fields = [name for name in header if not name.startswith("__mv_")]
+    values = [i for i, name in enumerate(header) if not name.startswith("__mv_")]
+    for name in header:  # a companion without its field still names a field
+        if name.startswith("__mv_") and name[5:] not in fields:
+            fields.append(name[5:])
+    companions = [(i, fields.index(name[5:])) for i, name in enumerate(header)
+                  if name.startswith("__mv_")]
+    missing = [""] * (len(fields) - len(values))
+    rows: List[List[Value]] = []
+    for line in reader:
+        if len(line) != len(header):
+            raise ProtocolError("row has %d cells, header %d" % (len(line), len(header)))
+        row: List[Value] = [line[i] for i in values] + missing
+        for column, position in companions:
+            if line[column]:
+                row[position] = decode_mv(line[column])
+        rows.append(row)
+    return fields, rows
 
 
 def decode_body(body: bytes) -> List[Record]:
-    """Rows of a reply body; multivalue fields become lists, __mv_ columns disappear."""
-    if not body:
-        return []
-    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""))
-    header = next(reader, [])
-    records = []
-    for row in reader:
-        if len(row) != len(header):
-            raise ProtocolError("row has %d cells, header %d" % (len(row), len(header)))
-        record: Record = {}
-        mv = {}
-        for name, cell in zip(header, row):
-            if name.startswith("__mv_"):
-                if cell:
-                    mv[name[5:]] = decode_mv(cell)
-            else:
-                record[name] = cell
-        record.update(mv)
-        records.append(record)
-    return records
+    """Records (dicts) of a reply body, as decode_rows reads it."""
+    fields, rows = decode_rows(body)
+    return [dict(zip(fields, row)) for row in rows]
 
 
 def frame(metadata: dict, body: bytes = b"") -> bytes:
@@ -119,10 +165,30 @@ def frame(metadata: dict, body: bytes = b"") -> bytes:
     return b"chunked 1.0,%d,%d\n" % (len(meta), len(body)) + meta + body
 
 
+def read_frame(stream: BinaryIO) -> Optional[Tuple[dict, bytes]]:
+    """The next frame on `stream`: (metadata, body); None at the end of the stream."""
+    line = stream.readline()
+    if not line:
+        return None
+    match = FRAME_HEADER.match(line)
+    if not match:
+        raise ProtocolError("expected a 'chunked 1.0,...' header, got %r"
+                            % (line + stream.read(2000))[:300])
+    meta_len, body_len = int(match.group(1)), int(match.group(2))
+    meta = stream.read(meta_len)
+    body = stream.read(body_len)
+    if len(meta) != meta_len or len(body) != body_len:
+        raise ProtocolError("frame shorter than its header says")
+    try:
+        return json.loads(meta.decode("utf-8")), body
+    except ValueError as error:
+        raise ProtocolError("frame metadata is not JSON (%s): %r" % (error, meta[:300]))
+
+
 # ---- a command process ---------------------------------------------------------------------
 
 def searchinfo(args: Sequence[str], dispatch_dir: str, command: str = "teredospike") -> dict:
-    """The getinfo `searchinfo` of a modern splunkd (FIELD-NOTES)."""
+    """The getinfo `searchinfo` of a modern splunkd (docs/splunk-protocol-notes.md)."""
     search = "| %s %s" % (command, " ".join(args))
     return {
         "args": list(args), "raw_args": list(args), "dispatch_dir": dispatch_dir,
@@ -135,17 +201,21 @@ def searchinfo(args: Sequence[str], dispatch_dir: str, command: str = "teredospi
 
 
 class CommandProcess:
-    """One run of the command: spawn, getinfo, execute... in lock-step."""
+    """One run of the command: spawn, getinfo, execute... in lock-step. It keeps what the benchmark
+    measures from outside: `started` (perf_counter at spawn), `peak_rss_kb()` while the process
+    lives, and `cpu_seconds` (user + system, from its rusage) once closed."""
 
     def __init__(self, script: str, python: str, dispatch_dir: str,
                  env: Optional[Dict[str, str]] = None) -> None:
         self._stderr = tempfile.TemporaryFile()
         self.dispatch_dir = dispatch_dir
+        self.started = time.perf_counter()
         self.process = subprocess.Popen(
             [python, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr, cwd=dispatch_dir, env=env if env is not None else dict(os.environ))
         self.messages: List[Tuple[str, str]] = []
         self.finished = False
+        self.cpu_seconds = 0.0
 
     @property
     def errors(self) -> List[str]:
@@ -156,6 +226,12 @@ class CommandProcess:
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", "replace")[-limit:]
 
+    def peak_rss_kb(self) -> int:
+        """The process's peak resident set so far (VmHWM), in kB."""
+        with open("/proc/%d/status" % self.process.pid) as f:
+            match = re.search(r"^VmHWM:\s+(\d+)\s+kB", f.read(), re.MULTILINE)
+        return int(match.group(1)) if match else 0
+
     def request(self, metadata: dict, body: bytes = b"") -> Tuple[dict, bytes]:
         """Send one chunk and read its one reply."""
         try:
@@ -163,29 +239,16 @@ class CommandProcess:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             raise ProtocolError("the command closed its input early; stderr:\n" + self.stderr_tail())
-        reply = self._read_reply()
+        try:
+            reply = read_frame(self.process.stdout)
+        except ProtocolError as error:
+            raise ProtocolError("%s; stderr:\n%s" % (error, self.stderr_tail()))
+        if reply is None:
+            raise ProtocolError("the command closed its output; stderr:\n" + self.stderr_tail())
         messages = reply[0].get("inspector", {}).get("messages", [])
         self.messages += [(level, text) for level, text in messages]
         self.finished = bool(reply[0].get("finished"))
         return reply
-
-    def _read_reply(self) -> Tuple[dict, bytes]:
-        stdout = self.process.stdout
-        line = stdout.readline()
-        match = FRAME_HEADER.match(line)
-        if not match:
-            rest = stdout.read(2000) if line else b""
-            raise ProtocolError("expected a 'chunked 1.0,...' header, got %r; stderr:\n%s"
-                                % ((line + rest)[:300], self.stderr_tail()))
-        meta_len, body_len = int(match.group(1)), int(match.group(2))
-        meta = stdout.read(meta_len)
-        body = stdout.read(body_len)
-        if len(meta) != meta_len or len(body) != body_len:
-            raise ProtocolError("reply shorter than its header says; stderr:\n" + self.stderr_tail())
-        try:
-            return json.loads(meta.decode("utf-8")), body
-        except ValueError as error:
-            raise ProtocolError("reply metadata is not JSON (%s): %r" % (error, meta[:300]))
 
     def getinfo(self, args: Sequence[str]) -> dict:
         metadata, body = self.request({
@@ -199,15 +262,29 @@ class CommandProcess:
         metadata, reply = self.request({"action": "execute", "finished": finished}, body)
         return decode_body(reply)
 
-    def close(self, timeout: float = 60.0) -> int:
-        """Close stdin and wait; the exit status."""
+    def execute_all(self, bodies: Iterable[bytes], final_body: bytes) -> List[bytes]:
+        """Each body as an execute chunk, then `final_body` as the `finished` one, as splunkd
+        feeds a phase; the reply bodies. Stops, as splunkd does, once the command says finished."""
+        replies = []
+        for body in bodies:
+            if self.finished:
+                return replies
+            replies.append(self.request({"action": "execute", "finished": False}, body)[1])
+        if not self.finished:
+            replies.append(self.request({"action": "execute", "finished": True}, final_body)[1])
+        return replies
+
+    def close(self) -> int:
+        """Close stdin, read to the end of output and reap the process; the exit status."""
         try:
             self.process.stdin.close()
         except OSError:
             pass
         extra = self.process.stdout.read()
-        code = self.process.wait(timeout=timeout)
         self.process.stdout.close()
+        _, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
         if extra.strip():
             raise ProtocolError("the command wrote after its last reply: %r" % extra[:300])
-        return code
+        return self.process.returncode
