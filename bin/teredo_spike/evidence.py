@@ -1,4 +1,4 @@
-"""Teredo evidence of one flow record (SPEC "Teredo evidence, per flow record").
+"""Teredo evidence of one flow record (docs/splunk-protocol-notes.md lists the fields it reads).
 
 Evidence kinds are bit flags so that aggregates merge them with `|`:
 
@@ -7,7 +7,7 @@ Evidence kinds are bit flags so that aggregates merge them with `|`:
 - PREFIX       a Teredo address (2001:0000::/32) in the record's IPv6 address fields
 - PORT         UDP to destination port 3544, where Teredo servers listen
 - CLIENT_PORT  traffic from a live Teredo client port; decided when buckets are merged
-               (aggregation.py), never from one record
+               (cells.py), never from one record
 """
 
 from typing import List, Sequence
@@ -31,6 +31,18 @@ def names(mask: int) -> List[str]:
 
 def is_teredo_label(value: str) -> bool:
     return "teredo" in value.lower()
+
+
+def may_be_teredo(dest_port: str, label_cells: Sequence[str], inner_cells: Sequence[str]) -> bool:
+    """The one test of whether a record may carry evidence of its own (record_evidence can only
+    find some when this holds): UDP to the server port, a label naming Teredo, or an inner IPv6
+    address. The readers memoise `names_teredo` (fastpath.TeredoHints) and test the port first."""
+    return dest_port == SERVER_PORT_TEXT or names_teredo(label_cells, inner_cells)
+
+
+def names_teredo(label_cells: Sequence[str], inner_cells: Sequence[str]) -> bool:
+    """The label and inner-address part of may_be_teredo."""
+    return any(cell and is_teredo_label(cell) for cell in label_cells) or any(inner_cells)
 
 
 def record_evidence(labels: Sequence[str], dest_port: str, own_addresses: Sequence[str],
