@@ -54,30 +54,23 @@ class TeredoSpikeCommand(ReportingCommand):
         self.reduce_phase = ReducePhase(span, internal)
         super().prepare()
 
-    def _execute_chunk_v2(self, process, chunk):
-        # splunklib's own version wraps the body in a StringIO and reads a dict per record;
-        # map() and reduce() read the body as a Chunk instead (splunk_adapter.chunk_of).
-        metadata, body = chunk
-        if not body and not self._allow_empty_input:
-            raise ValueError("No records found to process.")
-        self._record_writer.write_records(process(splunk_adapter.chunk_of(self, body)))
-
     @Configuration(required_fields=REQUIRED_FIELDS)
-    def map(self, chunk):
+    def map(self, records):
         """Indexers: flow records -> partial aggregates (phases.MapPhase)."""
         with collector_paused():
-            tables = self.map_phase.tables(chunk, self._finished)
+            tables = self.map_phase.tables(splunk_adapter.as_chunk(records),
+                                           splunk_adapter.is_last_chunk(self))
         for table in tables:
             splunk_adapter.write_table(self, PARTIAL_FIELDS, table)
         return iter(())
 
-    def reduce(self, chunk):
+    def reduce(self, records):
         """Search head: merge partial aggregates (or raw records, if no map phase ran); score and
         emit when the input is finished. splunklib calls this once per chunk."""
         phase = self.reduce_phase
         with collector_paused():
-            phase.read(chunk)
-            if not self._finished:
+            phase.read(splunk_adapter.as_chunk(records))
+            if not splunk_adapter.is_last_chunk(self):
                 return
             hosts = phase.scored(self.settings.scoring)
             self._report_counts(bool(hosts))
@@ -97,6 +90,8 @@ class TeredoSpikeCommand(ReportingCommand):
 
 for _name, _option in _option_attributes().items():
     setattr(TeredoSpikeCommand, _name, _option)
+if splunk_adapter.PRIVATE_API:
+    TeredoSpikeCommand._execute_chunk_v2 = splunk_adapter.execute_chunk_v2
 TeredoSpikeCommand = Configuration(
     requires_preop=True, run_in_preview=False,
     required_fields=sorted(set(REQUIRED_FIELDS) | set(PARTIAL_FIELDS)))(TeredoSpikeCommand)
@@ -117,7 +112,8 @@ def collector_paused() -> Iterator[None]:
 
 
 def main() -> None:
-    dispatch(TeredoSpikeCommand, sys.argv, sys.stdin, sys.stdout, __name__)
+    """Run the command as splunkd starts it (also from tests/public_api_command.py)."""
+    dispatch(TeredoSpikeCommand, sys.argv, sys.stdin, sys.stdout, "__main__")
     # splunklib has written and flushed its last reply. Leave without the interpreter's final
     # collection and teardown of every cell (~0.5 s at millions of objects; docs/splunk-protocol-notes.md).
     logging.shutdown()

@@ -4,13 +4,14 @@ splunklib would read each record into a dict and write each result from one (~10
 command reads a chunk's body as text (fields.Chunk) and writes rows already in wire form
 (partials.PartialTable) into the record writer's buffer, as its _write_record does. Both rely on
 names splunklib does not publish: PRIVATE_API says, at import, whether they are all there. When
-one is missing (another splunklib), the command takes the public way: records as dicts
-re-encoded into a Chunk, and rows written with write_records; slower, with the same results.
+one is missing (another splunklib), the command takes the public way: splunklib's own chunk
+handling, its records (dicts) re-encoded into a Chunk, and rows written with write_records;
+slower, with the same results (tests/test_splunk_adapter.py).
 """
 
 import csv
 import io
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Sequence, Union
 
 from splunklib.searchcommands import internals, search_command
 
@@ -21,8 +22,10 @@ from .partials import PartialTable
 # The record writer's: its header (None until the first row), its row writer, the buffer and csv
 # writer behind it, and the count of rows in the buffer.
 WRITER_ATTRIBUTES = ("_fieldnames", "_writerow", "_buffer", "_writer", "_pending_record_count")
-# The command's: the method that hands a chunk's body to map/reduce, and the attribute it reads.
-COMMAND_ATTRIBUTES = ("_execute_chunk_v2", "_read_csv_records", "_record_writer")
+# The command's: the method that hands a chunk's body to map/reduce (replaced by
+# execute_chunk_v2), what that reads (the empty-input switch, the record writer), and whether the
+# chunk being processed is the last.
+COMMAND_ATTRIBUTES = ("_execute_chunk_v2", "_allow_empty_input", "_record_writer", "_finished")
 
 
 def private_api_present() -> bool:
@@ -36,15 +39,27 @@ def private_api_present() -> bool:
 PRIVATE_API = private_api_present()
 
 
-def chunk_of(command, body: str) -> Chunk:
-    """The chunk's records as a Chunk, from its body (private way) or splunklib's dicts."""
+def execute_chunk_v2(command, process, chunk) -> None:
+    """The command's _execute_chunk_v2 when PRIVATE_API: splunklib's own wraps the body in a
+    StringIO and reads a dict per record; this hands map() and reduce() the body as a Chunk."""
+    metadata, body = chunk
+    if not body and not command._allow_empty_input:
+        raise ValueError("No records found to process.")
+    command._record_writer.write_records(process(Chunk(body)))
+
+
+def is_last_chunk(command) -> bool:
+    """Is the chunk being processed the last of the input?"""
     if PRIVATE_API:
-        return Chunk(body)
-    return _chunk_from_records(command._read_csv_records(io.StringIO(body)))
+        return bool(command._finished)
+    return bool(getattr(command.metadata, "finished", False))
 
 
-def _chunk_from_records(records: Iterable[dict]) -> Chunk:
-    """Records as splunklib's public reader gives them (multivalues as lists) -> a Chunk."""
+def as_chunk(records: Union[Chunk, Iterable[dict]]) -> Chunk:
+    """What map() and reduce() are given, as a Chunk: the Chunk itself (execute_chunk_v2), or
+    splunklib's records (dicts, multivalues as lists) re-encoded as a body."""
+    if isinstance(records, Chunk):
+        return records
     records = list(records)
     header = list(records[0]) if records else []
     text = io.StringIO()
