@@ -6,21 +6,24 @@ from teredo_spike.hostbuckets import METRICS, HostBucket, Traffic, metric_values
 from teredo_spike.scoring import Settings
 
 
+TRAFFIC = Traffic(bucket=600, packets=70, bytes=9000, flows=3, relay_packets=40, dest_count=2,
+                  dests=("a", "b"), dest_packets=(30, 40), client_ports=("3797",), servers=("a",),
+                  mapped=(), evidence=4)
+
+
 def test_metric_values_are_in_metrics_order():
     assert metric_values(**{name: name for name in METRICS}) == METRICS
 
 
 def test_a_host_bucket_names_its_metrics():
-    hb = HostBucket("10.0.0.1", Traffic(600, 70, 9000, 3, 40, ("a", "b"), (30, 40), ("3797",),
-                                        ("a",), (), 4))
+    hb = HostBucket("10.0.0.1", TRAFFIC)
     assert dict(zip(METRICS, hb.values)) == {"packets": 70, "bytes": 9000, "flows": 3,
                                              "dests": 2, "relay_packets": 40}
     assert (hb.packets, hb.bytes) == (70, 9000)
 
 
 def test_each_output_field_reads_its_own_metric():
-    hb = HostBucket("10.0.0.1", Traffic(600, 70, 9000, 3, 40, ("a", "b"), (30, 40), ("3797",),
-                                        ("a",), (), 4))
+    hb = HostBucket("10.0.0.1", TRAFFIC)
     for k, name in enumerate(METRICS):
         hb.z[k] = 1.0 + k  # distinct per metric
     row = output.bucket_row(hb, Settings(span=600, threshold=6.0, min_packets=50,

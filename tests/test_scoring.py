@@ -23,8 +23,10 @@ def host_bucket(src: str, bucket: int, packets: int, bytes_: int, flows: int, de
     """A HostBucket as host_buckets makes it, with these METRICS values."""
     addresses = tuple("198.51.100.%d" % n for n in range(dests))
     dest_packets = (relay_packets,) + (0,) * (dests - 1)
-    return HostBucket(src, Traffic(bucket, packets, bytes_, flows, relay_packets, addresses,
-                                   dest_packets, ("3544",), (), (), 0))
+    return HostBucket(src, Traffic(bucket=bucket, packets=packets, bytes=bytes_, flows=flows,
+                                   relay_packets=relay_packets, dest_count=dests,
+                                   dests=addresses, dest_packets=dest_packets,
+                                   client_ports=("3544",), servers=(), mapped=(), evidence=0))
 
 
 @given(st.lists(st.tuples(COUNTS, COUNTS, COUNTS, st.integers(1, 4), COUNTS), min_size=1,

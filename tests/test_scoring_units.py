@@ -16,9 +16,11 @@ RELAY = "83.170.1.38"
 
 def bucket(at: int, packets: int, dests: Sequence[str] = (RELAY,)) -> HostBucket:
     share = packets // len(dests)
-    return HostBucket("10.0.0.1", Traffic(at, packets, 100 * packets, max(1, packets // 10),
-                                          packets, tuple(dests), (share,) * len(dests),
-                                          ("3797",), (), (), 0))
+    return HostBucket("10.0.0.1", Traffic(
+        bucket=at, packets=packets, bytes=100 * packets, flows=max(1, packets // 10),
+        relay_packets=packets, dest_count=len(dests), dests=tuple(dests),
+        dest_packets=(share,) * len(dests), client_ports=("3797",), servers=(), mapped=(),
+        evidence=0))
 
 
 def test_first_bucket_is_scored_against_the_prior_alone():

@@ -7,7 +7,7 @@ name (METRICS.index), never by a literal position.
 
 from array import array
 from functools import partial
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Dict, FrozenSet, Iterable, List, NamedTuple, Tuple
 
 from .cells import Cell, Key
@@ -37,6 +37,7 @@ class Traffic(NamedTuple):
     bytes: int
     flows: int
     relay_packets: int
+    dest_count: int
     dests: Tuple[str, ...]
     dest_packets: Tuple[int, ...]  # packets to each of dests
     client_ports: Tuple[str, ...]
@@ -48,6 +49,13 @@ class Traffic(NamedTuple):
 # Traffic from a tuple in field order, without the Python-level __new__ of a NamedTuple (one per
 # cell: hundreds of thousands at the search head).
 _traffic = partial(tuple.__new__, Traffic)
+# What a HostBucket takes from its Traffic, by field name, in one C call each.
+_KEPT = itemgetter(*map(Traffic._fields.index, (
+    "bucket", "dests", "dest_packets", "client_ports", "servers", "mapped", "evidence")))
+# The Traffic field that holds each metric.
+_METRIC_FIELD = {"packets": "packets", "bytes": "bytes", "flows": "flows", "dests": "dest_count",
+                 "relay_packets": "relay_packets"}
+_METRIC_VALUES = itemgetter(*(Traffic._fields.index(_METRIC_FIELD[name]) for name in METRICS))
 
 
 class HostBucket:
@@ -66,17 +74,10 @@ class HostBucket:
 
     def __init__(self, src: str, traffic: Traffic) -> None:
         self.src = src
-        self.bucket = traffic.bucket
-        self.dests = traffic.dests
-        self.dest_packets = traffic.dest_packets
-        self.client_ports = traffic.client_ports
-        self.servers = traffic.servers
-        self.mapped = traffic.mapped
-        self.evidence = traffic.evidence
+        (self.bucket, self.dests, self.dest_packets, self.client_ports, self.servers,
+         self.mapped, self.evidence) = _KEPT(traffic)
         # Made here rather than copied out with the cell, so that it sits by the HostBucket.
-        self.values = metric_values(packets=traffic.packets, bytes=traffic.bytes,
-                                    flows=traffic.flows, dests=len(traffic.dests),
-                                    relay_packets=traffic.relay_packets)
+        self.values = _METRIC_VALUES(traffic)
         # Filled by score_host (and discount_familiar_peaks for z and score). Copies of a template
         # (a slice copies the doubles) are made three times faster than arrays from a tuple.
         self.z = NO_SCORES[:]
@@ -141,7 +142,7 @@ def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
         names, packets = tuple(dests), tuple(dests.values())
         ports, servers = (port,) if port else (), tuple(cell.servers)
         copied = _traffic((bucket, cell.packets, cell.bytes, cell.flows,
-                           _relay_packets(dests, cell.servers), share(names, names),
+                           _relay_packets(dests, cell.servers), len(names), share(names, names),
                            share(packets, packets), share(ports, ports), share(servers, servers),
                            tuple(cell.mapped), cell.evidence))
         host = traffic.get(src)

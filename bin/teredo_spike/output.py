@@ -29,6 +29,9 @@ FIELDS = (
 )
 
 
+_Z_FIELDS = tuple("z_" + metric for metric in METRICS)
+
+
 def severity(score: float, first_seen: bool, buckets: int) -> str:
     """low [6, 9), medium [9, 12), high >= 12; one step up for a first-seen host or a long spike."""
     level = 0 if score < SEVERITY_MEDIUM else 1 if score < SEVERITY_HIGH else 2
@@ -82,8 +85,7 @@ def _common(hb: HostBucket) -> Dict[str, object]:
         "fleet_adjustment": round(hb.fleet_adjustment, 2),
         "mitre_technique_id": MITRE_TECHNIQUE_ID,
     }
-    for k, metric in enumerate(METRICS):
-        row["z_" + metric] = round(hb.z[k], 2)
+    row.update(zip(_Z_FIELDS, [round(z, 2) for z in hb.z]))
     return row
 
 
