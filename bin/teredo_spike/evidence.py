@@ -36,7 +36,7 @@ def is_teredo_label(value: str) -> bool:
 def may_be_teredo(dest_port: str, label_cells: Sequence[str], inner_cells: Sequence[str]) -> bool:
     """The one test of whether a record may carry evidence of its own (record_evidence can only
     find some when this holds): UDP to the server port, a label naming Teredo, or an inner IPv6
-    address. The readers memoise `names_teredo` (fastpath.TeredoHints) and test the port first."""
+    address. The readers memoise `names_teredo` (records.TeredoHints) and test the port first."""
     return dest_port == SERVER_PORT_TEXT or names_teredo(label_cells, inner_cells)
 
 
