@@ -52,3 +52,12 @@ def test_searchbnf_syntax_is_made_from_the_table():
 def test_the_readme_options_table_is_made_from_the_table():
     readme = (APP_ROOT / "README.md").read_text(encoding="utf-8")
     assert opts.readme_table() in readme, "README.md's options table: paste options.readme_table()"
+
+
+def test_searchbnf_description_states_the_tables_defaults():
+    description = parse(APP_ROOT / "default" / "searchbnf.conf")["teredospike-command"][
+        "description"]
+    for spec in opts.OPTIONS:
+        assert spec.name in description, spec.name
+        if spec.name not in ("internal", "output"):  # described in words there
+            assert spec.default in description, spec.name

@@ -7,7 +7,7 @@ One module per idea:
 map phase (indexers):
 - fields          CIM Network_Traffic field names -> column positions in a chunk; Chunk
 - addresses       internal networks; Teredo address decoding (RFC 4380 section 4)
-- evidence        what makes one flow record Teredo (label, prefix, port); may_be_teredo
+- evidence        what makes one flow record Teredo (label, prefix, port); names_teredo
 - records         the exact per-record reader: how each value is read, which records count
 - fastpath        line-level shortcuts over a chunk, held to the exact reader
 - cells           Key, Cell and client-port liveness (NEIGHBOURS)

@@ -33,15 +33,11 @@ def is_teredo_label(value: str) -> bool:
     return "teredo" in value.lower()
 
 
-def may_be_teredo(dest_port: str, label_cells: Sequence[str], inner_cells: Sequence[str]) -> bool:
-    """The one test of whether a record may carry evidence of its own (record_evidence can only
-    find some when this holds): UDP to the server port, a label naming Teredo, or an inner IPv6
-    address. The readers memoise `names_teredo` (records.TeredoHints) and test the port first."""
-    return dest_port == SERVER_PORT_TEXT or names_teredo(label_cells, inner_cells)
-
-
 def names_teredo(label_cells: Sequence[str], inner_cells: Sequence[str]) -> bool:
-    """The label and inner-address part of may_be_teredo."""
+    """May a record carry evidence of its own? Only if it goes to SERVER_PORT_TEXT or this holds
+    of its label and inner-address cells: a label naming Teredo, or an inner IPv6 address
+    (record_evidence decides). The readers test the port, then this through a memo table
+    (records.TeredoHints); tests/test_evidence.py holds it to record_evidence."""
     return any(cell and is_teredo_label(cell) for cell in label_cells) or any(inner_cells)
 
 

@@ -4,7 +4,7 @@ Each kind of value is judged in one function here, and every reader (this exact 
 path's line-level shortcuts, the candidate-entry decoder) goes through it or through a memo table
 it fills: numbers `read_count`, times `read_bucket`, ports `read_port`, addresses
 `addresses.Networks.contains` (via `Inside`), transports `can_be_udp`, direction `direction`,
-evidence `evidence.may_be_teredo` / `record_evidence`. Tightening one of them (which values are
+evidence `evidence.names_teredo` (with the server port) / `record_evidence`. Tightening one of them (which values are
 unusable) is a change to that one function; a record it refuses is counted in `skipped`.
 """
 
@@ -203,7 +203,7 @@ class RecordReader:
             src_port = ports[row[src_port_at]] if src_port_at is not None else ""
             dest_port = ports[row[dest_port_at]] if dest_port_at is not None else ""
             key = (src, src_port, bucket)
-            # evidence.may_be_teredo, port first: most outbound UDP has no evidence and
+            # May be Teredo (evidence.names_teredo): most outbound UDP has no evidence and
             # becomes a candidate cell.
             if (dest_port == ev.SERVER_PORT_TEXT
                     or (hint_cells is not None and hints[hint_cells(row)])):
