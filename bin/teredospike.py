@@ -28,13 +28,6 @@ from teredo_spike.partials import PARTIAL_FIELDS  # noqa: E402
 from teredo_spike.phases import MapPhase, ReducePhase  # noqa: E402
 
 
-def _option_attributes():
-    """The command's splunklib Options, one per options.OPTIONS entry."""
-    return {spec.name: Option(doc="%s. Default %s." % (spec.help.replace("`", ""), spec.default),
-                              default=spec.default)
-            for spec in opts.OPTIONS}
-
-
 class TeredoSpikeCommand(ReportingCommand):
     """Counts each internal host's outbound Teredo traffic per bucket and returns explained spikes."""
 
@@ -50,6 +43,7 @@ class TeredoSpikeCommand(ReportingCommand):
             self.write_error(str(error))
             sys.exit(1)
         span, internal = self.settings.scoring.span, self.settings.internal
+        # One of the two is used: this process runs either the map or the reduce phase.
         self.map_phase = MapPhase(span, internal)
         self.reduce_phase = ReducePhase(span, internal)
         super().prepare()
@@ -88,8 +82,10 @@ class TeredoSpikeCommand(ReportingCommand):
                             % "{:,}".format(phase.records))
 
 
-for _name, _option in _option_attributes().items():
-    setattr(TeredoSpikeCommand, _name, _option)
+# The command's options, one per options.OPTIONS entry (splunklib finds them as class attributes).
+for _spec in opts.OPTIONS:
+    setattr(TeredoSpikeCommand, _spec.name, Option(
+        doc="%s. Default %s." % (_spec.help.replace("`", ""), _spec.default), default=_spec.default))
 if splunk_adapter.PRIVATE_API:
     TeredoSpikeCommand._execute_chunk_v2 = splunk_adapter.execute_chunk_v2
 TeredoSpikeCommand = Configuration(
