@@ -7,7 +7,7 @@ per-record dictionary.
 
 import csv
 from itertools import chain, repeat
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
 
 DATAMODEL_PREFIX = "All_Traffic."
 
