@@ -29,7 +29,9 @@ FIELDS = (
 )
 
 
-_Z_FIELDS = tuple("z_" + metric for metric in METRICS)
+# The per-metric fields of a row: each metric's value, then its z (rounded to _Z_DIGITS).
+_PER_METRIC_FIELDS = METRICS + tuple("z_" + metric for metric in METRICS)
+_Z_DIGITS = (2,) * len(METRICS)
 
 
 def severity(score: float, first_seen: bool, buckets: int) -> str:
@@ -77,23 +79,18 @@ def _port_order(port: str) -> tuple:
     return (0, int(port), "") if port.isdigit() else (1, 0, port)
 
 
-def _common(hb: HostBucket) -> Dict[str, object]:
-    row: Dict[str, object] = {
-        "baseline_packets": _expected(hb, PACKETS),
-        "baseline_bytes": _expected(hb, BYTES),
-        "baseline_packets_upper": None,  # filled by the caller, which knows the threshold
-        "fleet_adjustment": round(hb.fleet_adjustment, 2),
-        "mitre_technique_id": MITRE_TECHNIQUE_ID,
-    }
-    row.update(zip(_Z_FIELDS, [round(z, 2) for z in hb.z]))
-    return row
+def _common(hb: HostBucket, values: Sequence[int]) -> Dict[str, object]:
+    """The fields a bucket row and an episode row fill alike; `values` per METRICS."""
+    return dict(zip(_PER_METRIC_FIELDS, (*values, *map(round, hb.z, _Z_DIGITS))),
+                baseline_packets=_expected(hb, PACKETS), baseline_bytes=_expected(hb, BYTES),
+                fleet_adjustment=round(hb.fleet_adjustment, 2),
+                mitre_technique_id=MITRE_TECHNIQUE_ID)
 
 
 def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool) -> Dict[str, object]:
     """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
     level = severity(hb.score, first_seen, 1) if hb.is_spike else "informational"
-    row = _common(hb)
-    row.update(zip(METRICS, hb.values))
+    row = _common(hb, hb.values)
     row.update({
         "_time": hb.bucket, "episode_end": hb.bucket, "episode_buckets": 1, "src": hb.src,
         "is_spike": int(hb.is_spike), "score": round(hb.score, 2), "severity": level,
@@ -123,10 +120,10 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[
         relays.update(hb.relays)
         mapped.update(hb.mapped)
         mask |= hb.evidence
-    row = _common(peak)
     # Over the episode every metric is a sum, but destinations: the distinct ones of its buckets.
-    row.update(zip(METRICS, map(sum, zip(*(hb.values for hb in buckets)))))
-    row["dests"] = len(dests)
+    totals = dict(zip(METRICS, map(sum, zip(*(hb.values for hb in buckets)))))
+    totals["dests"] = len(dests)
+    row = _common(peak, [totals[metric] for metric in METRICS])
     row.update({
         "_time": buckets[0].bucket, "episode_end": buckets[-1].bucket, "episode_buckets": length,
         "src": episode.src, "is_spike": 1, "score": round(peak.score, 2), "severity": level,
