@@ -1,8 +1,8 @@
 """Scoring rate measured directly on the scoring functions (run under the Python being measured).
 
 Reads aggregated (tstats) chunk bodies written by bench/workload.py, aggregates them as the command
-does, then times, separately, what the reduce phase does at the end of input: host_buckets,
-score_all and result_rows. Prints JSON.
+does (phases.ReducePhase), then times, separately, what it does at the end of input
+(ReducePhase.scored: attribution, host_buckets, score_all; then result_rows). Prints JSON.
 """
 
 import gc
@@ -15,32 +15,31 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bin"))
 
-from teredo_spike.addresses import DEFAULT_INTERNAL, Networks  # noqa: E402
-from teredo_spike.aggregation import Aggregator  # noqa: E402
+from teredo_spike import options  # noqa: E402
 from teredo_spike.fields import Chunk  # noqa: E402
 from teredo_spike.output import result_rows  # noqa: E402
-from teredo_spike.scoring import Settings, host_buckets, score_all  # noqa: E402
+from teredo_spike.phases import ReducePhase  # noqa: E402
 
 
 def main(path: str) -> None:
     with open(path + ".json") as f:
         chunks = json.load(f)
-    settings = Settings(span=600)
-    aggregator = Aggregator(settings.span, Networks.parse(DEFAULT_INTERNAL))
+    chosen = options.parse(span="600")
+    settings = chosen.scoring
+    phase = ReducePhase(settings.span, chosen.internal)
     gc.disable()  # as the command does while it reads
     start = time.process_time()
     with open(path, "rb") as f:
         for offset, length, _ in chunks:
             f.seek(offset)
-            aggregator.add_chunk(Chunk(f.read(length).decode("utf-8")))
+            phase.read(Chunk(f.read(length).decode("utf-8")))
     aggregate_cpu = time.process_time() - start
     start = time.process_time()
-    hosts = host_buckets(aggregator.cells)
-    score_all(hosts, settings)
+    hosts = phase.scored(settings)
     rows = list(result_rows(hosts, settings, "spikes"))
     score_cpu = time.process_time() - start
     sys.stdout.write(json.dumps({
-        "rows": aggregator.records,
+        "rows": phase.records,
         "host_buckets": sum(len(series) for series in hosts.values()),
         "hosts": len(hosts),
         "results": len(rows),

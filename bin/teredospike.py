@@ -21,28 +21,15 @@ sys.path.insert(0, HERE)
 from splunklib.searchcommands import Configuration, Option, ReportingCommand, dispatch  # noqa: E402
 
 from teredo_spike import options as opts  # noqa: E402
-from teredo_spike.addresses import DEFAULT_INTERNAL  # noqa: E402
-from teredo_spike.aggregation import PARTIAL_FIELDS, Aggregator, is_partial  # noqa: E402
-from teredo_spike.fields import REQUIRED_FIELDS, Chunk, wire_header  # noqa: E402
+from teredo_spike import splunk_adapter  # noqa: E402
+from teredo_spike.fields import REQUIRED_FIELDS  # noqa: E402
 from teredo_spike.output import FIELDS, result_rows  # noqa: E402
-from teredo_spike.scoring import host_buckets, score_all  # noqa: E402
+from teredo_spike.partials import PARTIAL_FIELDS  # noqa: E402
+from teredo_spike.phases import MapPhase, ReducePhase  # noqa: E402
 
 
-@Configuration(requires_preop=True, run_in_preview=False,
-               required_fields=sorted(set(REQUIRED_FIELDS) | set(PARTIAL_FIELDS)))
 class TeredoSpikeCommand(ReportingCommand):
     """Counts each internal host's outbound Teredo traffic per bucket and returns explained spikes."""
-
-    span = Option(doc="Bucket width, e.g. 10m, 1h, 600 (seconds). Default 10m.", default="10m")
-    threshold = Option(doc="Score at or above which a bucket is a spike. Default 6.0.", default="6.0")
-    min_packets = Option(doc="Per-bucket packet floor; below it and min_bytes, no spike. Default 50.",
-                         default="50")
-    min_bytes = Option(doc="Per-bucket byte floor; below it and min_packets, no spike. Default 16000.",
-                       default="16000")
-    internal = Option(doc="Comma-separated CIDRs of internal networks. Default: RFC 1918, CGNAT, "
-                          "link-local, fc00::/7, fe80::/10.", default=DEFAULT_INTERNAL)
-    output = Option(doc="spikes (one row per episode) or all (every host-bucket with Teredo).",
-                    default="spikes")
 
     def prepare(self):
         try:
@@ -50,80 +37,60 @@ class TeredoSpikeCommand(ReportingCommand):
                 raise opts.OptionError(
                     "teredospike takes no field names (got %s); its options are %s"
                     % (" ".join(self.fieldnames), opts.OPTION_NAMES))
-            self.settings = opts.parse(span=self.span, threshold=self.threshold,
-                                       min_packets=self.min_packets, min_bytes=self.min_bytes,
-                                       internal=self.internal, output=self.output)
+            self.settings = opts.parse(**{spec.name: getattr(self, spec.name)
+                                          for spec in opts.OPTIONS})
         except opts.OptionError as error:
             self.write_error(str(error))
             sys.exit(1)
-        self.aggregator = Aggregator(self.settings.scoring.span, self.settings.internal)
+        span, internal = self.settings.scoring.span, self.settings.internal
+        # One of the two is used: this process runs either the map or the reduce phase.
+        self.map_phase = MapPhase(span, internal)
+        self.reduce_phase = ReducePhase(span, internal)
         super().prepare()
 
-    def _execute_chunk_v2(self, process, chunk):
-        # splunklib's own version wraps the body in a StringIO and reads a dict per record;
-        # map() and reduce() read the body as a Chunk instead (rows as lists, never a dict).
-        metadata, body = chunk
-        if not body and not self._allow_empty_input:
-            raise ValueError("No records found to process.")
-        self._record_writer.write_records(process(Chunk(body)))
-
     @Configuration(required_fields=REQUIRED_FIELDS)
-    def map(self, chunk):
-        """Indexers: flow records -> partial aggregates. Candidates that cannot be tied to a live
-        client port here are passed on at once; the rest when the input is finished."""
-        aggregator = self.aggregator
+    def map(self, records):
+        """Indexers: flow records -> partial aggregates (phases.MapPhase)."""
         with collector_paused():
-            candidates = aggregator.add_chunk(chunk)
-            tables = [aggregator.partial_table(candidates.cells, candidates.entries)]
-            if self._finished:
-                tables += [aggregator.partial_table(aggregator.cells), aggregator.counts_table()]
+            tables = self.map_phase.tables(splunk_adapter.as_chunk(records),
+                                           splunk_adapter.is_last_chunk(self))
         for table in tables:
-            self._write_table(PARTIAL_FIELDS, table)
+            splunk_adapter.write_table(self, PARTIAL_FIELDS, table)
         return iter(())
 
-    def _write_table(self, fields, table):
-        """Write map-phase rows already in wire form (PartialTable) into this chunk's reply.
-        splunklib's write_records would take a dict per row and re-encode every cell (~10 µs a
-        row); at the end of input the map phase passes on a row per cell, hundreds of thousands
-        on a busy indexer, so it writes them into the record writer's buffer itself, in the
-        writer's dialect, as its _write_record does."""
-        writer = self._record_writer
-        if writer._fieldnames is None:
-            writer._fieldnames = list(fields)
-            writer._writerow(wire_header(fields))
-        elif writer._fieldnames != list(fields):
-            raise RuntimeError("teredospike: one reply with two tables")
-        writer._buffer.write(table.text)
-        writer._writer.writerows(table.rows)
-        writer._pending_record_count += table.text_rows + len(table.rows)
-
-    def reduce(self, chunk):
+    def reduce(self, records):
         """Search head: merge partial aggregates (or raw records, if no map phase ran); score and
         emit when the input is finished. splunklib calls this once per chunk."""
-        aggregator = self.aggregator
+        phase = self.reduce_phase
         with collector_paused():
-            if is_partial(chunk.header):
-                aggregator.add_partial_rows(chunk.header, chunk.rows())
-            else:
-                aggregator.spool_candidates(aggregator.add_chunk(chunk))
-            if not self._finished:
+            phase.read(splunk_adapter.as_chunk(records))
+            if not splunk_adapter.is_last_chunk(self):
                 return
-            aggregator.resolve_spool()
-            self._report_counts()
-            hosts = host_buckets(aggregator.cells)
-            score_all(hosts, self.settings.scoring)
+            hosts = phase.scored(self.settings.scoring)
+            self._report_counts(bool(hosts))
             rows = result_rows(hosts, self.settings.scoring, self.settings.output)
         for row in rows:
             yield {name: row[name] for name in FIELDS}
 
-    def _report_counts(self):
-        aggregator = self.aggregator
-        message = opts.skipped_message(aggregator.records, aggregator.skipped)
+    def _report_counts(self, found: bool):
+        phase = self.reduce_phase
+        message = opts.skipped_message(phase.records, phase.skipped)
         if message:
             self.write_warning(message)
-        if aggregator.records and not aggregator.cells:
+        if phase.records and not found:
             self.write_info("teredospike: no outbound Teredo traffic in %s records."
-                            % "{:,}".format(aggregator.records))
+                            % "{:,}".format(phase.records))
+
+
+# The command's options, one per options.OPTIONS entry (splunklib finds them as class attributes).
+for _spec in opts.OPTIONS:
+    setattr(TeredoSpikeCommand, _spec.name, Option(
+        doc="%s. Default %s." % (_spec.help.replace("`", ""), _spec.default), default=_spec.default))
+if splunk_adapter.PRIVATE_API:
+    TeredoSpikeCommand._execute_chunk_v2 = splunk_adapter.execute_chunk_v2
+TeredoSpikeCommand = Configuration(
+    requires_preop=True, run_in_preview=False,
+    required_fields=sorted(set(REQUIRED_FIELDS) | set(PARTIAL_FIELDS)))(TeredoSpikeCommand)
 
 
 @contextmanager
@@ -141,9 +108,10 @@ def collector_paused() -> Iterator[None]:
 
 
 def main() -> None:
-    dispatch(TeredoSpikeCommand, sys.argv, sys.stdin, sys.stdout, __name__)
+    """Run the command as splunkd starts it (also from tests/public_api_command.py)."""
+    dispatch(TeredoSpikeCommand, sys.argv, sys.stdin, sys.stdout, "__main__")
     # splunklib has written and flushed its last reply. Leave without the interpreter's final
-    # collection and teardown of every cell (~0.5 s at millions of objects, FIELD-NOTES 9).
+    # collection and teardown of every cell (~0.5 s at millions of objects; docs/splunk-protocol-notes.md).
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

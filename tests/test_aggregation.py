@@ -1,6 +1,6 @@
-"""The map phase's fast path reads a chunk as lines of text and passes plain outbound UDP on as
+"""The fast path (teredo_spike.fastpath) reads a chunk as lines of text and passes plain outbound UDP on as
 candidate entries. It must count exactly what the general path counts, where every record goes
-through csv.reader and into a Cell: the same records, skips and cells, whatever the values
+through the exact reader (records.RecordReader.read_rows) and into a Cell: the same records, skips and cells, whatever the values
 (quoted, escaped, empty, not numbers, not addresses, odd transports and ports).
 
 Each case is sent twice, as splunkd writes bodies and with `\\r\\n` line ends, which only the
@@ -12,8 +12,11 @@ from hypothesis import given, settings, strategies as st
 
 from teredo_spike import evidence as ev
 from teredo_spike.addresses import DEFAULT_INTERNAL, Networks
-from teredo_spike.aggregation import Aggregator, entry_cell
+from teredo_spike.attribution import Spool
+from teredo_spike.fastpath import read_chunk
 from teredo_spike.fields import Chunk
+from teredo_spike.partials import entry_cell
+from teredo_spike.records import RecordReader
 from tools import scpv2
 
 SPAN = 600
@@ -66,19 +69,20 @@ def summary(items):
 
 
 def read(records, fields, chunk_size, line_end):
-    """The aggregator fed the records in chunks, as a search head given raw records: what it
-    read (every cell kept or passed on), the cells it attributed at the end, and its counts."""
-    aggregator = Aggregator(SPAN, Networks.parse(DEFAULT_INTERNAL))
+    """The reader fed the records in chunks, as a search head given raw records: what it read
+    (every cell kept or passed on), the cells attributed at the end, and its counts."""
+    reader = RecordReader(SPAN, Networks.parse(DEFAULT_INTERNAL))
+    spool = Spool(reader.cells, SPAN)
     passed = []
     for start in range(0, len(records), chunk_size):
         body = scpv2.encode_body(records[start:start + chunk_size], fields, start).decode()
-        candidates = aggregator.add_chunk(Chunk(body.replace("\n", line_end)))
+        candidates = read_chunk(reader, Chunk(body.replace("\n", line_end)))
         passed += list(candidates.cells.items())
         passed += [entry_cell(entry, SPAN) for entry in candidates.entries]
-        aggregator.spool_candidates(candidates)
-    read_cells = summary(list(aggregator.cells.items()) + passed)
-    aggregator.resolve_spool()
-    return read_cells, summary(aggregator.cells.items()), aggregator.records, aggregator.skipped
+        spool.add_candidates(candidates)
+    read_cells = summary(list(reader.cells.items()) + passed)
+    spool.resolve()
+    return read_cells, summary(reader.cells.items()), reader.records, reader.skipped
 
 
 @settings(max_examples=400, deadline=None)
@@ -103,14 +107,14 @@ def test_plain_outbound_udp_passes_on_as_entries_and_teredo_as_cells():
                    app="teredo")
     relay = dict(dns(t0 + 30, "10.0.0.7", 3797), dest_ip="83.170.1.38", dest_port="32900",
                  app="")
-    aggregator = Aggregator(SPAN, Networks.parse(DEFAULT_INTERNAL))
-    candidates = aggregator.add_chunk(Chunk(scpv2.encode_body([refresh] + plain).decode()))
+    reader = RecordReader(SPAN, Networks.parse(DEFAULT_INTERNAL))
+    candidates = read_chunk(reader, Chunk(scpv2.encode_body([refresh] + plain).decode()))
     assert len(candidates.entries) == 200 and candidates.cells == {}
     assert candidates.entries[0] == "10.0.0.1 50000 1700006400.000 8.8.8.8  1 70"
     key = ("10.0.0.7", "3797", t0)
-    assert list(aggregator.cells) == [key]
-    assert aggregator.add_chunk(Chunk(scpv2.encode_body([relay]).decode())) == ({}, [])
-    cell = aggregator.cells[key]
+    assert list(reader.cells) == [key]
+    assert read_chunk(reader, Chunk(scpv2.encode_body([relay]).decode())) == ({}, [])
+    cell = reader.cells[key]
     assert (cell.flows, cell.evidence, cell.dests) == (
         2, ev.LABEL | ev.PORT | ev.CLIENT_PORT, {"65.55.158.80": 1, "83.170.1.38": 1})
-    assert aggregator.records == 202 and aggregator.skipped == Counter()
+    assert reader.records == 202 and reader.skipped == Counter()

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from teredo_spike.aggregation import ENTRIES_PER_ROW
+from teredo_spike.partials import ENTRIES_PER_ROW
 from tests.flows import (BUCKET, DAY, T0, as_tstats, flow, idle_client, ordinary_udp, relay_tunnel,
                          small_enterprise)
 from tools.runner import run_partitioned, run_search

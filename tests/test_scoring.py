@@ -8,7 +8,8 @@ from typing import Dict, List, Sequence, Tuple
 
 from hypothesis import given, strategies as st
 
-from teredo_spike.scoring import (FLEET_MIN_HOSTS, METRICS, MIN_SD, HostBucket, fleet_correct,
+from teredo_spike.hostbuckets import METRICS, HostBucket, Traffic
+from teredo_spike.scoring import (FLEET_FLOOR, FLEET_MIN_HOSTS, MIN_SD, fleet_correct,
                                   population_prior)
 
 SPAN = 600
@@ -22,8 +23,10 @@ def host_bucket(src: str, bucket: int, packets: int, bytes_: int, flows: int, de
     """A HostBucket as host_buckets makes it, with these METRICS values."""
     addresses = tuple("198.51.100.%d" % n for n in range(dests))
     dest_packets = (relay_packets,) + (0,) * (dests - 1)
-    return HostBucket(src, (bucket, packets, bytes_, flows, relay_packets, addresses, dest_packets,
-                            ("3544",), (), (), 0))
+    return HostBucket(src, Traffic(bucket=bucket, packets=packets, bytes=bytes_, flows=flows,
+                                   relay_packets=relay_packets, dest_count=dests,
+                                   dests=addresses, dest_packets=dest_packets,
+                                   client_ports=("3544",), servers=(), mapped=(), evidence=0))
 
 
 @given(st.lists(st.tuples(COUNTS, COUNTS, COUNTS, st.integers(1, 4), COUNTS), min_size=1,
@@ -70,7 +73,7 @@ def _corrected(hosts: Dict[str, Sequence[HostBucket]]) -> List[Tuple[float, floa
     for series in hosts.values():
         for hb in series:
             scores = in_bucket[hb.bucket]
-            adjustment = statistics.median(scores) - 1.0
+            adjustment = statistics.median(scores) - FLEET_FLOOR
             if len(scores) >= FLEET_MIN_HOSTS and adjustment > 0:
                 result.append((max(0.0, hb.score - adjustment), adjustment))
             else:

@@ -2,8 +2,9 @@
 
 The command reports per host and bucket; to hold its decisions against another tool's per-flow
 verdicts (Zeek's `service=teredo`), this module runs the command's own code over the records — the
-same `Aggregator` (evidence.py for label/prefix/port, the live-client-port rule for the rest),
-fed the same chunk body splunkd would send, with the command's option defaults — and asks, per record:
+same phases (evidence.py for label/prefix/port, the live-client-port rule of cells.py for the
+rest), fed the same chunk body splunkd would send, with the command's option defaults
+(options.OPTIONS) — and asks, per record:
 
 - does the command count it at all (outbound UDP, readable), and with what evidence of its own;
 - is the (host, client port, bucket) cell it lands in kept once every record is in (a cell with
@@ -23,15 +24,13 @@ for _path in (os.path.join(BIN, "lib"), BIN):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-import teredospike  # noqa: E402  (the command's own module, for its option defaults)
 from teredo_spike import evidence as ev  # noqa: E402
 from teredo_spike import options as opts  # noqa: E402
-from teredo_spike.aggregation import Aggregator, entry_cell  # noqa: E402
 from teredo_spike.fields import Chunk  # noqa: E402
+from teredo_spike.partials import entry_cell  # noqa: E402
+from teredo_spike.phases import MapPhase, ReducePhase  # noqa: E402
 
 from tools import scpv2  # noqa: E402
-
-OPTION_NAMES = ("span", "threshold", "min_packets", "min_bytes", "internal", "output")
 
 
 class Verdict(NamedTuple):
@@ -41,10 +40,10 @@ class Verdict(NamedTuple):
 
 
 def _settings(args: Sequence[str]) -> opts.Options:
-    values = {name: getattr(teredospike.TeredoSpikeCommand, name).default for name in OPTION_NAMES}
+    values = {}
     for arg in args:
         name, _, value = arg.partition("=")
-        if name not in values:
+        if name not in opts.DEFAULTS:
             raise ValueError("unknown option %r" % arg)
         values[name] = value
     return opts.parse(**values)
@@ -60,14 +59,14 @@ def flow_verdicts(records: Sequence[scpv2.Record], args: Sequence[str] = ()) -> 
     span, internal = settings.scoring.span, settings.internal
     fields = scpv2.field_order(records)
 
-    whole = Aggregator(span, internal)  # as the reduce phase, given every raw record
-    whole.spool_candidates(whole.add_chunk(_chunk(records, fields)))
-    whole.resolve_spool()
+    whole = ReducePhase(span, internal)  # given every raw record
+    whole.read(_chunk(records, fields))
+    whole.spool.resolve()
 
     verdicts = []
     for record in records:
-        alone = Aggregator(span, internal)
-        candidates = alone.add_chunk(_chunk([record], fields))
+        alone = MapPhase(span, internal)
+        candidates = alone.read(_chunk([record], fields))
         cells = dict(alone.cells)
         cells.update(candidates.cells)
         cells.update(entry_cell(entry, span) for entry in candidates.entries)

@@ -1,4 +1,4 @@
-"""Teredo evidence of one flow record (SPEC "Teredo evidence, per flow record").
+"""Teredo evidence of one flow record (docs/splunk-protocol-notes.md lists the fields it reads).
 
 Evidence kinds are bit flags so that aggregates merge them with `|`:
 
@@ -7,7 +7,7 @@ Evidence kinds are bit flags so that aggregates merge them with `|`:
 - PREFIX       a Teredo address (2001:0000::/32) in the record's IPv6 address fields
 - PORT         UDP to destination port 3544, where Teredo servers listen
 - CLIENT_PORT  traffic from a live Teredo client port; decided when buckets are merged
-               (aggregation.py), never from one record
+               (cells.py), never from one record
 """
 
 from typing import List, Sequence
@@ -31,6 +31,14 @@ def names(mask: int) -> List[str]:
 
 def is_teredo_label(value: str) -> bool:
     return "teredo" in value.lower()
+
+
+def names_teredo(label_cells: Sequence[str], inner_cells: Sequence[str]) -> bool:
+    """May a record carry evidence of its own? Only if it goes to SERVER_PORT_TEXT or this holds
+    of its label and inner-address cells: a label naming Teredo, or an inner IPv6 address
+    (record_evidence decides). The readers test the port, then this through a memo table
+    (records.TeredoHints); tests/test_evidence.py holds it to record_evidence."""
+    return any(cell and is_teredo_label(cell) for cell in label_cells) or any(inner_cells)
 
 
 def record_evidence(labels: Sequence[str], dest_port: str, own_addresses: Sequence[str],

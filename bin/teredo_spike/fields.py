@@ -7,11 +7,12 @@ per-record dictionary.
 
 import csv
 from itertools import chain, repeat
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
 
 DATAMODEL_PREFIX = "All_Traffic."
 
-# Canonical field -> accepted names, most specific first (SPEC: "bytes_out, else bytes").
+# Canonical field -> accepted names, most specific first ("bytes_out, else bytes"; README.md's
+# input fields).
 ALIASES: Dict[str, Sequence[str]] = {
     "time": ("_time",),
     "src": ("src_ip", "src"),
@@ -106,7 +107,7 @@ class Chunk:
     """One execute chunk's body: its header row, and its records read without a dict per record.
 
     splunklib would build a dict per record; at millions of records that costs more than the
-    detection itself (FIELD-NOTES: ~8.7 µs vs ~1.4 µs a record)."""
+    detection itself (~8.7 µs vs ~1.4 µs a record; docs/splunk-protocol-notes.md)."""
 
     def __init__(self, body: str) -> None:
         self._body = body

@@ -1,13 +1,15 @@
-"""The command's options: parsed and checked once, with messages that say what to type instead."""
+"""The command's options, declared once (OPTIONS), parsed and checked with messages that say what
+to type instead. The command's splunklib Options, tools/verdicts.py's defaults, the README's
+options table and searchbnf.conf's syntax are made from or checked against OPTIONS
+(tests/test_options.py)."""
 
 import re
 from collections import Counter
-from typing import NamedTuple
+from typing import Callable, Dict, NamedTuple
 
-from .addresses import Networks
+from .addresses import DEFAULT_INTERNAL, Networks
 from .scoring import Settings
 
-OPTION_NAMES = "span, threshold, min_packets, min_bytes, internal, output"
 OUTPUTS = ("spikes", "all")
 MAX_SPAN = 7 * 86400
 
@@ -17,12 +19,6 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class OptionError(ValueError):
     """A bad option value; its text goes to the search's messages."""
-
-
-class Options(NamedTuple):
-    scoring: Settings
-    internal: Networks
-    output: str
 
 
 def parse_span(text: str) -> int:
@@ -36,15 +32,66 @@ def parse_span(text: str) -> int:
     return seconds
 
 
-def _number(name: str, text: str, kind, minimum) -> float:
+def _number(kind, minimum) -> Callable[[str, str], float]:
+    def parse(name: str, text: str):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise OptionError("%s=%s: expected %s" % (
+                name, text, "a number, e.g. 6.0" if kind is float else "a whole number, e.g. 50"))
+        if value != value or value < minimum or value == float("inf"):
+            raise OptionError("%s=%s: must be at least %s" % (name, text, minimum))
+        return value
+    return parse
+
+
+def _networks(name: str, text: str) -> Networks:
     try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        raise OptionError("%s=%s: expected %s" % (
-            name, text, "a number, e.g. 6.0" if kind is float else "a whole number, e.g. 50"))
-    if value != value or value < minimum or value == float("inf"):
-        raise OptionError("%s=%s: must be at least %s" % (name, text, minimum))
-    return value
+        return Networks.parse(text)
+    except ValueError as error:
+        raise OptionError("%s=%s: %s" % (name, text, error))
+
+
+def _output(name: str, text: str) -> str:
+    if text not in OUTPUTS:
+        raise OptionError("%s=%s: expected spikes (one row per episode) or all (every "
+                          "host-bucket with Teredo traffic)" % (name, text))
+    return text
+
+
+class OptionSpec(NamedTuple):
+    name: str
+    default: str          # as typed in the search bar
+    parse: Callable       # (name, text) -> value, or OptionError
+    syntax: str           # searchbnf.conf's placeholder
+    help: str             # the command's doc and the README table's meaning
+    readme_default: str   # the README table's default column (the short form of `default`)
+
+
+OPTIONS = (
+    OptionSpec("span", "10m", lambda name, text: parse_span(text), "<timespan>",
+               "bucket width (`10m`, `1h`, `600`)", "`10m`"),
+    OptionSpec("threshold", "6.0", _number(float, 0.1), "<num>",
+               "score at or above which a bucket is a spike", "`6.0`"),
+    OptionSpec("min_packets", "50", _number(int, 0), "<int>",
+               "per-bucket volume floor: below it **and** below `min_bytes`, no spike", "`50`"),
+    OptionSpec("min_bytes", "16000", _number(int, 0), "<int>",
+               "per-bucket byte floor, with `min_packets`", "`16000`"),
+    OptionSpec("internal", DEFAULT_INTERNAL, _networks, "<string>",
+               "comma-separated CIDRs; outbound = from these to anywhere else",
+               "`10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10`"),
+    OptionSpec("output", "spikes", _output, "(spikes|all)",
+               "`spikes`: one row per spike episode; `all`: every host-bucket with Teredo traffic",
+               "`spikes`"),
+)
+OPTION_NAMES = ", ".join(spec.name for spec in OPTIONS)
+DEFAULTS: Dict[str, str] = {spec.name: spec.default for spec in OPTIONS}
+
+
+class Options(NamedTuple):
+    scoring: Settings
+    internal: Networks
+    output: str
 
 
 def _unquote(text: str) -> str:
@@ -55,26 +102,30 @@ def _unquote(text: str) -> str:
     return text
 
 
-def parse(span: str, threshold: str, min_packets: str, min_bytes: str, internal: str,
-          output: str) -> Options:
-    """Check every option; raise OptionError naming the first bad one."""
-    span, threshold, min_packets, min_bytes, internal, output = (
-        _unquote(v) for v in (span, threshold, min_packets, min_bytes, internal, output))
-    seconds = parse_span(span)
-    settings = Settings(
-        span=seconds,
-        threshold=_number("threshold", threshold, float, 0.1),
-        min_packets=_number("min_packets", min_packets, int, 0),
-        min_bytes=_number("min_bytes", min_bytes, int, 0),
-    )
-    try:
-        networks = Networks.parse(internal)
-    except ValueError as error:
-        raise OptionError("internal=%s: %s" % (internal, error))
-    if output not in OUTPUTS:
-        raise OptionError("output=%s: expected spikes (one row per episode) or all (every "
-                          "host-bucket with Teredo traffic)" % output)
-    return Options(settings, networks, output)
+def parse(**texts: str) -> Options:
+    """Check every option (name -> text as typed; a missing one takes its default); raise
+    OptionError naming the first bad one."""
+    unknown = sorted(set(texts) - set(DEFAULTS))
+    if unknown:
+        raise OptionError("unknown option %s; the options are %s" % (unknown[0], OPTION_NAMES))
+    values = {spec.name: spec.parse(spec.name, _unquote(texts.get(spec.name, spec.default)))
+              for spec in OPTIONS}
+    settings = Settings(span=values["span"], threshold=values["threshold"],
+                        min_packets=values["min_packets"], min_bytes=values["min_bytes"])
+    return Options(settings, values["internal"], values["output"])
+
+
+def searchbnf_syntax() -> str:
+    """searchbnf.conf's `syntax` line."""
+    return "teredospike " + " ".join("(%s=%s)?" % (spec.name, spec.syntax) for spec in OPTIONS)
+
+
+def readme_table() -> str:
+    """The README's options table (Markdown)."""
+    lines = ["| option | default | meaning |", "|---|---|---|"]
+    lines += ["| `%s` | %s | %s |" % (spec.name, spec.readme_default, spec.help)
+              for spec in OPTIONS]
+    return "\n".join(lines) + "\n"
 
 
 def skipped_message(records: int, skipped: Counter) -> str:

@@ -5,28 +5,38 @@ import math
 from typing import Dict, Iterator, Sequence
 
 from . import evidence as ev
-from .scoring import METRICS, Episode, HostBucket, Settings, episodes
+from .hostbuckets import BYTES, METRICS, PACKETS, HostBucket
+from .scoring import Episode, Settings, episodes
 
 MITRE_TECHNIQUE_ID = "T1572"
 
 SEVERITIES = ("low", "medium", "high", "critical")
 RISK_SCORES = {"informational": 0, "low": 25, "medium": 50, "high": 75, "critical": 100}
+# Severity from the peak's score: low below SEVERITY_MEDIUM, medium below SEVERITY_HIGH, high
+# from it; one step up for a first-seen host or an episode of LONG_EPISODE_BUCKETS or more. Set by
+# reasoning, not tuned: at threshold 6, a score of 9 is x20 the baseline at the sigma floor.
+SEVERITY_MEDIUM = 9.0
+SEVERITY_HIGH = 12.0
 LONG_EPISODE_BUCKETS = 3
 
 # Every row carries every field, in this order: splunklib freezes the output header at the first row.
 FIELDS = (
     "_time", "episode_end", "episode_buckets", "src", "is_spike", "score", "severity",
-    "risk_score", "packets", "bytes", "flows", "dests", "relay_packets", "baseline_packets",
-    "baseline_bytes", "baseline_packets_upper", "z_packets", "z_bytes", "z_flows", "z_dests",
-    "z_relay_packets", "fleet_adjustment",
+    "risk_score", *METRICS, "baseline_packets", "baseline_bytes", "baseline_packets_upper",
+    *("z_" + metric for metric in METRICS), "fleet_adjustment",
     "first_seen", "evidence", "client_ports", "teredo_servers", "relays", "mapped",
     "mitre_technique_id", "reason",
 )
 
 
+# The per-metric fields of a row: each metric's value, then its z (rounded to _Z_DIGITS).
+_PER_METRIC_FIELDS = METRICS + tuple("z_" + metric for metric in METRICS)
+_Z_DIGITS = (2,) * len(METRICS)
+
+
 def severity(score: float, first_seen: bool, buckets: int) -> str:
     """low [6, 9), medium [9, 12), high >= 12; one step up for a first-seen host or a long spike."""
-    level = 0 if score < 9 else 1 if score < 12 else 2
+    level = 0 if score < SEVERITY_MEDIUM else 1 if score < SEVERITY_HIGH else 2
     if first_seen or buckets >= LONG_EPISODE_BUCKETS:
         level += 1
     return SEVERITIES[level]
@@ -69,29 +79,23 @@ def _port_order(port: str) -> tuple:
     return (0, int(port), "") if port.isdigit() else (1, 0, port)
 
 
-def _common(hb: HostBucket) -> Dict[str, object]:
-    return {
-        "baseline_packets": _expected(hb, 0),
-        "baseline_bytes": _expected(hb, 1),
-        "baseline_packets_upper": None,  # filled by the caller, which knows the threshold
-        "z_packets": round(hb.z[0], 2), "z_bytes": round(hb.z[1], 2),
-        "z_flows": round(hb.z[2], 2), "z_dests": round(hb.z[3], 2),
-        "z_relay_packets": round(hb.z[4], 2),
-        "fleet_adjustment": round(hb.fleet_adjustment, 2),
-        "mitre_technique_id": MITRE_TECHNIQUE_ID,
-    }
+def _common(hb: HostBucket, values: Sequence[int]) -> Dict[str, object]:
+    """The fields a bucket row and an episode row fill alike; `values` per METRICS."""
+    return dict(zip(_PER_METRIC_FIELDS, (*values, *map(round, hb.z, _Z_DIGITS))),
+                baseline_packets=_expected(hb, PACKETS), baseline_bytes=_expected(hb, BYTES),
+                fleet_adjustment=round(hb.fleet_adjustment, 2),
+                mitre_technique_id=MITRE_TECHNIQUE_ID)
 
 
 def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool) -> Dict[str, object]:
     """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
     level = severity(hb.score, first_seen, 1) if hb.is_spike else "informational"
-    row = _common(hb)
+    row = _common(hb, hb.values)
     row.update({
         "_time": hb.bucket, "episode_end": hb.bucket, "episode_buckets": 1, "src": hb.src,
         "is_spike": int(hb.is_spike), "score": round(hb.score, 2), "severity": level,
-        "risk_score": RISK_SCORES[level], "packets": hb.values[0], "bytes": hb.values[1],
-        "flows": hb.values[2], "dests": hb.values[3], "relay_packets": hb.values[4],
-        "baseline_packets_upper": _expected(hb, 0, settings.threshold),
+        "risk_score": RISK_SCORES[level],
+        "baseline_packets_upper": _expected(hb, PACKETS, settings.threshold),
         "first_seen": int(first_seen), "evidence": ev.names(hb.evidence),
         "client_ports": sorted(hb.client_ports, key=_port_order),
         "teredo_servers": sorted(hb.servers), "relays": sorted(hb.relays),
@@ -116,16 +120,15 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[
         relays.update(hb.relays)
         mapped.update(hb.mapped)
         mask |= hb.evidence
-    row = _common(peak)
+    # Over the episode every metric is a sum, but destinations: the distinct ones of its buckets.
+    totals = dict(zip(METRICS, map(sum, zip(*(hb.values for hb in buckets)))))
+    totals["dests"] = len(dests)
+    row = _common(peak, [totals[metric] for metric in METRICS])
     row.update({
         "_time": buckets[0].bucket, "episode_end": buckets[-1].bucket, "episode_buckets": length,
         "src": episode.src, "is_spike": 1, "score": round(peak.score, 2), "severity": level,
         "risk_score": RISK_SCORES[level],
-        "packets": sum(hb.values[0] for hb in buckets),
-        "bytes": sum(hb.values[1] for hb in buckets),
-        "flows": sum(hb.values[2] for hb in buckets), "dests": len(dests),
-        "relay_packets": sum(hb.values[4] for hb in buckets),
-        "baseline_packets_upper": _expected(peak, 0, settings.threshold),
+        "baseline_packets_upper": _expected(peak, PACKETS, settings.threshold),
         "first_seen": int(first_seen), "evidence": ev.names(mask),
         "client_ports": sorted(ports, key=_port_order), "teredo_servers": sorted(servers),
         "relays": sorted(relays), "mapped": sorted(mapped),

@@ -28,24 +28,24 @@ without the new-destination test it missed relay tunnels that ran inside a peer-
 """
 
 import math
-from array import array
 from collections import Counter, deque
-from operator import attrgetter, itemgetter
 from statistics import median
-from typing import (Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Sequence, Set,
-                    Tuple)
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .aggregation import Cell, Key
+from .hostbuckets import METRICS, HostBucket
 
-METRICS = ("packets", "bytes", "flows", "dests", "relay_packets")
-
+# Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
+# 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
 # The host's own baseline
 EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~33-bucket memory)
 CLIP_SIGMA = 5.0              # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0           # buckets of history at which the host's own baseline weighs half
-MIN_SD = 0.35                 # sigma floor on the log scale: x1.4 a sigma, x8 at threshold 6
+MIN_SD = 0.35                 # sigma floor on the log scale: x1.4 a sigma, x8 at threshold 6 (seed 1)
+# The population prior
+MAD_TO_SD = 1.4826            # MAD x this = sigma of a normal distribution (a constant, not tuned)
 # The fleet
 FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction applies
+FLEET_FLOOR = 1.0             # the part of a crowded bucket's median score above this is discounted
 # Familiar heavy use
 FAMILIAR_WINDOW = 7 * 86400   # a host's familiar heavy use: spikes from 7 days ago...
 FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excuses itself,
@@ -54,83 +54,18 @@ YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours a
 SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
 NOVEL_SHARE = 0.75            # a bucket with at least this share of new destinations is not familiar,
 NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to one new destination
+                              # (both seed 1)
 # Episodes
 EPISODE_GAP = 2               # quiet buckets allowed inside one episode
 
 
 class Settings(NamedTuple):
+    """The options scoring reads (their defaults and help: options.OPTIONS)."""
+
     span: int
-    threshold: float = 6.0
-    min_packets: int = 50
-    min_bytes: int = 16000
-
-
-NO_SCORES = array("d", (0.0,) * len(METRICS))  # z, baseline and baseline_sd before scoring
-
-# One cell's traffic, as host_buckets copies it out: bucket, packets, bytes, flows, relay packets,
-# destinations, packets to each of them, client ports, servers, mapped addresses, evidence.
-Traffic = Tuple[int, int, int, int, int, Tuple[str, ...], Tuple[int, ...], Tuple[str, ...],
-                Tuple[str, ...], Tuple[str, ...], int]
-
-
-class HostBucket:
-    """One host's Teredo traffic in one bucket, summed over its client ports, with its scores.
-
-    The search head holds one per host and bucket with Teredo traffic (millions, for thousands of
-    always-on clients over a week), so it is kept small: its destinations, client ports, servers and
-    mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216;
-    host_buckets shares equal ones), and its per-metric scores are arrays of doubles (104 bytes for
-    five, a list of five floats 216).
-    """
-
-    __slots__ = ("src", "bucket", "values", "dests", "dest_packets", "client_ports", "servers",
-                 "mapped", "evidence", "z", "score", "fleet_adjustment", "baseline", "baseline_sd",
-                 "is_spike")
-
-    def __init__(self, src: str, traffic: Traffic) -> None:
-        self.src = src
-        (self.bucket, packets, bytes_, flows, relay_packets, self.dests, self.dest_packets,
-         self.client_ports, self.servers, self.mapped, self.evidence) = traffic
-        # METRICS; made here rather than copied out with the cell, so that it sits by the
-        # HostBucket.
-        self.values = (packets, bytes_, flows, len(self.dests), relay_packets)
-        # Filled by score_host (and discount_familiar_peaks for z and score). Copies of a template
-        # (a slice copies the doubles) are made three times faster than arrays from a tuple.
-        self.z = NO_SCORES[:]
-        self.score = 0.0
-        self.fleet_adjustment = 0.0
-        self.baseline = NO_SCORES[:]     # expected y per metric before this bucket
-        self.baseline_sd = NO_SCORES[:]
-        self.is_spike = False
-
-    def merge(self, other: "HostBucket") -> None:
-        """Add the host's traffic from other client ports in the same bucket (before scoring)."""
-        dests = dict(zip(self.dests, self.dest_packets))
-        for dest, packets in zip(other.dests, other.dest_packets):
-            dests[dest] = dests.get(dest, 0) + packets
-        servers = set(self.servers).union(other.servers)
-        self.values = (self.values[0] + other.values[0], self.values[1] + other.values[1],
-                       self.values[2] + other.values[2], len(dests),
-                       _relay_packets(dests, servers))
-        self.dests = tuple(dests)
-        self.dest_packets = tuple(dests.values())
-        self.client_ports += other.client_ports
-        self.servers = tuple(servers)
-        self.mapped = tuple(set(self.mapped).union(other.mapped))
-        self.evidence |= other.evidence
-
-    @property
-    def packets(self) -> int:
-        return self.values[0]
-
-    @property
-    def bytes(self) -> int:
-        return self.values[1]
-
-    @property
-    def relays(self) -> FrozenSet[str]:
-        """Destinations other than Teredo servers (computed where a result row needs them)."""
-        return frozenset(self.dests).difference(self.servers)
+    threshold: float
+    min_packets: int
+    min_bytes: int
 
 
 class Episode(NamedTuple):
@@ -139,70 +74,18 @@ class Episode(NamedTuple):
     peak: HostBucket
 
 
-def host_buckets(cells: Dict[Key, Cell]) -> Dict[str, List[HostBucket]]:
-    """Sum each host's attributed cells per bucket; buckets sorted by time.
-
-    Empties `cells`: each cell is dropped as soon as its traffic is copied out, so that the search
-    head never holds every cell and every host-bucket at once."""
-    # Two passes, for memory and for speed. The cells come with every host interleaved; each
-    # one's traffic is copied into tuples as it is dropped, so that the cells' memory is reused
-    # as it goes. Then the HostBuckets are made host by host in time order, the order in which
-    # every scoring pass walks them: made together, they sit together in memory. (Measured on
-    # the bench's 403,200 host-buckets: scoring ~15% less CPU than with HostBuckets made in the
-    # cells' order, for 2-5% more peak RSS.)
-    traffic: Dict[str, List[Traffic]] = {}
-    # Host-buckets repeat a few tuples (a host's client port, its Teredo server, a lone destination
-    # and its packet count): each distinct one is kept once, here and in the HostBuckets (on the
-    # bench, reduce-phase peak RSS 407 -> 354 MB on Python 3.9, and less CPU: fewer allocations).
-    shared: Dict[tuple, tuple] = {}
-    share = shared.setdefault
-    while cells:
-        (src, port, bucket), cell = cells.popitem()
-        dests = cell.dests
-        names, packets = tuple(dests), tuple(dests.values())
-        ports, servers = (port,) if port else (), tuple(cell.servers)
-        copied = (bucket, cell.packets, cell.bytes, cell.flows,
-                  _relay_packets(dests, cell.servers), share(names, names),
-                  share(packets, packets), share(ports, ports), share(servers, servers),
-                  tuple(cell.mapped), cell.evidence)
-        host = traffic.get(src)
-        if host is None:
-            traffic[src] = [copied]
-        else:
-            host.append(copied)
-    cells.clear()  # popitem leaves the dict's table allocated; clear() frees it
-    hosts: Dict[str, List[HostBucket]] = {}
-    for src, host in traffic.items():
-        host.sort(key=itemgetter(0))
-        series = [HostBucket(src, copied) for copied in host]
-        host.clear()  # the copies go as soon as the host's HostBuckets are made
-        # A cell is one client port's traffic: a host that used two ports in a bucket has two
-        # HostBuckets of that bucket, side by side. Most hosts keep one port.
-        if len(set(map(attrgetter("bucket"), series))) < len(series):
-            series = _merge_ports(series)
-        hosts[src] = series
-    return hosts
+def is_spike(score: float, hb: HostBucket, settings: Settings) -> bool:
+    """The one spike test: a score at or above the threshold, and volume above the floor (packets
+    or bytes). Scoring asks it of three scores in turn: the best z before the fleet correction
+    (score_host: a spike does not teach the baseline), the fleet-corrected score (the sessions of
+    familiar use), and the final score (HostBucket.is_spike, what is reported)."""
+    return score >= settings.threshold and (hb.packets >= settings.min_packets
+                                            or hb.bytes >= settings.min_bytes)
 
 
-def _relay_packets(dests: Dict[str, int], servers: Iterable[str]) -> int:
-    """Packets to destinations other than the Teredo servers (`dests`: destination -> packets):
-    all packets less the servers' (a loop over a cell's one or two servers rather than a filter
-    over its destinations)."""
-    packets = sum(dests.values())
-    for server in servers:
-        packets -= dests.get(server, 0)
-    return packets
-
-
-def _merge_ports(series: List[HostBucket]) -> List[HostBucket]:
-    """`series` (sorted by bucket) with each bucket's HostBuckets merged into one."""
-    merged = [series[0]]
-    for hb in series[1:]:
-        if hb.bucket == merged[-1].bucket:
-            merged[-1].merge(hb)
-        else:
-            merged.append(hb)
-    return merged
+def final_score(best_z: float, fleet_adjustment: float) -> float:
+    """A bucket's score: its largest z over METRICS less the fleet's adjustment, at least 0."""
+    return max(0.0, best_z - fleet_adjustment)
 
 
 def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
@@ -222,7 +105,7 @@ def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
         deviations: Counter = Counter()
         for y, n in ys.items():
             deviations[abs(y - centre)] += n
-        spread = 1.4826 * _median(deviations)
+        spread = MAD_TO_SD * _median(deviations)
         sd = max(spread, MIN_SD)
         prior.append((centre, sd * sd))
     return prior
@@ -256,7 +139,6 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
     log1p, sqrt = math.log1p, math.sqrt
-    threshold = settings.threshold
     learned = 0
     ys = [0.0] * count
     for hb in series:
@@ -277,7 +159,7 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
             if z > best:
                 best = z
         hb.score = best
-        if best >= threshold and _above_floor(hb, settings):
+        if is_spike(best, hb, settings):
             continue
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
         if learned == 0:
@@ -300,10 +182,6 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
         learned += 1
 
 
-def _above_floor(hb: HostBucket, settings: Settings) -> bool:
-    return hb.packets >= settings.min_packets or hb.bytes >= settings.min_bytes
-
-
 def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
     """Heavy Teredo users (games, peer-to-peer) spike every day from the same few destinations.
     Where the host already spiked 12 hours to 7 days ago — in at least FAMILIAR_SESSIONS sessions,
@@ -312,7 +190,8 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     peak, or the one session's) and keeps the smaller z. A first tunnel, a tunnel repeated days
     later, or a tunnel to relays new to the host is not discounted."""
     count = len(METRICS)
-    spiked = [hb.score >= settings.threshold and _above_floor(hb, settings) for hb in series]
+    # The sessions are the spikes on the fleet-corrected score.
+    spiked = [is_spike(hb.score, hb, settings) for hb in series]
     if not any(spiked):
         return  # most hosts: nothing can be familiar
     # y per metric of the spike buckets (the sessions' peaks); other buckets' only where needed
@@ -352,7 +231,7 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             z_familiar = (y[k] - level[k]) / hb.baseline_sd[k]
             if z_familiar < hb.z[k]:
                 hb.z[k] = z_familiar
-        hb.score = max(0.0, max(hb.z) - hb.fleet_adjustment)
+        hb.score = final_score(max(hb.z), hb.fleet_adjustment)
 
 
 def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
@@ -390,8 +269,9 @@ def _sessions(series: Sequence[HostBucket], ys: Dict[int, List[float]], window: 
 
 
 def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
-    """Subtract each crowded bucket's median score above 1 from every host in it."""
-    # A bucket's median is above 1 only if at least half of its hosts score above 1: count first,
+    """Subtract each crowded bucket's median score above FLEET_FLOOR from every host in it."""
+    # A bucket's median is above the floor only if at least half of its hosts score above it:
+    # count first,
     # and gather the members of those buckets alone (most buckets, on most days, have none).
     hosts_in: Dict[int, int] = {}
     above_one: Dict[int, int] = {}
@@ -399,7 +279,7 @@ def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
         for hb in series:
             bucket = hb.bucket
             hosts_in[bucket] = hosts_in.get(bucket, 0) + 1
-            if hb.score > 1.0:
+            if hb.score > FLEET_FLOOR:
                 above_one[bucket] = above_one.get(bucket, 0) + 1
     by_bucket: Dict[int, List[HostBucket]] = {
         bucket: [] for bucket, above in above_one.items()
@@ -412,18 +292,18 @@ def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
             if members is not None:
                 members.append(hb)
     for members in by_bucket.values():
-        adjustment = median(hb.score for hb in members) - 1.0
+        adjustment = median(hb.score for hb in members) - FLEET_FLOOR
         if adjustment <= 0:
             continue
         for hb in members:
             hb.fleet_adjustment = adjustment
-            hb.score = max(0.0, hb.score - adjustment)
+            hb.score = final_score(hb.score, adjustment)
 
 
 def mark_spikes(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
     for series in hosts.values():
         for hb in series:
-            hb.is_spike = hb.score >= settings.threshold and _above_floor(hb, settings)
+            hb.is_spike = is_spike(hb.score, hb, settings)
 
 
 def episodes(series: Sequence[HostBucket], span: int) -> List[Episode]:

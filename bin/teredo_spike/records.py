@@ -1,0 +1,247 @@
+"""The exact per-record reader: which flow records count, and how each field is read.
+
+Each kind of value is judged in one function here, and every reader (this exact one, the fast
+path's line-level shortcuts, the candidate-entry decoder) goes through it or through a memo table
+it fills: numbers `read_count`, times `read_bucket`, ports `read_port`, addresses
+`addresses.Networks.contains` (via `Inside`), transports `can_be_udp`, direction `direction`,
+evidence `evidence.names_teredo` (with the server port) / `record_evidence`. Tightening one of them (which values are
+unusable) is a change to that one function; a record it refuses is counted in `skipped`.
+"""
+
+import math
+from collections import Counter
+from operator import itemgetter
+from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple
+
+from . import evidence as ev
+from .addresses import Networks, TeredoAddress
+from .cells import Cell, Key
+from .fields import UDP_VALUES, Columns, first_value
+
+SKIP_NO_TIME = "no or unreadable _time"
+SKIP_NO_SOURCE = "no source address"
+SKIP_NOT_IP = "source or destination is not an IP address"
+SKIP_BAD_NUMBER = "non-numeric count, bytes or packets"
+SKIP_NO_NETWORK_FIELDS = "no network fields (src_ip or src, dest_ip or dest)"
+
+# Entries of the per-process memo tables before they are cleared: hosts and servers repeat across
+# millions of records, but memory must not grow with the records.
+MAX_MEMO = 100_000
+
+# direction(): what an (internal?, internal?) pair of addresses makes of a record.
+OUTBOUND = "outbound"        # internal source, external destination: the command counts it
+NOT_OUTBOUND = "other"       # internal or inbound traffic: dropped, not a skip
+NOT_IP = "not an IP address"  # a source or destination that is no address: a skip
+
+
+def read_count(cell: str, default: int) -> int:
+    """A count field: empty means absent; a float text ("12.0", as tstats sums print) is accepted.
+    ValueError when unusable."""
+    if not cell:
+        return default
+    try:
+        return int(cell)
+    except ValueError:
+        value = float(cell)  # ValueError propagates: the record is unreadable
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(cell)
+        return int(value)
+
+
+def read_bucket(cell: str, span: int) -> int:
+    """The start of the bucket of a `_time` cell (epoch seconds). ValueError or OverflowError
+    when unusable."""
+    return bucket_of(float(cell), span)
+
+
+def bucket_of(seconds: float, span: int) -> int:
+    return int(seconds) // span * span
+
+
+def read_port(cell: str) -> str:
+    """A port field as the cells keep it: a multivalue cell's first value. The fast path passes
+    single-value port cells on as they are (entries, live-port and server-port tests): a rule
+    that refuses or rewrites a single value must make fastpath send such records here."""
+    return first_value(cell)
+
+
+def can_be_udp(transport: str) -> bool:
+    """Can a record with this transport value be UDP? Empty means absent: it can."""
+    return not transport or transport in UDP_VALUES or transport.lower() in UDP_VALUES
+
+
+def direction(src_internal: Optional[bool], dest_internal: Optional[bool]) -> str:
+    """OUTBOUND, NOT_OUTBOUND or NOT_IP for a record whose addresses are internal (True),
+    external (False) or not IP addresses (None)."""
+    if src_internal is None or dest_internal is None:
+        return NOT_IP
+    return OUTBOUND if src_internal and not dest_internal else NOT_OUTBOUND
+
+
+# direction() for every pair of verdicts: the readers look it up rather than call it per record.
+DIRECTIONS: Dict[Tuple[Optional[bool], Optional[bool]], str] = {
+    (s, d): direction(s, d) for s in (True, False, None) for d in (True, False, None)}
+
+
+def entries_readable(counts: Sequence[str], times: Sequence[str], span: int) -> bool:
+    """A cheap test over many records at once, for the fast path: True only when read_count
+    accepts every count (decimal digits or empty, the default) and read_bucket every time (finite
+    numbers; the earliest and the latest through bucket_of itself)."""
+    text = "".join(counts)
+    if text and not text.isdecimal():
+        return False
+    try:
+        seconds = list(map(float, times))
+        if not math.isfinite(sum(seconds)):
+            return False
+        if seconds:
+            bucket_of(min(seconds), span)
+            bucket_of(max(seconds), span)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+class Memo(dict):
+    """value -> function(value), computed once per distinct value."""
+
+    def __init__(self, function: Callable[[Hashable], object]) -> None:
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, value: Hashable) -> object:
+        verdict = self[value] = self.function(value)
+        return verdict
+
+
+class TeredoHints(dict):
+    """A record's label and inner-address cells (`cells(row)`; None when the chunk has no such
+    field) -> evidence.names_teredo of them."""
+
+    def __init__(self, c: Columns) -> None:
+        super().__init__()
+        at = list(c.labels) + [i for i in (c.inner_src, c.inner_dest) if i is not None]
+        self.cells = itemgetter(*at) if at else None
+        self.single = len(at) == 1  # itemgetter of one position returns the cell, not a tuple
+        self.labels = len(c.labels)
+
+    def __missing__(self, key) -> bool:
+        values = (key,) if self.single else key
+        verdict = self[key] = ev.names_teredo(values[:self.labels], values[self.labels:])
+        return verdict
+
+
+class RecordReader:
+    """Flow records -> Cells, with the counts of records skipped. The cells with evidence of their
+    own (and candidates next to them) go into `cells`; the others into the caller's `candidates`.
+    The memo tables and the live ports are shared with the fast path (fastpath.read_chunk)."""
+
+    def __init__(self, span: int, internal: Networks) -> None:
+        self.span = span
+        self.cells: Dict[Key, Cell] = {}
+        self.records = 0
+        self.skipped: Counter = Counter()
+        self.inside = Memo(internal.contains)  # address -> internal (True), external, not IP (None)
+        self.udp = Memo(can_be_udp)             # transport value -> can_be_udp
+        self.ports = Memo(read_port)            # port cell -> read_port
+        # (src, src_port) with evidence of its own here, in any bucket: its other records are
+        # read into Cells (and attributed here if they can be), not passed on as entries.
+        self.live_ports: Set[Tuple[str, str]] = set()
+
+    def bound_memos(self) -> None:
+        """Clear the memo tables when they have grown large (once per chunk)."""
+        for memo in (self.inside, self.udp, self.ports):
+            if len(memo) > MAX_MEMO:
+                memo.clear()
+
+    def read_rows(self, c: Columns, rows: Iterable[List[str]], candidates: Dict[Key, Cell]) -> int:
+        """Read every row (its cells as csv.reader gives them); return how many were read.
+        The per-record hot path: plain locals, memo tables, no call per record except where a
+        record may be Teredo, or has a number or time to read."""
+        span = self.span
+        cells = self.cells
+        skipped = self.skipped
+        inside, udp, ports = self.inside, self.udp, self.ports
+        directions = DIRECTIONS
+        live_ports = self.live_ports
+        hints = TeredoHints(c)
+        hint_cells = hints.cells
+        transport_at, src_at, dest_at, time_at = c.transport, c.src, c.dest, c.time
+        count_at, packets_at, bytes_at = c.count, c.packets, c.bytes
+        src_port_at, dest_port_at, labels = c.src_port, c.dest_port, c.labels
+        records = 0
+        for row in rows:
+            records += 1
+            if transport_at is not None and not udp[row[transport_at]]:
+                continue
+            src = row[src_at]
+            if "\n" in src:
+                src = first_value(src)
+            if not src:
+                skipped[SKIP_NO_SOURCE] += 1
+                continue
+            dest = row[dest_at]
+            if "\n" in dest:
+                dest = first_value(dest)
+            way = directions[inside[src], inside[dest] if dest else None]
+            if way is not OUTBOUND:
+                if way is NOT_IP:
+                    skipped[SKIP_NOT_IP] += 1
+                continue
+            try:
+                bucket = read_bucket(row[time_at], span)
+            except (TypeError, ValueError, OverflowError):
+                skipped[SKIP_NO_TIME] += 1
+                continue
+            try:
+                flows = read_count(row[count_at], 1) if count_at is not None else 1
+                packets = read_count(row[packets_at], flows) if packets_at is not None else flows
+                octets = read_count(row[bytes_at], 0) if bytes_at is not None else 0
+            except (ValueError, OverflowError):
+                skipped[SKIP_BAD_NUMBER] += 1
+                continue
+            src_port = ports[row[src_port_at]] if src_port_at is not None else ""
+            dest_port = ports[row[dest_port_at]] if dest_port_at is not None else ""
+            key = (src, src_port, bucket)
+            # May be Teredo (evidence.names_teredo): most outbound UDP has no evidence and
+            # becomes a candidate cell.
+            if (dest_port == ev.SERVER_PORT_TEXT
+                    or (hint_cells is not None and hints[hint_cells(row)])):
+                teredo: List[TeredoAddress] = []
+                own = _split_cell(row, c.inner_src)
+                peers = _split_cell(row, c.inner_dest)
+                mask = ev.record_evidence([row[i] for i in labels], dest_port, own, peers, teredo)
+            else:
+                mask = 0
+            if mask:
+                live_ports.add((src, src_port))
+                cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = candidates.pop(key, None) or Cell()
+            else:
+                mask = ev.CLIENT_PORT
+                cell = cells.get(key)
+                if cell is None:
+                    cell = candidates.get(key)
+                    if cell is None:
+                        cell = candidates[key] = Cell()
+            cell.packets += packets
+            cell.bytes += octets
+            cell.flows += flows
+            cell.evidence |= mask
+            dests = cell.dests
+            dests[dest] = dests.get(dest, 0) + packets
+            if mask & ev.PORT:
+                cell.add_server(dest)
+            if mask & ev.PREFIX:
+                for address in teredo:
+                    cell.add_server(address.server)
+                    cell.add_mapped(address.mapped)
+        return records
+
+
+def _split_cell(row: List[str], at: Optional[int]) -> Sequence[str]:
+    """The values of a (multivalue) cell; none when the chunk lacks the field."""
+    if at is None or not row[at]:
+        return ()
+    return row[at].split("\n")

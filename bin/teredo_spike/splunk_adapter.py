@@ -1,0 +1,100 @@
+"""Every touch of splunklib's private internals, in one place (docs/splunk-protocol-notes.md).
+
+splunklib would read each record into a dict and write each result from one (~10 µs a row); the
+command reads a chunk's body as text (fields.Chunk) and writes rows already in wire form
+(partials.PartialTable) into the record writer's buffer, as its _write_record does. Both rely on
+names splunklib does not publish: PRIVATE_API says, at import, whether they are all there. When
+one is missing (another splunklib), the command takes the public way: splunklib's own chunk
+handling, its records (dicts) re-encoded into a Chunk, and rows written with write_records;
+slower, with the same results (tests/test_splunk_adapter.py).
+"""
+
+import csv
+import io
+from typing import Iterable, List, Sequence, Union
+
+from splunklib.searchcommands import internals, search_command
+
+from .fields import Chunk, wire_header
+from .multivalue import decode as multivalue_values
+from .partials import PartialTable
+
+# The record writer's: its header (None until the first row), its row writer, the buffer and csv
+# writer behind it, and the count of rows in the buffer.
+WRITER_ATTRIBUTES = ("_fieldnames", "_writerow", "_buffer", "_writer", "_pending_record_count")
+# The command's: the method that hands a chunk's body to map/reduce (replaced by
+# execute_chunk_v2), what that reads (the empty-input switch, the record writer), and whether the
+# chunk being processed is the last.
+COMMAND_ATTRIBUTES = ("_execute_chunk_v2", "_allow_empty_input", "_record_writer", "_finished")
+
+
+def private_api_present() -> bool:
+    """Are all the private names the fast ways use there, in this splunklib?"""
+    writer = internals.RecordWriterV2(io.BytesIO())
+    command = search_command.SearchCommand()
+    return (all(hasattr(writer, name) for name in WRITER_ATTRIBUTES)
+            and all(hasattr(command, name) for name in COMMAND_ATTRIBUTES))
+
+
+PRIVATE_API = private_api_present()
+
+
+def execute_chunk_v2(command, process, chunk) -> None:
+    """The command's _execute_chunk_v2 when PRIVATE_API: splunklib's own wraps the body in a
+    StringIO and reads a dict per record; this hands map() and reduce() the body as a Chunk."""
+    metadata, body = chunk
+    if not body and not command._allow_empty_input:
+        raise ValueError("No records found to process.")
+    command._record_writer.write_records(process(Chunk(body)))
+
+
+def is_last_chunk(command) -> bool:
+    """Is the chunk being processed the last of the input?"""
+    if PRIVATE_API:
+        return bool(command._finished)
+    return bool(getattr(command.metadata, "finished", False))
+
+
+def as_chunk(records: Union[Chunk, Iterable[dict]]) -> Chunk:
+    """What map() and reduce() are given, as a Chunk: the Chunk itself (execute_chunk_v2), or
+    splunklib's records (dicts, multivalues as lists) re-encoded as a body."""
+    if isinstance(records, Chunk):
+        return records
+    records = list(records)
+    header = list(records[0]) if records else []
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    for record in records:
+        writer.writerow(["\n".join(v) if isinstance(v, list) else v
+                         for v in (record.get(name, "") for name in header)])
+    return Chunk(text.getvalue())
+
+
+def write_table(command, fields: Sequence[str], table: PartialTable) -> None:
+    """Write rows already in wire form (PARTIAL_FIELDS order) into this chunk's reply."""
+    writer = command._record_writer
+    if not PRIVATE_API:
+        writer.write_records(_records(fields, table))
+        return
+    if writer._fieldnames is None:
+        writer._fieldnames = list(fields)
+        writer._writerow(wire_header(fields))
+    elif writer._fieldnames != list(fields):
+        raise RuntimeError("teredospike: one reply with two tables")
+    writer._buffer.write(table.text)
+    writer._writer.writerows(table.rows)
+    writer._pending_record_count += table.text_rows + len(table.rows)
+
+
+def _records(fields: Sequence[str], table: PartialTable) -> List[dict]:
+    """The table's rows as the dicts write_records takes (multivalues as lists)."""
+    rows = list(csv.reader(io.StringIO(table.text))) + table.rows
+    records = []
+    for row in rows:
+        record = {}
+        for i, name in enumerate(fields):
+            value, encoded = row[2 * i], row[2 * i + 1]
+            record[name] = multivalue_values(encoded) if encoded else value
+        records.append(record)
+    return records

@@ -1,0 +1,35 @@
+"""METRICS is the one statement of the per-metric quantities: HostBucket.values follows its order,
+and every per-metric result field is found by its name."""
+
+from teredo_spike import output
+from teredo_spike.hostbuckets import METRICS, HostBucket, Traffic, metric_values
+from teredo_spike.scoring import Settings
+
+
+TRAFFIC = Traffic(bucket=600, packets=70, bytes=9000, flows=3, relay_packets=40, dest_count=2,
+                  dests=("a", "b"), dest_packets=(30, 40), client_ports=("3797",), servers=("a",),
+                  mapped=(), evidence=4)
+
+
+def test_metric_values_are_in_metrics_order():
+    assert metric_values(**{name: name for name in METRICS}) == METRICS
+
+
+def test_a_host_bucket_names_its_metrics():
+    hb = HostBucket("10.0.0.1", TRAFFIC)
+    assert dict(zip(METRICS, hb.values)) == {"packets": 70, "bytes": 9000, "flows": 3,
+                                             "dests": 2, "relay_packets": 40}
+    assert (hb.packets, hb.bytes) == (70, 9000)
+
+
+def test_each_output_field_reads_its_own_metric():
+    hb = HostBucket("10.0.0.1", TRAFFIC)
+    for k, name in enumerate(METRICS):
+        hb.z[k] = 1.0 + k  # distinct per metric
+    row = output.bucket_row(hb, Settings(span=600, threshold=6.0, min_packets=50,
+                                         min_bytes=16000), False)
+    assert (row["z_packets"], row["z_bytes"], row["z_flows"], row["z_dests"],
+            row["z_relay_packets"]) == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert (row["packets"], row["bytes"], row["flows"], row["dests"],
+            row["relay_packets"]) == (70, 9000, 3, 2, 40)
+    assert set(output.FIELDS) >= set(METRICS) | {"z_" + name for name in METRICS}
