@@ -25,7 +25,7 @@ from teredo_spike import splunk_adapter  # noqa: E402
 from teredo_spike.fields import REQUIRED_FIELDS  # noqa: E402
 from teredo_spike.output import FIELDS, result_rows  # noqa: E402
 from teredo_spike.partials import PARTIAL_FIELDS  # noqa: E402
-from teredo_spike.phases import MapPhase, ReducePhase  # noqa: E402
+from teredo_spike.phases import MapPhase, ReducePhase, TooManyHostBuckets  # noqa: E402
 
 
 class TeredoSpikeCommand(ReportingCommand):
@@ -43,15 +43,16 @@ class TeredoSpikeCommand(ReportingCommand):
             self.write_error(str(error))
             sys.exit(1)
         span, internal = self.settings.scoring.span, self.settings.internal
+        limit = self.settings.max_host_buckets
         # One of the two is used: this process runs either the map or the reduce phase.
-        self.map_phase = MapPhase(span, internal)
-        self.reduce_phase = ReducePhase(span, internal)
+        self.map_phase = MapPhase(span, internal, limit)
+        self.reduce_phase = ReducePhase(span, internal, limit)
         super().prepare()
 
     @Configuration(required_fields=REQUIRED_FIELDS)
     def map(self, records):
         """Indexers: flow records -> partial aggregates (phases.MapPhase)."""
-        with collector_paused():
+        with collector_paused(), stops_on(TooManyHostBuckets, self):
             tables = self.map_phase.tables(splunk_adapter.as_chunk(records),
                                            splunk_adapter.is_last_chunk(self))
         for table in tables:
@@ -62,7 +63,7 @@ class TeredoSpikeCommand(ReportingCommand):
         """Search head: merge partial aggregates (or raw records, if no map phase ran); score and
         emit when the input is finished. splunklib calls this once per chunk."""
         phase = self.reduce_phase
-        with collector_paused():
+        with collector_paused(), stops_on(TooManyHostBuckets, self):
             phase.read(splunk_adapter.as_chunk(records))
             if not splunk_adapter.is_last_chunk(self):
                 return
@@ -91,6 +92,16 @@ if splunk_adapter.PRIVATE_API:
 TeredoSpikeCommand = Configuration(
     requires_preop=True, run_in_preview=False,
     required_fields=sorted(set(REQUIRED_FIELDS) | set(PARTIAL_FIELDS)))(TeredoSpikeCommand)
+
+
+@contextmanager
+def stops_on(error_type: type, command: TeredoSpikeCommand) -> Iterator[None]:
+    """End the search with the error's own message (an ERROR the user reads, not a traceback)."""
+    try:
+        yield
+    except error_type as error:
+        command.write_error(str(error))
+        sys.exit(1)
 
 
 @contextmanager

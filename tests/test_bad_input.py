@@ -23,7 +23,9 @@ def assert_no_traceback(result):
 @pytest.mark.parametrize("args,expected", [
     (["foo=bar"], "Unrecognized option: foo=bar"),
     (["span=abc"], "span=abc: expected a duration such as 10m"),
-    (["span=0"], "span=0: must be between 1 second and 7 days"),
+    (["span=0"], "span=0: must be between 1 minute and 7 days"),
+    (["span=30s"], "span=30s: must be between 1 minute and 7 days"),
+    (["max_host_buckets=0"], "max_host_buckets=0: must be at least 1"),
     (["threshold=high"], "threshold=high: expected a number"),
     (["threshold=-1"], "threshold=-1: must be at least 0.1"),
     (["min_packets=1.5"], "min_packets=1.5: expected a whole number"),
@@ -61,7 +63,7 @@ def test_unreadable_records_are_skipped_counted_and_reported(python):
     assert warning.startswith("teredospike skipped 7 of 31 records it could not read")
     for reason in ("2 no or unreadable _time", "1 no source address",
                    "2 source or destination is not an IP address",
-                   "2 non-numeric count, bytes or packets"):
+                   "2 count, bytes or packets not a whole number from 0 to 2^53"):
         assert reason in warning
     assert_no_traceback(result)
 
@@ -101,3 +103,19 @@ def test_huge_multivalue_cells(python):
     assert first["src"] == "10.0.0.7" and "prefix" in first["evidence"]
     assert len(first["mapped"]) == 10000
     assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("limit,phase", [(3, "reduce"), (1, "map")])
+def test_too_many_host_buckets_stop_the_search_with_the_option_to_change(limit, phase, python):
+    """A search that would hold more (host, client port, bucket) aggregates than max_host_buckets
+    ends with an ERROR naming the option, not with the search head out of memory."""
+    records = [flow(T0 + BUCKET * k + 5 * i, "10.0.0.%d" % (1 + i % 3), 4000 + i % 3,
+                    "65.55.158.80", 3544, 1, 61, "teredo") for k in range(4) for i in range(6)]
+    limit_args = ["max_host_buckets=%d" % limit]
+    result = run_search(records, limit_args, python=python)
+    assert result.rows == []
+    [error] = errors(result)
+    assert "max_host_buckets" in error and "more than {:,} host-buckets".format(limit) in error
+    assert 1 in result.exit_codes
+    assert_no_traceback(result)
+    assert run_search(records, ["max_host_buckets=12"], python=python).exit_codes == [0, 0]

@@ -2,7 +2,7 @@
 and every per-metric result field is found by its name."""
 
 from teredo_spike import output
-from teredo_spike.hostbuckets import METRICS, HostBucket, Traffic, metric_values
+from teredo_spike.hostbuckets import MAX_VOLUME, METRICS, HostBucket, Traffic, metric_values
 from teredo_spike.scoring import Settings
 
 
@@ -12,7 +12,14 @@ TRAFFIC = Traffic(bucket=600, packets=70, bytes=9000, flows=3, relay_packets=40,
 
 
 def test_metric_values_are_in_metrics_order():
-    assert metric_values(**{name: name for name in METRICS}) == METRICS
+    assert metric_values(**{name: i for i, name in enumerate(METRICS)}) == tuple(
+        range(len(METRICS)))
+
+
+def test_metric_values_stay_in_the_scorings_domain():
+    """No input reaches log1p of a negative number or of a value beyond a double."""
+    values = metric_values(packets=-5, bytes=10 ** 400, flows=3, dests=0, relay_packets=7)
+    assert values == (0, MAX_VOLUME, 3, 0, 7)
 
 
 def test_a_host_bucket_names_its_metrics():

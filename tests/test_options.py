@@ -13,7 +13,8 @@ def test_the_commands_options_are_the_tables():
     command = teredospike.TeredoSpikeCommand
     for spec in opts.OPTIONS:
         assert getattr(command, spec.name).default == spec.default, spec.name
-    assert opts.OPTION_NAMES == "span, threshold, min_packets, min_bytes, internal, output"
+    assert opts.OPTION_NAMES == ("span, threshold, min_packets, min_bytes, internal, output, "
+                                 "max_host_buckets")
 
 
 def test_the_defaults_parse_to_the_documented_settings():

@@ -27,6 +27,7 @@ class Spool:
         self.span = span
         self._file = None
         self._csv = None
+        self.foreign = 0  # entries that no map phase wrote, skipped (partials.SKIP_FOREIGN_PARTIAL)
 
     def add_cell(self, key: Key, cell: Cell) -> None:
         src, port, bucket = key
@@ -70,8 +71,11 @@ class Spool:
     def _attribute_entries(self, text: str, ports: AbstractSet[Tuple[str, str]]) -> None:
         cells, span = self.cells, self.span
         for entry in entries_of(text):
-            if entry_ports(entry) in ports:
-                attribute(cells, *entry_cell(entry, span), span)
+            try:
+                if entry_ports(entry) in ports:
+                    attribute(cells, *entry_cell(entry, span), span)
+            except ValueError:  # not written by a map phase (read_rows let a foreign row in)
+                self.foreign += 1
 
 
 def _spooled_cell(row: List[str]) -> Tuple[Key, Cell]:

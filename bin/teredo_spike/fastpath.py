@@ -16,7 +16,7 @@ from .cells import keep_resolvable
 from .fields import Chunk, Columns, columns_of, unquoted
 from .partials import Candidates, entry_layout, readable_entries
 from .records import (DIRECTIONS, NOT_IP, OUTBOUND, SKIP_NO_NETWORK_FIELDS, RecordReader,
-                      TeredoHints, can_be_udp)
+                      TeredoHints, can_be_udp, plain_ports)
 
 
 def read_chunk(reader: RecordReader, chunk: Chunk) -> Candidates:
@@ -75,6 +75,7 @@ def _split_candidates(reader: RecordReader, c: Columns, lines: List[str]
     src_at, dest_at, port_at, dest_port_at = c.src, c.dest, c.src_port, c.dest_port
     rows: List[List[str]] = []
     entries: List[str] = []
+    entry_dest_ports: List[str] = []  # checked with the entries, as the exact reader would
     for line in lines:
         cells = line.split(",")
         way = directions[inside[cells[src_at]], inside[cells[dest_at]]]
@@ -85,9 +86,10 @@ def _split_candidates(reader: RecordReader, c: Columns, lines: List[str]
                 rows.append(cells)
             else:
                 entries.append(entry_format % entry_cells(cells))
+                entry_dest_ports.append(cells[dest_port_at])
         elif way is NOT_IP:
             rows.append(cells)  # the exact reader counts the skip
-    if not readable_entries(entries, reader.span):
+    if not (readable_entries(entries) and plain_ports(entry_dest_ports)):
         return [line.split(",") for line in lines], []
     return rows, entries
 

@@ -18,11 +18,25 @@ PACKETS, BYTES, FLOWS = (METRICS.index(name) for name in ("packets", "bytes", "f
 _BUCKET_OF = attrgetter("bucket")
 
 
+# The largest value a metric takes: the scoring's y = ln(1 + x) of more would overflow a double.
+MAX_VOLUME = 10 ** 300
+
+
 def metric_values(*, packets: int, bytes: int, flows: int, dests: int, relay_packets: int
                   ) -> Tuple[int, ...]:
     """The METRICS of one host-bucket, in METRICS order (tests/test_hostbuckets.py holds the two
-    to the same order)."""
-    return (packets, bytes, flows, dests, relay_packets)
+    to the same order), inside the scoring's domain (in_domain)."""
+    return in_domain((packets, bytes, flows, dests, relay_packets))
+
+
+def in_domain(values: Tuple[int, ...]) -> Tuple[int, ...]:
+    """Metric values where the scoring's y = ln(1 + x) is defined and finite: 0 to MAX_VOLUME.
+    Records are checked before they are counted (records.read_count), so this changes nothing on
+    real input; it keeps any input from reaching the log of a negative number."""
+    for x in values:
+        if not 0 <= x <= MAX_VOLUME:
+            return tuple(min(max(x, 0), MAX_VOLUME) for x in values)
+    return values
 
 
 NO_SCORES = array("d", (0.0,) * len(METRICS))  # z, baseline and baseline_sd before scoring
@@ -77,7 +91,7 @@ class HostBucket:
         (self.bucket, self.dests, self.dest_packets, self.client_ports, self.servers,
          self.mapped, self.evidence) = _KEPT(traffic)
         # Made here rather than copied out with the cell, so that it sits by the HostBucket.
-        self.values = _METRIC_VALUES(traffic)
+        self.values = in_domain(_METRIC_VALUES(traffic))
         # Filled by score_host (and discount_familiar_peaks for z and score). Copies of a template
         # (a slice copies the doubles) are made three times faster than arrays from a tuple.
         self.z = NO_SCORES[:]

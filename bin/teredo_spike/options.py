@@ -11,6 +11,9 @@ from .addresses import DEFAULT_INTERNAL, Networks
 from .scoring import Settings
 
 OUTPUTS = ("spikes", "all")
+# A live client refreshes its server every 20-30 s: a bucket shorter than a minute cannot tell a
+# live client port from an idle one, and would make a cell of every record (memory).
+MIN_SPAN = 60
 MAX_SPAN = 7 * 86400
 
 _SPAN = re.compile(r"^\s*(\d+)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days)?\s*$", re.IGNORECASE)
@@ -27,8 +30,10 @@ def parse_span(text: str) -> int:
         raise OptionError("span=%s: expected a duration such as 10m, 1h or 600 (seconds)" % text)
     unit = (match.group(2) or "s")[0].lower()
     seconds = int(match.group(1)) * _UNIT_SECONDS[unit]
-    if not 0 < seconds <= MAX_SPAN:
-        raise OptionError("span=%s: must be between 1 second and 7 days" % text)
+    if not MIN_SPAN <= seconds <= MAX_SPAN:
+        raise OptionError("span=%s: must be between 1 minute and 7 days (a Teredo client "
+                          "refreshes every 20-30 s; a shorter bucket cannot tell that it is live)"
+                          % text)
     return seconds
 
 
@@ -83,6 +88,9 @@ OPTIONS = (
     OptionSpec("output", "spikes", _output, "(spikes|all)",
                "`spikes`: one row per spike episode; `all`: every host-bucket with Teredo traffic",
                "`spikes`"),
+    OptionSpec("max_host_buckets", "5000000", _number(int, 1), "<int>",
+               "the most (host, client port, bucket) aggregates one search holds, about 1 KB each "
+               "on the search head; beyond it the search stops with a message", "`5000000`"),
 )
 OPTION_NAMES = ", ".join(spec.name for spec in OPTIONS)
 DEFAULTS: Dict[str, str] = {spec.name: spec.default for spec in OPTIONS}
@@ -92,6 +100,7 @@ class Options(NamedTuple):
     scoring: Settings
     internal: Networks
     output: str
+    max_host_buckets: int
 
 
 def _unquote(text: str) -> str:
@@ -112,7 +121,7 @@ def parse(**texts: str) -> Options:
               for spec in OPTIONS}
     settings = Settings(span=values["span"], threshold=values["threshold"],
                         min_packets=values["min_packets"], min_bytes=values["min_bytes"])
-    return Options(settings, values["internal"], values["output"])
+    return Options(settings, values["internal"], values["output"], values["max_host_buckets"])
 
 
 def searchbnf_syntax() -> str:

@@ -76,7 +76,7 @@ def reason(peak: HostBucket, settings: Settings, first_seen: bool, buckets: int)
 
 
 def _port_order(port: str) -> tuple:
-    return (0, int(port), "") if port.isdigit() else (1, 0, port)
+    return (0, int(port), "") if port.isdigit() and len(port) <= 5 else (1, 0, port)
 
 
 def _common(hb: HostBucket, values: Sequence[int]) -> Dict[str, object]:

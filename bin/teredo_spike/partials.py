@@ -42,8 +42,8 @@ _OPTIONAL_ENTRY_FIELDS = frozenset(_COUNT_FIELDS)  # may be absent from a chunk:
 
 
 def is_partial(header: Sequence[str]) -> bool:
-    """True for the map phase's output, False for flow records."""
-    return PARTIAL_MARKER in header
+    """True for the map phase's output (every partial field), False for flow records."""
+    return PARTIAL_MARKER in header and all(name in header for name in PARTIAL_FIELDS)
 
 
 class PartialTable(NamedTuple):
@@ -104,7 +104,7 @@ def packed(entries: Sequence[str]) -> List[str]:
             for start in range(0, len(entries), ENTRIES_PER_ROW)]
 
 
-def readable_entries(entries: List[str], span: int) -> bool:
+def readable_entries(entries: List[str]) -> bool:
     """True when every entry has its ENTRY_FIELDS fields (no cell held a space or the separator)
     and entry_cell reads each as the exact reader reads its record, without a skip
     (records.entries_readable). Otherwise the exact reader reads the records."""
@@ -116,7 +116,8 @@ def readable_entries(entries: List[str], span: int) -> bool:
     if len(fields) != width * len(entries) or ENTRY_SEPARATOR in text:
         return False
     counts = [value for name in _COUNT_FIELDS for value in fields[_ENTRY_AT[name]::width]]
-    return entries_readable(counts, fields[_ENTRY_AT["_time"]::width], span)
+    return entries_readable(counts, fields[_ENTRY_AT["_time"]::width],
+                            fields[_ENTRY_AT["src_port"]::width])
 
 
 # ---- partial rows ---------------------------------------------------------------------------
@@ -194,6 +195,11 @@ def counts_table(records: int, skipped: Dict[str, int]) -> PartialTable:
 CELL_ROW = "cell"        # (CELL_ROW, key, cell)
 ENTRIES_ROW = "entries"  # (ENTRIES_ROW, the `candidates` cell: entries joined by ENTRY_SEPARATOR)
 COUNTS_ROW = "counts"    # (COUNTS_ROW, records, {reason: skipped})
+FOREIGN_ROW = "foreign"  # (FOREIGN_ROW,): a row with the marker that no map phase wrote
+
+# A record that carries every partial field but was not written by a map phase (an event made to
+# look like one, when no map phase runs before the command) is skipped with this reason.
+SKIP_FOREIGN_PARTIAL = "teredospike_partial rows not written by teredospike's map phase"
 
 
 def read_rows(header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[tuple]:
@@ -211,24 +217,29 @@ def read_rows(header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[tupl
             yield ENTRIES_ROW, row[entries_at]
             continue
         src = row[src_at]
-        if not src:
-            skipped: Dict[str, int] = {}
-            for entry in _values(row[skipped_at]):
-                reason, _, count = entry.rpartition("=")
-                skipped[reason] = int(count)
-            yield COUNTS_ROW, int(row[records_at] or 0), skipped
+        try:
+            if not src:
+                skipped: Dict[str, int] = {}
+                for entry in _values(row[skipped_at]):
+                    reason, _, count = entry.rpartition("=")
+                    skipped[reason] = read_count(count, 0)
+                yield COUNTS_ROW, read_count(row[records_at], 0), skipped
+                continue
+            cell = Cell()
+            cell.packets = read_count(row[packets_at], 0)
+            cell.bytes = read_count(row[bytes_at], 0)
+            cell.flows = read_count(row[flows_at], 0)
+            cell.evidence = int(row[evidence_at])
+            cell.dests = dest_packets(row[dests_at])
+            if row[servers_at]:
+                cell.servers = _values(row[servers_at])
+            if row[mapped_at]:
+                cell.mapped = _values(row[mapped_at])
+            key = (intern(src), intern(row[port_at]), int(row[time_at]))
+        except ValueError:
+            yield (FOREIGN_ROW,)
             continue
-        cell = Cell()
-        cell.packets = int(row[packets_at])
-        cell.bytes = int(row[bytes_at])
-        cell.flows = int(row[flows_at])
-        cell.evidence = int(row[evidence_at])
-        cell.dests = dest_packets(row[dests_at])
-        if row[servers_at]:
-            cell.servers = _values(row[servers_at])
-        if row[mapped_at]:
-            cell.mapped = _values(row[mapped_at])
-        yield CELL_ROW, (intern(src), intern(row[port_at]), int(row[time_at])), cell
+        yield CELL_ROW, key, cell
 
 
 def _values(cell: str) -> Set[str]:
@@ -249,5 +260,5 @@ def dest_packets(cell: str) -> Dict[str, int]:
         intern = sys.intern
         for value in cell.split("\n"):
             dest, _, packets = value.rpartition("=")
-            dests[intern(dest)] = int(packets)
+            dests[intern(dest)] = read_count(packets, 0)
     return dests

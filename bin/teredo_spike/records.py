@@ -4,8 +4,13 @@ Each kind of value is judged in one function here, and every reader (this exact 
 path's line-level shortcuts, the candidate-entry decoder) goes through it or through a memo table
 it fills: numbers `read_count`, times `read_bucket`, ports `read_port`, addresses
 `addresses.Networks.contains` (via `Inside`), transports `can_be_udp`, direction `direction`,
-evidence `evidence.names_teredo` (with the server port) / `record_evidence`. Tightening one of them (which values are
-unusable) is a change to that one function; a record it refuses is counted in `skipped`.
+evidence `evidence.names_teredo` (with the server port) / `record_evidence`. Tightening one of
+them (which values are unusable) is a change to that one function; a record it refuses is counted
+in `skipped`. The fast path tests many records at once with the chunk-level forms beside them
+(`entries_readable`, `plain_ports`): they accept only what the per-record functions accept.
+
+No record content may fail the search: anyone who can put one event into an index must not be able
+to switch the detection off (tests/test_hostile_records.py).
 """
 
 import math
@@ -18,11 +23,31 @@ from .addresses import Networks, TeredoAddress
 from .cells import Cell, Key
 from .fields import UDP_VALUES, Columns, first_value
 
+# Skip reasons, as the user reads them in the search's warning.
 SKIP_NO_TIME = "no or unreadable _time"
+SKIP_MILLISECONDS = ("_time in milliseconds (make it seconds before teredospike, "
+                     "e.g. | eval _time=_time/1000)")
+SKIP_IMPLAUSIBLE_TIME = "_time not in the years 2000-2099"
 SKIP_NO_SOURCE = "no source address"
 SKIP_NOT_IP = "source or destination is not an IP address"
-SKIP_BAD_NUMBER = "non-numeric count, bytes or packets"
+SKIP_BAD_NUMBER = "count, bytes or packets not a whole number from 0 to 2^53"
+SKIP_BAD_PORT = "src_port or dest_port not a number from 0 to 65535"
 SKIP_NO_NETWORK_FIELDS = "no network fields (src_ip or src, dest_ip or dest)"
+
+# Times: Teredo dates from 2006 and Splunk indexes nothing far in the future; a value outside these
+# years is a unit mistake (milliseconds, microseconds) or garbage, and would put a host's traffic
+# into a bucket thousands of years away.
+MIN_TIME = 946684800.0    # 2000-01-01 00:00 UTC
+MAX_TIME = 4102444800.0   # 2100-01-01 00:00 UTC
+
+# Counts (flows, packets, bytes) of one record: whole numbers up to 2^53 (exact as a double). Sums
+# of such values over any number of records stay far from a double's overflow, so the scoring's
+# logarithms never see a value they cannot take.
+MAX_COUNT = 2 ** 53
+MAX_COUNT_DIGITS = len(str(MAX_COUNT)) - 1  # this many digits are always below MAX_COUNT
+MAX_COUNT_TEXT = 30  # no usable count is longer; int() of 4,300+ digits raises anyway
+
+MAX_PORT_TEXT = "65535"
 
 # Entries of the per-process memo tables before they are cleared: hosts and servers repeat across
 # millions of records, but memory must not grow with the records.
@@ -34,24 +59,48 @@ NOT_OUTBOUND = "other"       # internal or inbound traffic: dropped, not a skip
 NOT_IP = "not an IP address"  # a source or destination that is no address: a skip
 
 
+class UnusableTime(ValueError):
+    """A `_time` that reads as a number but cannot be a flow's time; `reason` is its skip reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def read_count(cell: str, default: int) -> int:
     """A count field: empty means absent; a float text ("12.0", as tstats sums print) is accepted.
-    ValueError when unusable."""
+    ValueError when unusable: negative, not finite, above MAX_COUNT, or not a number."""
     if not cell:
         return default
+    if len(cell) > MAX_COUNT_TEXT:
+        raise ValueError(cell[:MAX_COUNT_TEXT])
     try:
-        return int(cell)
+        value = int(cell)
     except ValueError:
         value = float(cell)  # ValueError propagates: the record is unreadable
-        if value != value or value in (float("inf"), float("-inf")):
+        if not 0 <= value <= MAX_COUNT:  # also NaN and the infinities
             raise ValueError(cell)
         return int(value)
+    if not 0 <= value <= MAX_COUNT:
+        raise ValueError(cell)
+    return value
 
 
 def read_bucket(cell: str, span: int) -> int:
-    """The start of the bucket of a `_time` cell (epoch seconds). ValueError or OverflowError
-    when unusable."""
-    return bucket_of(float(cell), span)
+    """The start of the bucket of a `_time` cell (epoch seconds). ValueError when it is not a
+    number; UnusableTime (a ValueError with its reason) when it is not a time from MIN_TIME to
+    MAX_TIME."""
+    seconds = float(cell)
+    if not MIN_TIME <= seconds < MAX_TIME:  # also NaN and the infinities
+        raise UnusableTime(time_skip_reason(seconds))
+    return bucket_of(seconds, span)
+
+
+def time_skip_reason(seconds: float) -> str:
+    """Why a number outside MIN_TIME..MAX_TIME is no `_time`: milliseconds, or not at all."""
+    if math.isfinite(seconds) and MIN_TIME <= seconds / 1000.0 < MAX_TIME:
+        return SKIP_MILLISECONDS
+    return SKIP_IMPLAUSIBLE_TIME
 
 
 def bucket_of(seconds: float, span: int) -> int:
@@ -59,10 +108,27 @@ def bucket_of(seconds: float, span: int) -> int:
 
 
 def read_port(cell: str) -> str:
-    """A port field as the cells keep it: a multivalue cell's first value. The fast path passes
-    single-value port cells on as they are (entries, live-port and server-port tests): a rule
-    that refuses or rewrites a single value must make fastpath send such records here."""
-    return first_value(cell)
+    """A port field as the cells keep it: a multivalue cell's first value, empty when absent.
+    ValueError unless it is plain ASCII digits from 0 to 65535 (`<b>x</b>`, `=HYPERLINK(1)` or
+    70000 must never reach a result's client_ports). The fast path passes single-value port cells
+    on as they are after the same test (plain_ports)."""
+    port = first_value(cell)
+    if port and not plain_ports([port]):
+        raise ValueError(port[:10])
+    return port
+
+
+def plain_ports(cells: Sequence[str]) -> bool:
+    """True when every cell is empty or a port as read_port accepts it, tested a chunk at a time
+    (two string scans and a look at the five-digit cells)."""
+    joined = "".join(cells)
+    if joined and not (joined.isdigit() and joined.isascii()):
+        return False
+    width = len(MAX_PORT_TEXT)
+    longest = max(map(len, cells), default=0)
+    if longest != width:
+        return longest < width
+    return max([cell for cell in cells if len(cell) == width]) <= MAX_PORT_TEXT
 
 
 def can_be_udp(transport: str) -> bool:
@@ -83,23 +149,23 @@ DIRECTIONS: Dict[Tuple[Optional[bool], Optional[bool]], str] = {
     (s, d): direction(s, d) for s in (True, False, None) for d in (True, False, None)}
 
 
-def entries_readable(counts: Sequence[str], times: Sequence[str], span: int) -> bool:
+def entries_readable(counts: Sequence[str], times: Sequence[str], ports: Sequence[str]) -> bool:
     """A cheap test over many records at once, for the fast path: True only when read_count
-    accepts every count (decimal digits or empty, the default) and read_bucket every time (finite
-    numbers; the earliest and the latest through bucket_of itself)."""
+    accepts every count (plain digits, fewer than MAX_COUNT_DIGITS + 1, or empty: the default),
+    read_bucket every time (finite numbers; the earliest and the latest in MIN_TIME..MAX_TIME)
+    and read_port every port."""
     text = "".join(counts)
-    if text and not text.isdecimal():
+    if text and not (text.isdigit() and text.isascii()
+                     and max(map(len, counts)) <= MAX_COUNT_DIGITS):
         return False
     try:
         seconds = list(map(float, times))
-        if not math.isfinite(sum(seconds)):
-            return False
-        if seconds:
-            bucket_of(min(seconds), span)
-            bucket_of(max(seconds), span)
-    except (ValueError, OverflowError):
+    except ValueError:
         return False
-    return True
+    if seconds and not (math.isfinite(sum(seconds))
+                        and MIN_TIME <= min(seconds) and max(seconds) < MAX_TIME):
+        return False
+    return plain_ports(ports)
 
 
 class Memo(dict):
@@ -190,7 +256,10 @@ class RecordReader:
                 continue
             try:
                 bucket = read_bucket(row[time_at], span)
-            except (TypeError, ValueError, OverflowError):
+            except UnusableTime as unusable:
+                skipped[unusable.reason] += 1
+                continue
+            except ValueError:
                 skipped[SKIP_NO_TIME] += 1
                 continue
             try:
@@ -200,8 +269,12 @@ class RecordReader:
             except (ValueError, OverflowError):
                 skipped[SKIP_BAD_NUMBER] += 1
                 continue
-            src_port = ports[row[src_port_at]] if src_port_at is not None else ""
-            dest_port = ports[row[dest_port_at]] if dest_port_at is not None else ""
+            try:
+                src_port = ports[row[src_port_at]] if src_port_at is not None else ""
+                dest_port = ports[row[dest_port_at]] if dest_port_at is not None else ""
+            except ValueError:
+                skipped[SKIP_BAD_PORT] += 1
+                continue
             key = (src, src_port, bucket)
             # May be Teredo (evidence.names_teredo): most outbound UDP has no evidence and
             # becomes a candidate cell.
