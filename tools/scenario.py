@@ -150,6 +150,22 @@ class Behaviour:
 
 RELAY_POOL_SIZE = 40
 DEFAULT_BEHAVIOUR = Behaviour()
+# Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
+FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
+    "default": {},
+    "fresh-destinations": {"heavy_destinations": "fresh"},
+    "shared-relays": {"relay_pool": "shared"},
+    "habitual-heavy": {"heavy_rhythm": "habitual"},
+    "bubbles": {"bubbles_per_hour": 2.0, "startup_packets": 60},
+    "nat-bursts": {"nat_burst_rate": 0.5, "nat_burst_factor": (3, 10)},
+    "labels-all": {"label_share": 1.0},
+    "labels-half": {"label_share": 0.5},
+    "heavy-share": {"heavy_share": 0.15},
+    "port-reuse": {"port_reuse_share": 1.0, "port_reuse_times": 3, "port_reuse_gap": 2},
+}
+FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items() if name != "labels-all"
+                          for k, v in change.items()}
+FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
 @dataclass
@@ -796,6 +812,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--label-mode", choices=["teredo", "none"],
                         help="teredo: server flows carry app=teredo; none: no app labels at all")
     parser.add_argument("--unlabelled-app", help='app value of unidentified flows (default "unknown")')
+    parser.add_argument("--family", choices=sorted(FAMILY_CHANGES), default="default",
+                        help="behavioural assumptions (tools/evaluate.py's matrix runs each)")
     parser.add_argument("--out", type=Path, help="CSV output (.csv.gz)")
     parser.add_argument("--truth", type=Path, help="ground truth JSON output")
     args = parser.parse_args(argv)
@@ -813,7 +831,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         out, truth = (root / p for p in PRESET_PATHS[args.preset])
     if out is None:
         parser.error("--out is required (or --preset)")
-    params = Params(**values)
+    params = Params(behaviour=FAMILIES[args.family], **values)
     if params.hosts < 20 or params.days < params.warmup_days + 2:
         parser.error("need --hosts >= 20 and --days >= %d" % (params.warmup_days + 2))
     result = write(params, out, truth)
