@@ -1192,7 +1192,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-comparators", action="store_true", help="the matrix only")
     parser.add_argument("--seeds", default="1,2", help="comparator seeds, the tuning seed among them (default 1,2)")
     parser.add_argument("--tune-seed", type=int, default=1, help="the only seed comparators are tuned on")
-    parser.add_argument("--hosts", type=int, default=None, help="hosts per scenario (default 600; quick 40)")
+    parser.add_argument("--hosts", type=int, default=None, help="hosts per scenario (default 300; quick 40)")
     parser.add_argument("--days", type=int, default=None, help="days per scenario (default 10; quick 5)")
     parser.add_argument("--command-args", default="", help='comparator run only: extra teredospike options')
     parser.add_argument("--chunk-size", type=int, default=50000, help="records per execute chunk")
@@ -1207,7 +1207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     unknown = [f for f in families if f not in scenario.FAMILY_CHANGES]
     if unknown:
         parser.error("unknown families %s (known: %s)" % (", ".join(unknown), ", ".join(scenario.FAMILY_CHANGES)))
-    hosts = args.hosts or (40 if args.quick else 600)
+    hosts = args.hosts or (40 if args.quick else 300)
     days = args.days or (5 if args.quick else 10)
     report = args.report or (ROOT / "build" / "eval" / "quick.md" if args.quick else ROOT / "docs" / "detection-quality.md")
     command_line = "".join(" " + a for a in (argv if argv is not None else sys.argv[1:]))
