@@ -1091,6 +1091,35 @@ def _write_csv(path: Path, rows: Sequence[dict]) -> None:
         out.writerows(rows)
 
 
+def option_docs() -> Dict[str, str]:
+    """The docstring under each field of scenario.Behaviour (read from the source: Python keeps no
+    attribute docstrings)."""
+    import ast
+    tree = ast.parse(Path(scenario.__file__).read_text(encoding="utf-8"))
+    body = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Behaviour").body
+    out = {}
+    for field_node, doc in zip(body, body[1:]):
+        if isinstance(field_node, ast.AnnAssign) and isinstance(doc, ast.Expr) \
+                and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
+            out[field_node.target.id] = " ".join(doc.value.value.split())
+    return out
+
+
+def families_section() -> List[str]:
+    """The options (default and the value each family pushes it to) and the families."""
+    docs = option_docs()
+    default = scenario.DEFAULT_BEHAVIOUR
+    lines = ["### Options (`scenario.Behaviour`) and families", "",
+             "| option | default | extreme (family) | what it is and its realistic range |", "|---|---|---|---|"]
+    for name, doc in docs.items():
+        extremes = ["`%s` (%s)" % (change[name], family) for family, change in scenario.FAMILY_CHANGES.items()
+                    if name in change and family != "hard"]
+        lines.append("| `%s` | `%s` | %s | %s |" % (name, getattr(default, name), ", ".join(extremes) or "-", doc))
+    lines += ["", "| family | behaviour |", "|---|---|"]
+    lines += ["| %s | %s |" % (name, family_description(name)) for name in scenario.FAMILY_CHANGES]
+    return lines
+
+
 def family_description(name: str) -> str:
     changes = scenario.FAMILY_CHANGES[name]
     return ", ".join("`%s=%s`" % (k, v) for k, v in changes.items()) or "the options' defaults (today's scenario)"
@@ -1143,6 +1172,7 @@ def matrix_report(families: Sequence[str], seed: int, hosts: int, days: int, chu
         counts = _count(row.get("severity") for row in spikes)
         lines.append("| %s | %d | %s |" % (run.family, len(spikes), " | ".join(str(counts.get(s, 0))
                                                                                for s in SEVERITY_ORDER)))
+    lines += [""] + families_section()
     if details is not None:
         _write_csv(details / "false_episodes.csv", [row for run in runs for row in false_episode_rows(run)])
         _write_csv(details / "missed_tunnels.csv", [row for run in runs for row in missed_tunnel_rows(run)])
