@@ -21,6 +21,10 @@ What is in it (see docs/detection-quality.md for why each part is there):
 - injected tunnels over a grid of magnitudes and durations, relay-style (1-3 relays on high ports) or
   peer-style (tens of destinations), all from the host's Teredo client port, some repeated days later.
 
+Each behavioural assumption is a named option (`Behaviour`, a docstring per option that argues for its
+realistic range); `FAMILY_CHANGES` names the families tools/evaluate.py runs (`--family` here). The
+default behaviour draws exactly what the generator drew before it had options: same rows, same truth.
+
 Determinism: every random draw comes from `random.Random` seeded with a string built from the scenario
 seed and what is being drawn, so the same parameters give the same bytes (gzip with mtime 0).
 
