@@ -137,3 +137,62 @@ def test_episode_merge_matches_the_commands_own_episodes():
     merged = {(e.src, e.first, e.last) for e in merge_episodes(flagged)}
     assert merged, "the tiny scenario should hold at least one spike"
     assert merged == {(r["src"], int(r["_time"]), int(r["episode_end"])) for r in spikes}
+
+
+# ------------------------------------------------------------------------------------------ matrix
+def bucket(packets, spike=False, score=0.0):
+    return evaluate.CommandBucket(score, spike, packets, packets * 500, None, None)
+
+
+def test_routine_level_is_the_median_of_session_buckets_outside_tunnels():
+    truth = {"heavy_sessions": [{"src": "h", "start": at(0), "end": at(3)}, {"src": "h", "start": at(144), "end": at(145)}],
+             "tunnels": [dict(tunnel(0, "h", 145, 145), extra_packets=9000, buckets=1, host_kind="heavy")]}
+    buckets = {("h", at(0)): bucket(100), ("h", at(1)): bucket(200), ("h", at(2)): bucket(300),
+               # at(3): no Teredo row (client off): not a zero
+               ("h", at(144)): bucket(1000), ("h", at(145)): bucket(9999, True),   # the tunnel's bucket
+               ("h", at(50)): bucket(5000)}                                        # outside any session
+    assert evaluate.routine_levels(truth, buckets) == {"h": 250}
+    assert [t["id"] for t in evaluate.heavy_tunnels(truth, {"h": 250})] == [0]       # 9000 >= 5 x 250
+    assert evaluate.heavy_tunnels(truth, {"h": 2000}) == []                           # 9000 < 5 x 2000
+    assert evaluate.heavy_tunnels(truth, {}) == []                                    # no routine: not counted
+
+
+def test_light_tunnels_are_at_least_300_packets_for_3_buckets_on_hosts_that_are_not_heavy_users():
+    def t(number, packets, buckets, kind):
+        return {"id": number, "extra_packets": packets, "buckets": buckets, "host_kind": kind}
+    truth = {"tunnels": [t(0, 300, 3, "idle"), t(1, 299, 3, "idle"), t(2, 300, 2, "off"), t(3, 3000, 6, "heavy"),
+                         t(4, 10000, 72, "server")]}
+    assert [x["id"] for x in evaluate.light_tunnels(truth)] == [0, 4]
+    score = evaluate.Score(0, 0, [], 5, {0: 0, 3: 1}, 1.0)
+    assert evaluate.subset_recall(score, evaluate.light_tunnels(truth)) == (0.5, 2)
+    recall, n = evaluate.subset_recall(score, [])
+    assert recall != recall and n == 0
+
+
+def test_worst_family_per_metric_takes_direction_and_ties_into_account_and_skips_nan():
+    nan = float("nan")
+    keys = [key for key, _, _ in evaluate.MATRIX_METRICS]
+    table = {"a": {k: (0.9, 1) for k in keys}, "b": {k: (0.5, 1) for k in keys}, "c": {k: (0.5, 1) for k in keys}}
+    table["a"]["false_rate"] = (3.0, 9)
+    table["b"]["heavy_recall"] = (nan, 0)
+    table["c"]["heavy_recall"] = (nan, 0)
+    worst = evaluate.worst_families(table)
+    assert worst["f1"] == ["b", "c"] and worst["precision"] == ["b", "c"]
+    assert worst["false_rate"] == ["a"]                    # lower is better
+    assert worst["heavy_recall"] == ["a"]                  # no cases is not the worst
+
+
+def test_matrix_runs_each_family_through_the_command(tmp_path):
+    lines, table = evaluate.matrix_report(["default", "bubbles"], 3, 40, 5, 50000, lambda text: None,
+                                          details=tmp_path, tuning=False)
+    text = "\n".join(lines)
+    assert set(table) == {"default", "bubbles"}
+    for name, row in table.items():
+        line = next(line for line in lines if line.startswith("| %s |" % name))
+        assert line.split(" | ")[1].strip("*") == evaluate._fmt(row["precision"][0])
+        assert row["recall"][1] > 0 and 0.0 <= row["recall"][0] <= 1.0
+    assert table["default"]["recall"][0] > 0.0, "the command ran for real and found an injected tunnel"
+    assert "**Worst family per metric:**" in text
+    with open(tmp_path / "missed_tunnels.csv") as handle:
+        header = handle.readline()
+    assert header == "" or header.startswith("family,seed,id")

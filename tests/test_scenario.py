@@ -150,3 +150,212 @@ def test_injected_tunnels_are_in_the_rows_and_port_3544_counting_misses_relays(s
     assert missed_relays >= 3
     assert cold_relays >= 1
     assert any(t["repeat"] for t in truth["tunnels"])
+
+
+# ------------------------------------------------------------------------------------------ options
+# Each behavioural option changes what its docstring says it does, seen in the rows (a small scenario).
+
+def family(**changes):
+    """Rows as dicts and the truth of a small scenario with the given behaviour changes."""
+    params = scenario.Params(seed=3, hosts=60, days=6, behaviour=scenario.Behaviour(**changes))
+    rows, truth = scenario.generate(params)
+    return [dict(zip(scenario.HEADER, row)) for row in rows], truth
+
+
+SERVERS = {s for pair in scenario.TEREDO_SERVERS for s in pair if s}
+
+
+def heavy_session_destinations(rows, truth):
+    """Per heavy host, per session: the set of destinations (not servers) in its session buckets."""
+    sessions = defaultdict(list)
+    for s in truth["heavy_sessions"]:
+        sessions[s["src"]].append((s["start"], s["end"]))
+    tunnel_hosts = {t["src"] for t in truth["tunnels"]}
+    out = defaultdict(lambda: defaultdict(set))
+    for r in rows:
+        src = r["All_Traffic.src_ip"]
+        if src not in sessions or src in tunnel_hosts or r["All_Traffic.dest_ip"] in SERVERS \
+                or r["All_Traffic.dest_port"] in (443, 53, 123) or r["packets_out"] <= 4:
+            continue
+        for number, (start, end) in enumerate(sessions[src]):
+            if start <= r["_time"] <= end:
+                out[src][number].add(r["All_Traffic.dest_ip"])
+    return out
+
+
+def overlaps(per_session):
+    sets = [s for s in per_session.values() if s]
+    return sum(bool(a & b) for i, a in enumerate(sets) for b in sets[i + 1:])
+
+
+def test_fresh_destinations_make_every_heavy_session_reach_new_peers_and_relays():
+    fixed = heavy_session_destinations(*family(heavy_share=0.1))
+    fresh = heavy_session_destinations(*family(heavy_share=0.1, heavy_destinations="fresh"))
+    partly = heavy_session_destinations(*family(heavy_share=0.1, heavy_destinations="partly"))
+    assert len(fresh) >= 3 and all(len(s) >= 3 for s in fresh.values())
+    assert all(overlaps(s) == 0 for s in fresh.values()), "fresh: sessions' destination sets are disjoint"
+    assert all(overlaps(s) > 0 for s in fixed.values()), "fixed: every host's sessions share destinations"
+    assert all(overlaps(s) > 0 for s in partly.values())
+    new_share = [len(b - a) / len(b) for s in partly.values() for a, b in zip(list(s.values()), list(s.values())[1:])]
+    assert 0.2 < sum(new_share) / len(new_share) < 0.95, "partly: each session adds new destinations"
+
+
+def relay_hosts(rows):
+    """Relay-looking destinations (relay address ranges, high ports) -> the hosts that sent to them."""
+    octets = {str(o) for o in scenario.RELAY_OCTETS}
+    out = defaultdict(set)
+    for r in rows:
+        if r["All_Traffic.dest_ip"].split(".")[0] in octets and r["All_Traffic.dest_port"] > 1024 \
+                and r["All_Traffic.dest_ip"] not in SERVERS:
+            out[r["All_Traffic.dest_ip"]].add(r["All_Traffic.src_ip"])
+    return out
+
+
+def test_shared_relay_pool_puts_heavy_users_and_tunnels_on_the_same_relays():
+    private = relay_hosts(family(heavy_share=0.2, heavy_destinations="fresh")[0])
+    rows, truth = family(heavy_share=0.2, heavy_destinations="fresh", relay_pool="shared")
+    shared = relay_hosts(rows)
+    assert max(len(h) for h in private.values()) == 1, "private relays: one host each"
+    assert sum(len(h) >= 2 for h in shared.values()) >= 10
+    pool = {ip for ip, _ in scenario._relay_pool(scenario.Params(seed=3))}
+    assert set(shared) <= pool
+    tunnel_hosts = {t["src"] for t in truth["tunnels"] if t["kind"] == "relay"}
+    heavy = {h for h, v in truth["hosts"].items() if v["class"] == "heavy"}
+    assert any(hosts & tunnel_hosts and hosts & heavy - tunnel_hosts for hosts in shared.values()), \
+        "an injected tunnel uses a relay that a heavy user's session uses too"
+
+
+def session_starts(truth):
+    out = defaultdict(list)
+    for s in truth["heavy_sessions"]:
+        out[s["src"]].append((s["start"] - truth["start"]) % DAY // 600)
+    return out
+
+
+def test_habitual_heavy_users_keep_their_hours_and_their_own_level():
+    _, random_truth = family(heavy_share=0.1)
+    rows, truth = family(heavy_share=0.1, heavy_rhythm="habitual")
+    habitual = session_starts(truth)
+    assert len(habitual) >= 5 and all(max(v) - min(v) <= 8 for v in habitual.values()), "+-40 minutes"
+    assert any(max(v) - min(v) > 24 for v in session_starts(random_truth).values())
+    days = truth["parameters"]["days"]
+    assert any(len(v) < days for v in habitual.values()), "some days skipped"
+    assert all(len(v) >= days // 3 for v in habitual.values()), "most days"
+    levels = {}
+    sessions = {(s["src"], t) for s in truth["heavy_sessions"] for t in range(s["start"], s["end"] + 1, 600)}
+    tunnel = {(t["src"], b) for t in truth["tunnels"] for b in range(t["start"], t["end"] + 1, 600)}
+    per_bucket = defaultdict(int)
+    for r in rows:
+        key = (r["All_Traffic.src_ip"], r["_time"])
+        if key in sessions and key not in tunnel and r["All_Traffic.dest_port"] not in (443, 53, 123, 3544):
+            per_bucket[key] += r["packets_out"]
+    for (src, _), packets in per_bucket.items():
+        levels.setdefault(src, []).append(packets)
+    medians = sorted(sorted(v)[len(v) // 2] for v in levels.values())
+    assert medians[-1] >= 3 * medians[0], "each host has a level of its own"
+
+
+def bubble_flows(rows, truth):
+    """Flows of <= 4 packets to peer addresses from idle hosts (which have no sessions or tunnels)."""
+    octets = {str(o) for o in scenario.PEER_OCTETS}
+    tunnel_hosts = {t["src"] for t in truth["tunnels"]}
+    return [r for r in rows if truth["hosts"][r["All_Traffic.src_ip"]]["class"] == "idle"
+            and r["All_Traffic.src_ip"] not in tunnel_hosts and r["All_Traffic.dest_ip"].split(".")[0] in octets
+            and r["packets_out"] <= 4 and r["All_Traffic.dest_port"] not in (443, 53, 123)]
+
+
+def test_bubbles_appear_on_idle_hosts_and_scale_with_their_rate():
+    none = bubble_flows(*family())
+    some = bubble_flows(*family(bubbles_per_hour=0.5))
+    many = bubble_flows(*family(bubbles_per_hour=2.0))
+    assert none == []
+    assert len(some) >= 50 and 2.5 <= len(many) / len(some) <= 6
+    assert all(r["bytes_out"] <= 64 * r["packets_out"] for r in many), "bubbles are small packets"
+
+
+def first_bucket_server_packets(rows, truth):
+    """Per idle host, packets to its server in the first bucket of each online stretch and in the others."""
+    by_host = defaultdict(dict)
+    for r in rows:
+        if r["All_Traffic.dest_port"] == 3544 and truth["hosts"][r["All_Traffic.src_ip"]]["class"] == "idle":
+            times = by_host[r["All_Traffic.src_ip"]]
+            times[r["_time"]] = times.get(r["_time"], 0) + r["packets_out"]
+    first, other = [], []
+    for times in by_host.values():
+        for t, packets in times.items():
+            (other if t - 600 in times else first).append(packets)
+    return sorted(first)[len(first) // 2], sorted(other)[len(other) // 2]
+
+
+def test_startup_packets_raise_the_first_bucket_of_each_client_start():
+    first, other = first_bucket_server_packets(*family())
+    assert first <= other + 5
+    first, other = first_bucket_server_packets(*family(startup_packets=60))
+    assert first >= other + 30
+
+
+def test_nat_burst_rate_and_size():
+    _, usual = family()
+    rows, truth = family(nat_burst_rate=0.5, nat_burst_factor=(7, 10))
+    assert len(truth["nat_bursts"]) >= 5 * max(1, len(usual["nat_bursts"]))
+    assert {b["factor"] for b in truth["nat_bursts"]} <= set(range(7, 11))
+    assert {b["factor"] for b in usual["nat_bursts"]} <= set(range(3, 7))
+    to_server = defaultdict(int)
+    for r in rows:
+        if r["All_Traffic.dest_port"] == 3544:
+            to_server[(r["All_Traffic.src_ip"], r["_time"])] += r["packets_out"]
+    storm = range(truth["storm"]["start_index"], truth["storm"]["end_index"] + 1)
+    burst = [to_server[(b["src"], b["start"])] for b in truth["nat_bursts"]
+             if b["start_index"] not in storm and (b["src"], b["start"]) in to_server]
+    assert len(burst) >= 5 and sorted(burst)[len(burst) // 2] >= 6 * 20
+
+
+def test_label_share_labels_that_share_of_teredo_flows_tunnel_data_included():
+    def labelled(share):
+        rows, truth = family(label_share=share)
+        ports = {(r["All_Traffic.src_ip"], r["All_Traffic.src_port"]) for r in rows if r["All_Traffic.dest_port"] == 3544}
+        teredo = [r for r in rows if (r["All_Traffic.src_ip"], r["All_Traffic.src_port"]) in ports
+                  and r["All_Traffic.dest_port"] not in (443, 53, 123)]
+        data = [r for r in teredo if r["All_Traffic.dest_port"] != 3544]
+        return (sum(r["All_Traffic.app"] == "teredo" for r in teredo) / len(teredo),
+                sum(r["All_Traffic.app"] == "teredo" for r in data) / max(1, len(data)), len(data))
+    assert labelled(0.0)[:2] == (0.0, 0.0)
+    whole, data, n = labelled(1.0)
+    assert whole == 1.0 and data == 1.0 and n > 100
+    half, data, _ = labelled(0.5)
+    assert 0.4 < half < 0.6 and 0.4 < data < 0.6
+
+
+def test_heavy_share_sets_the_share_of_heavy_users():
+    for share in (0.03, 0.15):
+        _, truth = family(heavy_share=share)
+        heavy = sum(h["class"] == "heavy" for h in truth["hosts"].values())
+        assert heavy == round(share * 60)
+
+
+def test_port_reuse_share_times_and_gap():
+    _, usual = family()
+    rows, truth = family(port_reuse_share=1.0, port_reuse_times=3, port_reuse_gap=2)
+    teredo_hosts = {h for h, v in truth["hosts"].items() if v["teredo"]}
+    per_host = defaultdict(int)
+    for reuse in truth["port_reuse"]:
+        per_host[reuse["src"]] += 1
+    assert len(truth["port_reuse"]) >= 2 * len(usual["port_reuse"])
+    assert max(per_host.values()) == 3 and len(per_host) >= 0.6 * len(teredo_hosts)
+    assert min(r["start_index"] - r["retired_index"] for r in usual["port_reuse"]) >= 2 * 144
+    soon = [r for r in truth["port_reuse"] if r["start_index"] - r["retired_index"] < 144]
+    assert soon, "a retired port reused within a day"
+    for reuse in soon:
+        quic = [r for r in rows if r["All_Traffic.src_ip"] == reuse["src"] and r["All_Traffic.src_port"] == reuse["port"]
+                and r["All_Traffic.dest_port"] == 443]
+        assert quic
+
+
+def test_default_behaviour_is_not_written_into_the_truth_and_families_are():
+    _, truth = family()
+    assert "behaviour" not in truth["parameters"]
+    _, truth = family(heavy_destinations="fresh")
+    assert truth["parameters"]["behaviour"]["heavy_destinations"] == "fresh"
+    assert set(scenario.FAMILIES) >= {"default", "fresh-destinations", "shared-relays", "bubbles", "nat-bursts",
+                                      "heavy-share", "port-reuse", "hard"}
+    assert scenario.FAMILIES["default"] == scenario.Behaviour()

@@ -21,6 +21,10 @@ What is in it (see docs/detection-quality.md for why each part is there):
 - injected tunnels over a grid of magnitudes and durations, relay-style (1-3 relays on high ports) or
   peer-style (tens of destinations), all from the host's Teredo client port, some repeated days later.
 
+Each behavioural assumption is a named option (`Behaviour`, a docstring per option that argues for its
+realistic range); `FAMILY_CHANGES` names the families tools/evaluate.py runs (`--family` here). The
+default behaviour draws exactly what the generator drew before it had options: same rows, same truth.
+
 Determinism: every random draw comes from `random.Random` seeded with a string built from the scenario
 seed and what is being drawn, so the same parameters give the same bytes (gzip with mtime 0).
 
@@ -76,6 +80,98 @@ TUNNEL_CLASS_CYCLE = ["cold", "idle", "new", "idle", "heavy", "idle", "cold", "i
 TUNNEL_KIND_CYCLE = ["relay", "relay", "relay", "peer", "relay", "peer"]
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """The behavioural assumptions of a scenario, one field each. The defaults are the scenario this
+    generator made before it had options (the bundled sample, and the scenario the command's constants
+    were tuned on); each docstring argues for the realistic range, and `FAMILIES` in tools/evaluate.py
+    pushes each to its realistic extreme."""
+
+    heavy_destinations: str = "fixed"
+    """Where a heavy Teredo user's sessions go. "fixed": 2-5 relays and one pool of 300 peers for the
+    whole scenario; "partly": each session keeps half of them and adds fresh ones; "fresh": every
+    session reaches relays and peers it never reached before. Peer-to-peer peers and game opponents
+    are other people, different every session, and the relay a client uses depends on the IPv6 peer:
+    "fresh" is what real heavy use looks like, "fixed" the kindest case for a detector."""
+
+    relay_pool: str = "private"
+    """Where relays come from. "private": each heavy user and each injected tunnel has relays of its
+    own; "shared": all draw from one fleet-wide pool of `RELAY_POOL_SIZE` relays. A Teredo relay is
+    chosen by the IPv6 peer's network (the relay nearest it), so hosts of one site talking to the same
+    popular services share relays, and a tunnel to an IPv6 host goes through the same relays a gamer's
+    session does: "shared" is realistic, and a relay new to a host is no evidence of a tunnel."""
+
+    heavy_rhythm: str = "random"
+    """When and how much a heavy user tunnels. "random": on 85% of days one session at lunch or in the
+    evening, picked afresh each day, with one fleet-wide level (median 1,500 packets per 10 minutes);
+    "habitual": each host has its own hours (a preferred start, +-40 minutes), its own session length
+    and level (median 300-5,000 packets per 10 minutes, bucket-to-bucket spread 0.4 on the log scale),
+    and comes on 60-95% of days. People game or share files at their own habitual hours and volume:
+    "habitual" is realistic, and it is what lets a detector learn a routine from recurrence."""
+
+    bubbles_per_hour: float = 0.0
+    """Bubble bursts per online hour of each Teredo client (idle ones too): 1-3 new peers, 1-4 bubble
+    packets of ~60 bytes each from the client port, plus an indirect bubble through the server. A client
+    bubbles every new peer it contacts (RFC 4380 5.2.4) and any application opening an IPv6 socket to
+    a Teredo peer triggers it; 0 (none) to ~2 per hour on a desktop with a P2P-aware application."""
+
+    startup_packets: int = 0
+    """Extra packets to the server in the first bucket each time the client starts (qualification with
+    retries, the secondary-address cone test): 0 to ~60 on real clients."""
+
+    nat_burst_rate: float = 0.05
+    """NAT retry bursts per Teredo host-day: the client re-qualifies several times faster for 1-3
+    buckets after its NAT mapping expires. 0.05 (one host in 20 a day) to ~0.5 behind aggressive
+    carrier-grade or consumer NATs that time out UDP mappings in 30 s."""
+
+    nat_burst_factor: Tuple[int, int] = (3, 6)
+    """The burst's multiple of the host's usual re-qualification chatter, low and high: 3-6 to 3-10
+    (Router Solicitation retransmits every 4 s against one every 20-30 s)."""
+
+    label_share: Optional[float] = None
+    """Share of the client's Teredo flows (server, relays, peers, bubbles) that a sensor labels
+    app=teredo. None: `Params.label_mode` decides for server flows and tunnel data is never labelled
+    (a firewall that names Teredo only on UDP 3544). 0 (NetFlow, no application field) to ~1 (Zeek
+    with DPD names the data flows too); in between, flows that cross a labelling sensor and flows
+    that do not."""
+
+    heavy_share: float = 0.03
+    """Share of the fleet that uses Teredo heavily (games, peer-to-peer), taken from the idle
+    workstations: 0.03 in an office to ~0.15 on a campus or a developer network."""
+
+    port_reuse_share: float = 0.5
+    """Share of Teredo hosts whose ordinary UDP (QUIC) later sends from a client port they gave up.
+    Windows draws ephemeral ports from 16,384; a busy host opens thousands of UDP sockets a day, so
+    over days most hosts reuse some old client port: 0.5 to 1."""
+
+    port_reuse_times: int = 1
+    """Retired client ports each such host reuses: 1 to ~3 over a week (laptops change port often)."""
+
+    port_reuse_gap: int = 2 * PER_DAY
+    """Earliest reuse after the port's last Teredo bucket, in buckets: 2 days (288) down to 2 buckets;
+    the port is free the moment the client moves, so 20 minutes later is realistic."""
+
+
+RELAY_POOL_SIZE = 40
+DEFAULT_BEHAVIOUR = Behaviour()
+# Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
+FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
+    "default": {},
+    "fresh-destinations": {"heavy_destinations": "fresh"},
+    "shared-relays": {"relay_pool": "shared"},
+    "habitual-heavy": {"heavy_rhythm": "habitual"},
+    "bubbles": {"bubbles_per_hour": 2.0, "startup_packets": 60},
+    "nat-bursts": {"nat_burst_rate": 0.5, "nat_burst_factor": (3, 10)},
+    "labels-all": {"label_share": 1.0},
+    "labels-half": {"label_share": 0.5},
+    "heavy-share": {"heavy_share": 0.15},
+    "port-reuse": {"port_reuse_share": 1.0, "port_reuse_times": 3, "port_reuse_gap": 2},
+}
+FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items() if name != "labels-all"
+                          for k, v in change.items()}
+FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
+
+
 @dataclass
 class Params:
     seed: int = 1
@@ -89,6 +185,7 @@ class Params:
     label_mode: str = "teredo"     # teredo: server flows app=teredo, ordinary apps named; none: no labels
     unlabelled_app: str = "unknown"  # what a source logs for a flow it cannot identify ("", "udp", ...)
     warmup_days: int = 2           # no tunnel starts before this day (hosts need some history)
+    behaviour: Behaviour = DEFAULT_BEHAVIOUR
 
     def tunnel_count(self) -> int:
         return self.tunnels if self.tunnels is not None else max(6, self.hosts // 8)
@@ -114,6 +211,8 @@ class Host:
     ports: array = field(default_factory=lambda: array("i"))  # client port per bucket, 0 = none
     frozen: bytearray = field(default_factory=bytearray)       # buckets where the port must not change
     sessions: List[Tuple[int, int]] = field(default_factory=list)  # a heavy user's Teredo sessions
+    level: float = 1500.0           # a heavy user's median packets per 10 minutes in a session
+    spread: float = 0.8             # ... and their bucket-to-bucket sigma on the log scale
 
 
 class Flows:
@@ -151,7 +250,8 @@ def _ephemeral(rng: random.Random) -> int:
 
 # ---------------------------------------------------------------------------------------------- hosts
 def _class_counts(params: Params) -> Dict[str, int]:
-    counts = {cls: max(1, round(share * params.hosts)) for cls, share in CLASS_SHARES.items()}
+    shares = dict(CLASS_SHARES, heavy=params.behaviour.heavy_share)
+    counts = {cls: max(1, round(share * params.hosts)) for cls, share in shares.items()}
     counts["idle"] = params.hosts - sum(counts.values())
     if counts["idle"] < 1:
         raise ValueError("--hosts must be at least 20")
@@ -347,12 +447,34 @@ def _app(params: Params, name: str) -> str:
     return name if params.label_mode == "teredo" else params.unlabelled_app
 
 
+def _teredo_app(params: Params, rng: random.Random) -> str:
+    """The app of a flow to a Teredo server: by `label_mode`, or labelled with `label_share`."""
+    share = params.behaviour.label_share
+    if share is None:
+        return _app(params, "teredo")
+    return "teredo" if rng.random() < share else params.unlabelled_app
+
+
+def _data_app(params: Params, rng: random.Random) -> str:
+    """The app of tunnel data (to relays and peers): unlabelled, unless a sensor names it (`label_share`)."""
+    share = params.behaviour.label_share
+    if share is None:
+        return params.unlabelled_app
+    return "teredo" if rng.random() < share else params.unlabelled_app
+
+
+def _relay_pool(params: Params) -> List[Tuple[str, int]]:
+    """The fleet-wide relays (`Behaviour.relay_pool` "shared"): an address and port each."""
+    rng = _rng(params, "relay pool")
+    return [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(RELAY_POOL_SIZE)]
+
+
 def _chatter(host: Host, flows: Flows, params: Params, rng: random.Random, b: int, port: int,
              factor: float) -> None:
     """Idle re-qualification: one Router Solicitation (plus the odd bubble) every 20-30 s."""
     n = max(1, round(SPAN / host.interval * factor + rng.uniform(-1.0, 1.0)))
     primary, secondary = host.server
-    label = _app(params, "teredo")
+    label = _teredo_app(params, rng)
     to_secondary = rng.randint(1, 2) if secondary and rng.random() < 0.25 * factor else 0
     packets = n + (1 if rng.random() < 0.2 else 0)
     flows.add(b, port, primary, TEREDO_PORT, label, int(packets * rng.uniform(85, 95)), packets, n)
@@ -387,6 +509,8 @@ def _ordinary(host: Host, flows: Flows, params: Params, rng: random.Random, b: i
 
 def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
     """A heavy user's daily Teredo sessions (games through relays, or peer-to-peer): [start, end)."""
+    if params.behaviour.heavy_rhythm == "habitual":
+        return _habitual_sessions(params, host, index)
     rng = _rng(params, "heavy", index)
     sessions = []
     for day in range(host.join // PER_DAY, params.days):
@@ -396,44 +520,96 @@ def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, i
     return sessions
 
 
+def _habitual_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
+    """`Behaviour.heavy_rhythm` "habitual": the host's own start time, session length, level and
+    attendance, the same each day up to jitter."""
+    rng = _rng(params, "habit", index)
+    start = rng.choice([rng.randint(66, 84), rng.randint(108, 132)])  # 11:00-14:00 or 18:00-22:00
+    length = rng.randint(6, 24)
+    attendance = rng.uniform(0.6, 0.95)
+    host.level = math.exp(rng.uniform(math.log(300), math.log(5000)))
+    host.spread = 0.4
+    sessions = []
+    for day in range(host.join // PER_DAY, params.days):
+        if rng.random() < attendance:
+            begin = day * PER_DAY + start + rng.randint(-4, 4)
+            end = min(params.days * PER_DAY, begin + max(3, round(length * rng.uniform(0.7, 1.3))))
+            sessions.append((begin, end))
+    return sessions
+
+
+def _session_destinations(params: Params, index: int, number: int, relays: List[Tuple[str, int]],
+                          peers: List[Tuple[str, int]], pool: List[Tuple[str, int]]
+                          ) -> Tuple[List[Tuple[str, int]], List[Tuple[str, int]]]:
+    """A heavy user's relays and peers in its session `number` (`Behaviour.heavy_destinations`)."""
+    mode = params.behaviour.heavy_destinations
+    if mode == "fixed":
+        return relays, peers
+    rng = _rng(params, "session", index, number)
+    count = rng.randint(2, 5)
+    if pool:
+        fresh_relays = rng.sample(pool, count)
+    else:
+        fresh_relays = [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(count)]
+    fresh_peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(300)]
+    if mode == "fresh":
+        return fresh_relays, fresh_peers
+    kept = relays[:max(1, len(relays) // 2)]
+    return kept + [r for r in fresh_relays if r not in kept][:max(1, count // 2)], \
+        rng.sample(peers, 150) + fresh_peers[:150]
+
+
+def _bubbles(flows: Flows, params: Params, rng: random.Random, b: int, port: int, server: str) -> None:
+    """A client bubbles new peers: 1-4 packets to each of 1-3 peers, one indirect via the server."""
+    for _ in range(rng.randint(1, 3)):
+        packets = rng.randint(1, 4)
+        flows.add(b, port, _public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535), _data_app(params, rng),
+                  packets * rng.randint(56, 64), packets, 1)
+        flows.add(b, port, server, TEREDO_PORT, _teredo_app(params, rng), 82, 1, 1)
+
+
 def _tunnel_traffic(flows: Flows, params: Params, rng: random.Random, b: int, port: int, kind: str,
                     packets: int, bytes_per_packet: float, relays: List[Tuple[str, int]],
                     peers: List[Tuple[str, int]], server: str) -> None:
     """Volume from the client port: to 1-3 relays, or spread over tens of peers (plus bubbles via the
     server when talking to a new peer). Unlabelled: a firewall cannot name what is inside."""
+    labelled = params.behaviour.label_share is not None
     label = params.unlabelled_app
     if kind == "relay":
         weights = [1.0 / (i + 1) for i in range(len(relays))]
         total = sum(weights)
         for (dest, dport), weight in zip(relays, weights):
             share = max(1, round(packets * weight / total))
-            flows.add(b, port, dest, dport, label, int(share * bytes_per_packet), share, rng.randint(1, 2))
+            flows.add(b, port, dest, dport, _data_app(params, rng) if labelled else label,
+                      int(share * bytes_per_packet), share, rng.randint(1, 2))
     else:
         chosen = rng.sample(peers, min(len(peers), rng.randint(10, 60)))
         weights = [rng.uniform(0.5, 1.5) for _ in chosen]
         total = sum(weights)
         for (dest, dport), weight in zip(chosen, weights):
             share = max(1, round(packets * weight / total))
-            flows.add(b, port, dest, dport, label, int(share * bytes_per_packet), share, 1)
+            flows.add(b, port, dest, dport, _data_app(params, rng) if labelled else label,
+                      int(share * bytes_per_packet), share, 1)
         bubbles = max(1, len(chosen) // 4)
-        flows.add(b, port, server, TEREDO_PORT, _app(params, "teredo"), bubbles * 82, bubbles, bubbles)
+        flows.add(b, port, server, TEREDO_PORT, _teredo_app(params, rng), bubbles * 82, bubbles, bubbles)
 
 
 def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int],
                   tunnels: List[dict], reuse: List[dict], bursts: List[dict]) -> Flows:
     rng = _rng(params, "flows", index)
+    behaviour = params.behaviour
     flows = Flows()
     buckets = len(host.online)
     burst_days = {}
     if host.teredo:
         for day in range(params.days):
-            if rng.random() < 0.05:
+            if rng.random() < behaviour.nat_burst_rate:
                 begin = day * PER_DAY + rng.randint(0, PER_DAY - 3)
                 burst_days[begin] = rng.randint(1, 3)
     burst_factor = bytearray(buckets)
     for begin, length in burst_days.items():
         if host.online[begin]:
-            factor = rng.randint(3, 6)
+            factor = rng.randint(*behaviour.nat_burst_factor)
             burst_factor[begin:begin + length] = bytes([factor]) * len(burst_factor[begin:begin + length])
             bursts.append({"src": host.ip, "start_index": begin, "buckets": length, "factor": factor})
     storm_factor = rng.uniform(4.0, 10.0)
@@ -441,9 +617,15 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
     heavy_peer = host.cls == "heavy" and index % 2 == 1
     heavy_relays = [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(2, 5))]
     heavy_peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(300)]
+    pool = _relay_pool(params) if behaviour.relay_pool == "shared" else []
+    if pool and host.cls == "heavy":
+        heavy_relays = _rng(params, "heavy relays", index).sample(pool, len(heavy_relays))
     in_session = bytearray(buckets)
-    for begin, end in sessions:
-        in_session[begin:end] = b"\x01" * (end - begin)
+    session_destinations = []
+    for number, (begin, end) in enumerate(sessions):
+        in_session[begin:end] = bytes([1 + min(number, 254)]) * (end - begin)
+        session_destinations.append(_session_destinations(params, index, number, heavy_relays, heavy_peers, pool))
+    bubble_chance = behaviour.bubbles_per_hour * SPAN / 3600.0
     for b in range(buckets):
         if not host.online[b]:
             continue
@@ -455,11 +637,17 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
             if storm[0] <= b <= storm[1]:
                 factor = storm_factor
             _chatter(host, flows, params, rng, b, port, factor)
+            if behaviour.startup_packets and (b == 0 or not host.online[b - 1]):
+                extra = rng.randint(behaviour.startup_packets // 2, behaviour.startup_packets)
+                flows.add(b, port, host.server[0], TEREDO_PORT, _teredo_app(params, rng), extra * 90, extra, extra)
+            if bubble_chance and rng.random() < bubble_chance:
+                _bubbles(flows, params, rng, b, port, host.server[0])
             if in_session[b]:
-                packets = int(min(9000, rng.lognormvariate(math.log(1500), 0.8)))
+                relays, peers = session_destinations[min(in_session[b] - 1, len(sessions) - 1)]
+                packets = int(min(9000, rng.lognormvariate(math.log(host.level), host.spread)))
                 _tunnel_traffic(flows, params, rng, b, port, "peer" if heavy_peer else "relay", packets,
-                                rng.uniform(300, 1000), heavy_relays[:rng.randint(1, len(heavy_relays))],
-                                heavy_peers, host.server[0])
+                                rng.uniform(300, 1000), relays[:rng.randint(1, len(relays))],
+                                peers, host.server[0])
         live = tuple(host.ports[c] for c in (b - 1, b, b + 1) if 0 <= c < buckets and host.ports[c])
         _ordinary(host, flows, params, rng, b, live)
     for tunnel in tunnels:
@@ -482,6 +670,8 @@ def _inject(params: Params, host: Host, flows: Flows, tunnel: dict) -> None:
     tunnel["client_port"] = port
     relays = [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(1, 3))]
     peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(20, 80))]
+    if params.behaviour.relay_pool == "shared":
+        relays = _rng(params, "tunnel relays", tunnel["id"]).sample(_relay_pool(params), len(relays))
     bytes_per_packet = rng.uniform(400, 1200)
     tunnel["destinations"] = len(relays) if tunnel["kind"] == "relay" else len(peers)
     tunnel["bytes_per_packet"] = round(bytes_per_packet)
@@ -494,18 +684,29 @@ def _inject(params: Params, host: Host, flows: Flows, tunnel: dict) -> None:
 def _reuse_old_port(params: Params, index: int, host: Host, flows: Flows, reuse: List[dict]) -> None:
     """QUIC from a client port the host gave up at least two days earlier (an ephemeral port again)."""
     rng = _rng(params, "reuse", index)
-    if rng.random() > 0.5:
+    behaviour = params.behaviour
+    if rng.random() > behaviour.port_reuse_share:
         return
     last_seen: Dict[int, int] = {}
     for b, port in enumerate(host.ports):
         if port:
             last_seen[port] = b
     buckets = len(host.online)
-    candidates = sorted((b, p) for p, b in last_seen.items() if b + 2 * PER_DAY < buckets)
-    if not candidates:
-        return
-    retired_at, port = rng.choice(candidates)
-    online = [b for b in range(retired_at + 2 * PER_DAY, buckets - 3)
+    candidates = sorted((b, p) for p, b in last_seen.items() if b + behaviour.port_reuse_gap < buckets)
+    for _ in range(behaviour.port_reuse_times):
+        if not candidates:
+            return
+        retired_at, port = rng.choice(candidates)
+        candidates.remove((retired_at, port))
+        _reuse_port(params, rng, host, flows, reuse, retired_at, port)
+
+
+def _reuse_port(params: Params, rng: random.Random, host: Host, flows: Flows, reuse: List[dict],
+                retired_at: int, port: int) -> None:
+    """QUIC for 1-4 buckets from `port`, at least `port_reuse_gap` buckets after its last Teredo bucket."""
+    gap = params.behaviour.port_reuse_gap
+    buckets = len(host.online)
+    online = [b for b in range(retired_at + gap, buckets - 3)
               if host.online[b] and port not in host.ports[max(0, b - 1):b + 5]]
     if not online:
         return
@@ -556,7 +757,7 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
         teredo_first[host.ip] = None if first is None else at(first)
     return {
         "format": "teredo_spike scenario 1",
-        "parameters": {**asdict(params), "tunnels": params.tunnel_count()},
+        "parameters": _parameters(params),
         "span": SPAN,
         "start": params.start,
         "end": at(params.days * PER_DAY - 1),
@@ -573,6 +774,15 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
         "port_reuse": reuse,
         "tunnels": tunnels,
     }
+
+
+def _parameters(params: Params) -> dict:
+    """The truth's parameters; the behaviour only when it is not the default (so that the default
+    scenario's truth, the bundled sample's among them, reads as it did before the options)."""
+    out = {**asdict(params), "tunnels": params.tunnel_count()}
+    if params.behaviour == DEFAULT_BEHAVIOUR:
+        del out["behaviour"]
+    return out
 
 
 def write(params: Params, out: Path, truth_path: Optional[Path]) -> dict:
@@ -606,6 +816,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--label-mode", choices=["teredo", "none"],
                         help="teredo: server flows carry app=teredo; none: no app labels at all")
     parser.add_argument("--unlabelled-app", help='app value of unidentified flows (default "unknown")')
+    parser.add_argument("--family", choices=sorted(FAMILY_CHANGES), default="default",
+                        help="behavioural assumptions (tools/evaluate.py's matrix runs each)")
     parser.add_argument("--out", type=Path, help="CSV output (.csv.gz)")
     parser.add_argument("--truth", type=Path, help="ground truth JSON output")
     args = parser.parse_args(argv)
@@ -623,7 +835,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         out, truth = (root / p for p in PRESET_PATHS[args.preset])
     if out is None:
         parser.error("--out is required (or --preset)")
-    params = Params(**values)
+    params = Params(behaviour=FAMILIES[args.family], **values)
     if params.hosts < 20 or params.days < params.warmup_days + 2:
         parser.error("need --hosts >= 20 and --days >= %d" % (params.warmup_days + 2))
     result = write(params, out, truth)
