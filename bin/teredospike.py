@@ -69,7 +69,8 @@ class TeredoSpikeCommand(ReportingCommand):
                 return
             hosts = phase.scored(self.settings.scoring)
             self._report_counts(bool(hosts))
-            rows = result_rows(hosts, self.settings.scoring, self.settings.output)
+            rows = result_rows(hosts, self.settings.scoring, self.settings.output,
+                               self.settings.hosts)
         for row in rows:
             yield {name: row[name] for name in FIELDS}
 

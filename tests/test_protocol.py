@@ -169,3 +169,16 @@ def test_on_the_sample_port_3544_only_counting_misses_relay_tunnels_this_command
     found = caught(run_search(records, []).rows)
     heavy = [t["id"] for t in relay_tunnels if t["host_class"] == "heavy"]
     assert set(found) >= {t["id"] for t in relay_tunnels} - set(heavy)
+
+
+@pytest.mark.parametrize("output", ["all", "spikes"])
+def test_src_returns_one_hosts_rows_scored_against_every_host(tstats_rows, output, python):
+    """`src=` (a dashboard's one-host panel) returns exactly that host's rows of the full result:
+    every host still counts in the population prior and the fleet correction."""
+    everyone = run_search(tstats_rows, ["output=" + output], python=python)
+    for hosts in (["10.1.0.10"], ["10.1.0.10", "10.1.0.12"]):
+        chosen = run_search(tstats_rows, ["output=" + output, 'src="%s"' % ",".join(hosts)],
+                            python=python)
+        assert chosen.exit_codes == [0, 0]
+        expected = [row for row in everyone.rows if row["src"] in hosts]
+        assert expected and chosen.rows == expected

@@ -5,7 +5,7 @@ options table and searchbnf.conf's syntax are made from or checked against OPTIO
 
 import re
 from collections import Counter
-from typing import Callable, Dict, NamedTuple
+from typing import Callable, Dict, FrozenSet, NamedTuple
 
 from .addresses import DEFAULT_INTERNAL, Networks
 from .scoring import Settings
@@ -57,6 +57,11 @@ def _networks(name: str, text: str) -> Networks:
         raise OptionError("%s=%s: %s" % (name, text, error))
 
 
+def _hosts(name: str, text: str) -> FrozenSet[str]:
+    """Comma-separated hosts (empty: every host)."""
+    return frozenset(host.strip() for host in text.split(",") if host.strip())
+
+
 def _output(name: str, text: str) -> str:
     if text not in OUTPUTS:
         raise OptionError("%s=%s: expected spikes (one row per episode) or all (every "
@@ -88,6 +93,9 @@ OPTIONS = (
     OptionSpec("output", "spikes", _output, "(spikes|all)",
                "`spikes`: one row per spike episode; `all`: every host-bucket with Teredo traffic",
                "`spikes`"),
+    OptionSpec("src", "", _hosts, "<string>",
+               "comma-separated hosts whose rows to return (empty: every host); every host still "
+               "counts in the baselines, so a host's rows are the same as without it", "(every host)"),
     OptionSpec("max_host_buckets", "5000000", _number(int, 1), "<int>",
                "the most (host, client port, bucket) aggregates one search holds, about 1 KB each "
                "on the search head; beyond it the search stops with a message", "`5000000`"),
@@ -101,6 +109,7 @@ class Options(NamedTuple):
     internal: Networks
     output: str
     max_host_buckets: int
+    hosts: FrozenSet[str]  # src: the hosts whose rows to return; empty for every host
 
 
 def _unquote(text: str) -> str:
@@ -121,7 +130,8 @@ def parse(**texts: str) -> Options:
               for spec in OPTIONS}
     settings = Settings(span=values["span"], threshold=values["threshold"],
                         min_packets=values["min_packets"], min_bytes=values["min_bytes"])
-    return Options(settings, values["internal"], values["output"], values["max_host_buckets"])
+    return Options(settings, values["internal"], values["output"], values["max_host_buckets"],
+                   values["src"])
 
 
 def searchbnf_syntax() -> str:

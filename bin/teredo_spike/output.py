@@ -2,7 +2,7 @@
 
 import heapq
 import math
-from typing import Dict, Iterator, Sequence
+from typing import AbstractSet, Dict, Iterator, Sequence
 
 from . import evidence as ev
 from .hostbuckets import BYTES, METRICS, PACKETS, HostBucket
@@ -138,11 +138,15 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[
 
 
 def result_rows(hosts: Dict[str, Sequence[HostBucket]], settings: Settings,
-                output: str) -> Iterator[Dict[str, object]]:
-    """Rows in time order, then host: `spikes` (episodes) or `all` (every host-bucket).
+                output: str, only: AbstractSet[str] = frozenset()) -> Iterator[Dict[str, object]]:
+    """Rows in time order, then host: `spikes` (episodes) or `all` (every host-bucket); of the
+    hosts in `only` when it names any (option src: a dashboard's one-host panel, whose reply then
+    holds one host's rows, not every host's).
 
     Each host's rows come in time order already, so merging the hosts' rows sorts them, and makes
     each row only when it is written: `all` never holds a result row per host-bucket at once."""
+    if only:
+        hosts = {src: series for src, series in hosts.items() if src in only}
     def host_rows(series: Sequence[HostBucket]) -> Iterator[Dict[str, object]]:
         first_bucket = series[0].bucket
         if output == "all":
