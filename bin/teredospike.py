@@ -66,13 +66,13 @@ class TeredoSpikeCommand(ReportingCommand):
         with collector_paused(), stops_on(TooManyHostBuckets, self):
             phase.read(splunk_adapter.as_chunk(records))
             if not splunk_adapter.is_last_chunk(self):
-                return
+                return iter(())
             hosts = phase.scored(self.settings.scoring)
             self._report_counts(bool(hosts))
             rows = result_rows(hosts, self.settings.scoring, self.settings.output,
                                self.settings.hosts)
-        for row in rows:
-            yield {name: row[name] for name in FIELDS}
+            splunk_adapter.write_results(self, FIELDS, rows)
+        return iter(())
 
     def _report_counts(self, found: bool):
         phase = self.reduce_phase

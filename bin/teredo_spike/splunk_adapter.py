@@ -2,7 +2,11 @@
 
 splunklib would read each record into a dict and write each result from one (~10 µs a row); the
 command reads a chunk's body as text (fields.Chunk) and writes rows already in wire form
-(partials.PartialTable) into the record writer's buffer, as its _write_record does. Both rely on
+(partials.PartialTable) into the record writer's buffer, as its _write_record does. Its results
+(the reply to the last chunk, which SCP v2 cannot split) go to a file in the dispatch directory
+and from there to splunkd, instead of through splunklib's in-memory buffer: `output=all` over a
+week of a large fleet is hundreds of megabytes of CSV, and the buffer held it about six times over
+(a str per row, the buffer, its value, its UTF-8 bytes). Both rely on
 names splunklib does not publish: PRIVATE_API says, at import, whether they are all there. When
 one is missing (another splunklib), the command takes the public way: splunklib's own chunk
 handling, its records (dicts) re-encoded into a Chunk, and rows written with write_records;
@@ -11,17 +15,20 @@ slower, with the same results (tests/test_splunk_adapter.py).
 
 import csv
 import io
-from typing import Iterable, List, Sequence, Union
+import tempfile
+from typing import BinaryIO, Iterable, Iterator, List, Mapping, Sequence, Tuple, Union
 
 from splunklib.searchcommands import internals, search_command
 
 from .fields import Chunk, wire_header
 from .multivalue import decode as multivalue_values
+from .multivalue import encode as multivalue_cell
 from .partials import PartialTable
 
 # The record writer's: its header (None until the first row), its row writer, the buffer and csv
 # writer behind it, and the count of rows in the buffer.
-WRITER_ATTRIBUTES = ("_fieldnames", "_writerow", "_buffer", "_writer", "_pending_record_count")
+WRITER_ATTRIBUTES = ("_fieldnames", "_writerow", "_buffer", "_writer", "_pending_record_count",
+                     "_write_chunk", "_iterencode_json", "_ofile", "_flushed", "write")
 # The command's: the method that hands a chunk's body to map/reduce (replaced by
 # execute_chunk_v2), what that reads (the empty-input switch, the record writer), and whether the
 # chunk being processed is the last.
@@ -98,3 +105,75 @@ def _records(fields: Sequence[str], table: PartialTable) -> List[dict]:
             record[name] = multivalue_values(encoded) if encoded else value
         records.append(record)
     return records
+
+
+def write_results(command, fields: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:
+    """Write the search's results (dicts: str, int, float, bool or lists of them) as the reply to
+    the last chunk: through a file when PRIVATE_API, else with splunklib's write_records. Cells
+    are made as splunklib's _write_record makes them (tests/test_golden.py holds the two ways to
+    the same rows)."""
+    writer = command._record_writer
+    if not PRIVATE_API:
+        writer.write_records({name: row[name] for name in fields} for row in rows)
+        return
+    body = tempfile.TemporaryFile()  # splunklib points tempfile at the dispatch directory
+    text = io.TextIOWrapper(body, encoding="utf-8", newline="")
+    csv_writer = csv.writer(text, dialect=internals.CsvDialect)
+    csv_writer.writerow(wire_header(fields))
+    written = 0
+    for row in rows:
+        csv_writer.writerow([cell for name in fields for cell in _wire_cells(row[name])])
+        written += 1
+    text.flush()
+    text.detach()
+    if not written:
+        body.close()
+        return
+    writer._fieldnames = list(fields)
+    writer._pending_record_count += written
+    # The last chunk's reply is written from the file (an instance attribute shadows the method).
+    writer._write_chunk = lambda metadata, buffered: _write_chunk_from(writer, body, metadata,
+                                                                       buffered)
+
+
+def _wire_cells(value: object) -> Tuple[str, str]:
+    """A field's cell and `__mv_` cell, as splunklib's _write_record makes them."""
+    if isinstance(value, (list, tuple)):
+        if len(value) > 1:
+            values = [_text(v) for v in value]
+            return "\n".join(values), multivalue_cell(values)
+        value = value[0] if value else None
+    return ("" if value is None else _text(value)), ""
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    return value if isinstance(value, str) else str(value)
+
+
+def _write_chunk_from(writer, body: BinaryIO, metadata, buffered: str) -> None:
+    """splunklib's _write_chunk, with the body read from `body` in blocks."""
+    if buffered:
+        raise RuntimeError("teredospike: results written both to the file and the buffer")
+    encoded = b""
+    if metadata:
+        encoded = "".join(writer._iterencode_json(
+            dict((name, value) for name, value in metadata if value is not None), 0)
+        ).encode("utf-8")
+    length = body.seek(0, io.SEEK_END)
+    body.seek(0)
+    writer.write("chunked 1.0,%d,%d\n" % (len(encoded), length))
+    writer.write(encoded)
+    for block in _blocks(body):
+        writer.write(block)
+    body.close()
+    writer._ofile.flush()
+    writer._flushed = True
+
+
+def _blocks(body: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
+    block = body.read(size)
+    while block:
+        yield block
+        block = body.read(size)
