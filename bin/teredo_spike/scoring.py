@@ -14,11 +14,20 @@ signalling):
 - score = the largest one-sided z over the metrics;
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
-- familiar heavy use: a level the host already reached in spikes 12 hours to 7 days earlier (in two
-  sessions, or in one within the last 2 days), towards the same destinations, is not new (daily
-  gamers and peer-to-peer users page once or twice, not every day); a bucket that sends a fifth of
-  its packets to one destination new to the host, or goes mostly to new destinations, is new
-  (a tunnel inside a game or peer-to-peer session);
+- routine heavy use, learned from recurrence whatever the destinations: a level the host already
+  reached (within ROUTINE_RATIO of it) in spike sessions on two earlier days at the same time of
+  day (+-2 h), or in one session that started at most 36 hours ago, is routine and does not page
+  (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
+  every session reaches new peers and relays); ROUTINE_RATIO above it still pages (a tunnel on a
+  heavy user's host), and so does a level the host never reached at that hour;
+- familiar destinations, the older excuse kept beside it: a level reached in spikes 12 hours to 7
+  days earlier (in two sessions, or in one within the last 2 days) towards the same destinations is
+  not new; destination novelty never vetoes the routine rule, it only keeps this one from applying
+  (a bucket that sends a fifth of its packets to one destination new to the host, or goes mostly to
+  new destinations);
+- relay packets (a metric whose baseline is often zero: an idle client sends none) count towards
+  the score only from RELAY_MIN_PACKETS in the bucket: a few bubble packets to new peers never make
+  a spike;
 - a spike needs score >= threshold and volume above the floor (packets or bytes);
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
 
@@ -32,7 +41,7 @@ from collections import Counter, deque
 from statistics import median
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .hostbuckets import METRICS, HostBucket
+from .hostbuckets import METRICS, RELAY_PACKETS, HostBucket
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -41,17 +50,30 @@ EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~
 CLIP_SIGMA = 5.0              # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0           # buckets of history at which the host's own baseline weighs half
 MIN_SD = 0.35                 # sigma floor on the log scale: x1.4 a sigma, x8 at threshold 6 (seed 1)
+# Relay packets: an idle client sends none, so the baseline is ln(1) = 0 and at the sigma floor 8
+# bubble packets (to a new peer) make z 6. Below this many relay packets in the bucket the metric's
+# z is held at 0: a bubble burst is 1-12 packets, the smallest tunnel the evaluation counts 24+.
+RELAY_MIN_PACKETS = 20
 # The population prior
 MAD_TO_SD = 1.4826            # MAD x this = sigma of a normal distribution (a constant, not tuned)
 # The fleet
 FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction applies
 FLEET_FLOOR = 1.0             # the part of a crowded bucket's median score above this is discounted
-# Familiar heavy use
-FAMILIAR_WINDOW = 7 * 86400   # a host's familiar heavy use: spikes from 7 days ago...
-FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excuses itself,
+# Sessions: the host's spike buckets (on the fleet-corrected score), earlier ones only
+SESSION_GAP = 2 * 3600        # spike buckets further apart than this are separate sessions
+FAMILIAR_DELAY = 12 * 3600    # a session counts from 12 hours on, so that a tunnel never excuses itself
+# Routine heavy use, from recurrence whatever the destinations
+ROUTINE_WINDOW = 14 * 86400   # sessions up to 14 days old (two weeks of a habit)
+ROUTINE_HOURS = 2 * 3600      # the same time of day: a bucket within 2 h of a session's span, a day apart
+ROUTINE_SESSIONS = 2          # reached in at least 2 such sessions (a tunnel repeated once is new)...
+ROUTINE_RECENT = 36 * 3600    # ...or in one session (at any hour) that started at most 36 hours ago
+ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
+ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
+                              # a heavy user's tunnel 5x its usual session level must page)
+# Familiar destinations (the same level towards the same destinations)
+FAMILIAR_WINDOW = 7 * 86400   # spikes from 7 days ago to FAMILIAR_DELAY ago,
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
 YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours ago (a daily rhythm)
-SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
 NOVEL_SHARE = 0.75            # a bucket with at least this share of new destinations is not familiar,
 NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to one new destination
                               # (both seed 1)
@@ -141,6 +163,8 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
     log1p, sqrt = math.log1p, math.sqrt
     learned = 0
     ys = [0.0] * count
+    # Each metric's own floor: below it, the metric's z is held at 0 (relay packets alone have one).
+    floors = [RELAY_MIN_PACKETS if k == RELAY_PACKETS else 0 for k in metrics]
     for hb in series:
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
@@ -153,6 +177,8 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
             blended = own * var[k] + rest * prior_var
             spread = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
+            if z > 0.0 and values[k] < floors[k]:
+                z = 0.0
             zs[k] = z
             baseline[k] = expected
             baseline_sd[k] = spread
@@ -182,26 +208,42 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
         learned += 1
 
 
+class Session(NamedTuple):
+    """A run of a host's spike buckets (gaps up to SESSION_GAP), as the routine rules read it."""
+
+    first: int            # its first and last spike bucket
+    last: int
+    peak: List[float]     # the largest y per metric (the familiar-destination rule's level)
+    level: List[float]    # the ROUTINE_QUANTILE of y per metric (the routine rule's level)
+
+
 def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
-    """Heavy Teredo users (games, peer-to-peer) spike every day from the same few destinations.
-    Where the host already spiked 12 hours to 7 days ago — in at least FAMILIAR_SESSIONS sessions,
-    or in one session that ended at most 48 hours ago — a bucket that the destinations of those
-    spikes explain (not _is_new_use) is scored against that level too (the second-highest session's
-    peak, or the one session's) and keeps the smaller z. A first tunnel, a tunnel repeated days
-    later, or a tunnel to relays new to the host is not discounted."""
+    """Heavy Teredo users (games, peer-to-peer) spike most days. A spike bucket is scored against
+    the host's earlier sessions (those that ended FAMILIAR_DELAY or more before it) and keeps the
+    smaller z when either rule excuses it:
+
+    - routine (routine_level): within ROUTINE_RATIO of the level of ROUTINE_SESSIONS sessions at
+      the same time of day on earlier days, or of one session that started ROUTINE_RECENT ago at
+      most, on every metric, whatever the destinations;
+    - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
+      that ended YESTERDAY at most, and not new use (_is_new_use) of destinations; scored against
+      the second-highest session peak (or the one session's).
+
+    A first tunnel, a tunnel repeated days later, one at hours the host does not use Teredo, or one
+    ROUTINE_RATIO above the host's routine level keeps its score."""
     count = len(METRICS)
     # The sessions are the spikes on the fleet-corrected score.
     spiked = [is_spike(hb.score, hb, settings) for hb in series]
     if not any(spiked):
         return  # most hosts: nothing can be familiar
-    # y per metric of the spike buckets (the sessions' peaks); other buckets' only where needed
     log1p = math.log1p
     ys = {i: [log1p(v) for v in series[i].values] for i, spike in enumerate(spiked) if spike}
-    window: deque = deque()  # indices of spike buckets inside the familiar window
+    window: deque = deque()  # indices of spike buckets inside ROUTINE_WINDOW, FAMILIAR_DELAY old
     newest = 0
-    sessions: List[Tuple[int, List[float]]] = []
+    sessions: List[Session] = []
+    recent: List[Session] = []  # those inside FAMILIAR_WINDOW
+    familiar: Optional[Set[str]] = None  # their destinations, gathered when first needed
     second_highest: List[float] = []
-    familiar: Set[str] = set()
     for n, hb in enumerate(series):
         changed = False
         while newest < n and series[newest].bucket <= hb.bucket - FAMILIAR_DELAY:
@@ -209,29 +251,62 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
                 window.append(newest)
                 changed = True
             newest += 1
-        while window and series[window[0]].bucket < hb.bucket - FAMILIAR_WINDOW:
+        while window and series[window[0]].bucket < hb.bucket - ROUTINE_WINDOW:
             window.popleft()
             changed = True
-        if changed:
-            sessions, familiar = _sessions(series, ys, window)
-            if len(sessions) >= FAMILIAR_SESSIONS:
-                second_highest = [
-                    sorted((peak[k] for _, peak in sessions), reverse=True)[FAMILIAR_SESSIONS - 1]
-                    for k in range(count)]
-        if len(sessions) >= FAMILIAR_SESSIONS:
-            level = second_highest
-        elif sessions and sessions[0][0] >= hb.bucket - YESTERDAY:
-            level = sessions[0][1]
-        else:
+        if changed or (recent and recent[0].last < hb.bucket - FAMILIAR_WINDOW):
+            sessions = _sessions(series, ys, window)
+            recent = [s for s in sessions if s.last >= hb.bucket - FAMILIAR_WINDOW]
+            familiar = None
+            if len(recent) >= FAMILIAR_SESSIONS:
+                second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
+                                  for k in range(count)]
+        if not spiked[n] or not sessions:
             continue
-        if _is_new_use(hb, familiar):
-            continue
-        y = ys.get(n) or [log1p(v) for v in hb.values]
+        y = ys[n]
+        level = routine_level(sessions, hb.bucket)
+        if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in range(count)):
+            if len(recent) >= FAMILIAR_SESSIONS:
+                level = second_highest
+            elif recent and recent[-1].last >= hb.bucket - YESTERDAY:
+                level = recent[-1].peak
+            else:
+                continue
+            if familiar is None:
+                familiar = {dest for i in window if series[i].bucket >= hb.bucket - FAMILIAR_WINDOW
+                            for dest in series[i].dests}
+            if _is_new_use(hb, familiar):
+                continue
         for k in range(count):
             z_familiar = (y[k] - level[k]) / hb.baseline_sd[k]
             if z_familiar < hb.z[k]:
                 hb.z[k] = z_familiar
         hb.score = final_score(max(hb.z), hb.fleet_adjustment)
+
+
+LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
+
+
+def routine_level(sessions: Sequence[Session], at: int) -> Optional[List[float]]:
+    """The host's routine level per metric for bucket `at`: the second-highest level of the
+    sessions whose span, shifted by whole days, comes within ROUTINE_HOURS of `at` (if at least
+    ROUTINE_SESSIONS), and the highest of those that started ROUTINE_RECENT ago at most; the larger
+    of the two per metric. None when neither rule has sessions."""
+    same_hour = []
+    latest: Optional[List[float]] = None
+    for s in sessions:
+        # whole days k >= 1 with first - ROUTINE_HOURS <= at - k days <= last + ROUTINE_HOURS
+        most = (at - s.first + ROUTINE_HOURS) // 86400
+        least = -((s.last + ROUTINE_HOURS - at) // 86400)  # ceil((at - last - HOURS) / day)
+        if most >= 1 and most >= least:
+            same_hour.append(s.level)
+        if s.first >= at - ROUTINE_RECENT:
+            latest = s.level if latest is None else [max(a, b) for a, b in zip(latest, s.level)]
+    level = latest
+    if len(same_hour) >= ROUTINE_SESSIONS:
+        usual = [sorted(column, reverse=True)[ROUTINE_SESSIONS - 1] for column in zip(*same_hour)]
+        level = usual if level is None else [max(a, b) for a, b in zip(level, usual)]
+    return level
 
 
 def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
@@ -246,26 +321,31 @@ def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
 
 
 def _sessions(series: Sequence[HostBucket], ys: Dict[int, List[float]], window: Sequence[int]
-              ) -> Tuple[List[Tuple[int, List[float]]], Set[str]]:
-    """The spikes in `window` as sessions (last bucket, peak y per metric), and their
-    destinations."""
-    # Called whenever the window changes, over the whole window: a session's peak is taken once
+              ) -> List[Session]:
+    """The spikes in `window` as sessions."""
+    # Called whenever the window changes, over the whole window: a session's levels are taken once
     # over its buckets' ys (column-wise) rather than pairwise at every bucket.
-    sessions: List[Tuple[int, List[float]]] = []
-    familiar: Set[str] = set()
+    sessions: List[Session] = []
     members: List[List[float]] = []  # ys of the current session's buckets
-    last = 0
+    first = last = 0
     for i in window:
         hb = series[i]
         if members and hb.bucket - last > SESSION_GAP:
-            sessions.append((last, [max(column) for column in zip(*members)]))
+            sessions.append(_session(first, last, members))
             members = []
+        if not members:
+            first = hb.bucket
         members.append(ys[i])
         last = hb.bucket
-        familiar.update(hb.dests)
     if members:
-        sessions.append((last, [max(column) for column in zip(*members)]))
-    return sessions, familiar
+        sessions.append(_session(first, last, members))
+    return sessions
+
+
+def _session(first: int, last: int, members: List[List[float]]) -> Session:
+    columns = [sorted(column) for column in zip(*members)]
+    at = int(ROUTINE_QUANTILE * (len(members) - 1))
+    return Session(first, last, [column[-1] for column in columns], [column[at] for column in columns])
 
 
 def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
@@ -298,6 +378,15 @@ def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
         for hb in members:
             hb.fleet_adjustment = adjustment
             hb.score = final_score(hb.score, adjustment)
+
+
+def fleet_use_level(hosts: Dict[str, Sequence[HostBucket]]) -> float:
+    """The fleet's usual level of Teredo use: the median relay packets of the host-buckets that
+    carry at least RELAY_MIN_PACKETS (0 when none do). Severity holds critical to volume far above
+    it (output.severity)."""
+    used = [hb.values[RELAY_PACKETS] for series in hosts.values() for hb in series
+            if hb.values[RELAY_PACKETS] >= RELAY_MIN_PACKETS]
+    return float(median(used)) if used else 0.0
 
 
 def mark_spikes(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
