@@ -25,10 +25,10 @@ signalling):
   not new; destination novelty never vetoes the routine rule, it only keeps this one from applying
   (a bucket that sends a fifth of its packets to one destination new to the host, or goes mostly to
   new destinations);
-- relay packets (a metric whose baseline is often zero: an idle client sends none) count towards
-  the score only from RELAY_MIN_PACKETS in the bucket: a few bubble packets to new peers never make
-  a spike;
-- a spike needs score >= threshold and volume above the floor (packets or bytes);
+- a spike needs score >= threshold, volume above the floor (packets or bytes), and at least
+  RELAY_MIN_PACKETS relay packets: data through the tunnel (a metric whose baseline is often zero:
+  an idle client sends none), so that signalling to the server (qualification, NAT retry bursts)
+  and a few bubble packets to new peers never make a spike;
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
 
 Measured on generated scenarios (docs/detection-quality.md): without the spike-free baseline and the
@@ -41,7 +41,7 @@ from collections import Counter, deque
 from statistics import median
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .hostbuckets import METRICS, RELAY_PACKETS, HostBucket
+from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, HostBucket
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -50,9 +50,11 @@ EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~
 CLIP_SIGMA = 5.0              # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0           # buckets of history at which the host's own baseline weighs half
 MIN_SD = 0.35                 # sigma floor on the log scale: x1.4 a sigma, x8 at threshold 6 (seed 1)
-# Relay packets: an idle client sends none, so the baseline is ln(1) = 0 and at the sigma floor 8
-# bubble packets (to a new peer) make z 6. Below this many relay packets in the bucket the metric's
-# z is held at 0: a bubble burst is 1-12 packets, the smallest tunnel the evaluation counts 24+.
+# Relay packets: the data through the tunnel (to relays or peers; a Teredo server carries only the
+# client's signalling, RFC 4380). A spike needs at least this many in the bucket: qualification,
+# NAT retry bursts and storms (all to the server) never page, nor do a few bubble packets to new
+# peers (1-12 a burst; with an idle client's relay baseline of 0, 8 of them make z 6 at the sigma
+# floor). The smallest tunnel the evaluation injects carries 24 or more.
 RELAY_MIN_PACKETS = 20
 # The population prior
 MAD_TO_SD = 1.4826            # MAD x this = sigma of a normal distribution (a constant, not tuned)
@@ -97,12 +99,15 @@ class Episode(NamedTuple):
 
 
 def is_spike(score: float, hb: HostBucket, settings: Settings) -> bool:
-    """The one spike test: a score at or above the threshold, and volume above the floor (packets
-    or bytes). Scoring asks it of three scores in turn: the best z before the fleet correction
+    """The one spike test: a score at or above the threshold, volume above the floor (packets or
+    bytes), and RELAY_MIN_PACKETS relay packets (data through the tunnel). Scoring asks it of three
+    scores in turn: the best z before the fleet correction
     (score_host: a spike does not teach the baseline), the fleet-corrected score (the sessions of
     familiar use), and the final score (HostBucket.is_spike, what is reported)."""
-    return score >= settings.threshold and (hb.packets >= settings.min_packets
-                                            or hb.bytes >= settings.min_bytes)
+    values = hb.values
+    return (score >= settings.threshold
+            and (values[PACKETS] >= settings.min_packets or values[BYTES] >= settings.min_bytes)
+            and values[RELAY_PACKETS] >= RELAY_MIN_PACKETS)
 
 
 def final_score(best_z: float, fleet_adjustment: float) -> float:
@@ -163,8 +168,6 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
     log1p, sqrt = math.log1p, math.sqrt
     learned = 0
     ys = [0.0] * count
-    # Each metric's own floor: below it, the metric's z is held at 0 (relay packets alone have one).
-    floors = [RELAY_MIN_PACKETS if k == RELAY_PACKETS else 0 for k in metrics]
     for hb in series:
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
@@ -177,8 +180,6 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
             blended = own * var[k] + rest * prior_var
             spread = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
-            if z > 0.0 and values[k] < floors[k]:
-                z = 0.0
             zs[k] = z
             baseline[k] = expected
             baseline_sd[k] = spread
@@ -265,7 +266,11 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             continue
         y = ys[n]
         level = routine_level(sessions, hb.bucket)
-        if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in range(count)):
+        # Routine: within ROUTINE_RATIO of the level on every metric that makes the spike (the
+        # others, e.g. flows in a re-qualification storm during a session, do not page anyway).
+        spiking = settings.threshold + hb.fleet_adjustment
+        if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO
+                                for k in range(count) if hb.z[k] >= spiking):
             if len(recent) >= FAMILIAR_SESSIONS:
                 level = second_highest
             elif recent and recent[-1].last >= hb.bucket - YESTERDAY:
