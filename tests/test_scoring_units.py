@@ -140,11 +140,16 @@ def test_a_heavy_users_tunnel_six_times_its_routine_pages():
 
 
 def test_the_routine_level_at_an_hour_the_host_never_uses_pages():
-    # sessions at 20:00 on days 0-2; day 5 (no session for 36 hours): 20:00 routine, 03:00 not
+    # sessions at 20:00 on days 0-2, new destinations each: the next morning at 10:00 (14 hours
+    # after the last one started) pages, that evening and three days later at 20:00 do not
     series = daily_sessions(3)
-    evening, night = spiked(5 * DAY + 20 * 3600), spiked(5 * DAY + 3 * 3600)
-    pages(series + [night, evening])
-    assert night.score == 10.0 and evening.score < SETTINGS.threshold
+    morning, evening = spiked(3 * DAY + 10 * 3600), spiked(3 * DAY + 20 * 3600)
+    pages(series + [morning, evening])
+    assert morning.score == 10.0 and evening.score < SETTINGS.threshold
+    series = daily_sessions(3)
+    later = spiked(6 * DAY + 21 * 3600)
+    pages(series + [later])
+    assert later.score < SETTINGS.threshold
 
 
 def test_a_few_bubble_packets_with_a_zero_baseline_never_page():

@@ -15,14 +15,14 @@ signalling):
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
 - routine heavy use, learned from recurrence whatever the destinations: a level the host already
-  reached (within ROUTINE_RATIO of it) in spike sessions on two earlier days at the same time of
-  day (+-2 h), or in one session that started at most 36 hours ago, is routine and does not page
+  reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2 h) on two
+  earlier days, or in one that started at most 36 hours ago, is routine and does not page
   (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
   every session reaches new peers and relays); ROUTINE_RATIO above it still pages (a tunnel on a
   heavy user's host), and so does a level the host never reached at that hour;
-- familiar destinations, the older excuse kept beside it: a level reached in spikes 12 hours to 7
-  days earlier (in two sessions, or in one within the last 2 days) towards the same destinations is
-  not new; destination novelty never vetoes the routine rule, it only keeps this one from applying
+- familiar destinations, the older excuse kept beside it: a level reached (within ROUTINE_RATIO)
+  in spikes 12 hours to 7 days earlier (in two sessions, or in one within the last 2 days) towards
+  the same destinations is not new; destination novelty never vetoes the routine rule, it only keeps this one from applying
   (a bucket that sends a fifth of its packets to one destination new to the host, or goes mostly to
   new destinations);
 - a spike needs score >= threshold, volume above the floor (packets or bytes), and at least
@@ -68,7 +68,7 @@ FAMILIAR_DELAY = 12 * 3600    # a session counts from 12 hours on, so that a tun
 ROUTINE_WINDOW = 14 * 86400   # sessions up to 14 days old (two weeks of a habit)
 ROUTINE_HOURS = 2 * 3600      # the same time of day: a bucket within 2 h of a session's span, a day apart
 ROUTINE_SESSIONS = 2          # reached in at least 2 such sessions (a tunnel repeated once is new)...
-ROUTINE_RECENT = 36 * 3600    # ...or in one session (at any hour) that started at most 36 hours ago
+ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 36 hours ago
 ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
 ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
                               # a heavy user's tunnel 5x its usual session level must page)
@@ -227,8 +227,8 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
       the same time of day on earlier days, or of one session that started ROUTINE_RECENT ago at
       most, on every metric, whatever the destinations;
     - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
-      that ended YESTERDAY at most, and not new use (_is_new_use) of destinations; scored against
-      the second-highest session peak (or the one session's).
+      that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
+      one session's), and not new use (_is_new_use) of destinations.
 
     A first tunnel, a tunnel repeated days later, one at hours the host does not use Teredo, or one
     ROUTINE_RATIO above the host's routine level keeps its score."""
@@ -265,17 +265,19 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
         if not spiked[n] or not sessions:
             continue
         y = ys[n]
+        # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
+        # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
+        # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
+        spiking = [k for k in range(count) if hb.z[k] >= settings.threshold + hb.fleet_adjustment]
         level = routine_level(sessions, hb.bucket)
-        # Routine: within ROUTINE_RATIO of the level on every metric that makes the spike (the
-        # others, e.g. flows in a re-qualification storm during a session, do not page anyway).
-        spiking = settings.threshold + hb.fleet_adjustment
-        if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO
-                                for k in range(count) if hb.z[k] >= spiking):
+        if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
             if len(recent) >= FAMILIAR_SESSIONS:
                 level = second_highest
             elif recent and recent[-1].last >= hb.bucket - YESTERDAY:
                 level = recent[-1].peak
             else:
+                continue
+            if any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
                 continue
             if familiar is None:
                 familiar = {dest for i in window if series[i].bucket >= hb.bucket - FAMILIAR_WINDOW
@@ -293,18 +295,20 @@ LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
 
 
 def routine_level(sessions: Sequence[Session], at: int) -> Optional[List[float]]:
-    """The host's routine level per metric for bucket `at`: the second-highest level of the
-    sessions whose span, shifted by whole days, comes within ROUTINE_HOURS of `at` (if at least
-    ROUTINE_SESSIONS), and the highest of those that started ROUTINE_RECENT ago at most; the larger
-    of the two per metric. None when neither rule has sessions."""
+    """The host's routine level per metric for bucket `at`, from the sessions at the same time of day
+    (whose span, shifted by whole days, comes within ROUTINE_HOURS of `at`): the second-highest
+    level of them (if at least ROUTINE_SESSIONS), and the highest of those that started
+    ROUTINE_RECENT ago at most; the larger of the two per metric. None when neither rule has
+    sessions: use at hours the host never uses Teredo is never routine."""
     same_hour = []
     latest: Optional[List[float]] = None
     for s in sessions:
         # whole days k >= 1 with first - ROUTINE_HOURS <= at - k days <= last + ROUTINE_HOURS
         most = (at - s.first + ROUTINE_HOURS) // 86400
         least = -((s.last + ROUTINE_HOURS - at) // 86400)  # ceil((at - last - HOURS) / day)
-        if most >= 1 and most >= least:
-            same_hour.append(s.level)
+        if most < 1 or most < least:
+            continue
+        same_hour.append(s.level)
         if s.first >= at - ROUTINE_RECENT:
             latest = s.level if latest is None else [max(a, b) for a, b in zip(latest, s.level)]
     level = latest
