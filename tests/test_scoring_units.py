@@ -180,9 +180,9 @@ def test_a_few_bubble_packets_with_a_zero_baseline_never_page():
 
 
 def test_critical_needs_a_high_score_and_volume_far_above_the_fleets_use():
-    assert severity(30.0, False, 1, relay_packets=20000, fleet_level=1500.0) == "critical"
-    assert severity(30.0, False, 1, relay_packets=9000, fleet_level=1500.0) == "high"
-    assert severity(20.0, True, 10, relay_packets=20000, fleet_level=1500.0) == "high"
+    assert severity(30.0, False, 1, relay_packets=30000, fleet_level=1500.0) == "critical"
+    assert severity(30.0, False, 1, relay_packets=29999, fleet_level=1500.0) == "high"
+    assert severity(20.0, True, 10, relay_packets=30000, fleet_level=1500.0) == "high"
     assert severity(9.5, True, 1) == "high" and severity(9.5, False, 1) == "medium"
     assert severity(6.0, False, 1) == "low" and severity(6.0, False, 3) == "medium"
     # no relay use in the fleet: the relay floor still applies

@@ -441,10 +441,15 @@ def plan_tunnels(params: Params, hosts: List[Host], storm: Tuple[int, int]) -> L
     return tunnels
 
 
+HEAVY_TUNNEL_SPACING = 2 * PER_DAY  # buckets between a heavy-user tunnel and its host's other tunnels
+
+
 def _plan_heavy_tunnels(params: Params, heavy: List[Host], busy: Dict[str, bytearray],
                         storm: Tuple[int, int], tunnels: List[dict]) -> None:
     """`Params.heavy_tunnels` tunnels on heavy users' hosts (in turn), each heavy_tunnel_factor x the
-    host's session level, from its own random stream (the other tunnels are drawn as without them)."""
+    host's session level, from its own random stream (the other tunnels are drawn as without them),
+    each at least HEAVY_TUNNEL_SPACING from any other tunnel of its host: each is a first tunnel, not
+    one repeated the next day (which a detector may well take for the host's new routine)."""
     if not heavy or not params.heavy_tunnels:
         return
     rng = _rng(params, "heavy tunnels")
@@ -454,8 +459,12 @@ def _plan_heavy_tunnels(params: Params, heavy: List[Host], busy: Dict[str, bytea
         duration = rng.choice(params.durations)
         magnitude = round(host.level * rng.uniform(*params.heavy_tunnel_factor))
         kind = TUNNEL_KIND_CYCLE[number % len(TUNNEL_KIND_CYCLE)]
+        spaced = bytearray(busy[host.ip])
+        for b in (b for b, used in enumerate(busy[host.ip]) if used):
+            spaced[max(0, b - HEAVY_TUNNEL_SPACING):b + HEAVY_TUNNEL_SPACING] = \
+                b"\x01" * (min(buckets, b + HEAVY_TUNNEL_SPACING) - max(0, b - HEAVY_TUNNEL_SPACING))
         start = _pick_window(rng, host, duration, params.warmup_days * PER_DAY, buckets - duration,
-                             busy[host.ip], storm)
+                             spaced, storm)
         if start is None:
             continue
         tunnels.append(_tunnel(len(tunnels), host, "heavy", kind, magnitude, start, duration, None))

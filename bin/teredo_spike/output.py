@@ -23,7 +23,7 @@ SEVERITY_MEDIUM = 9.0
 SEVERITY_HIGH = 12.0
 LONG_EPISODE_BUCKETS = 3
 CRITICAL_SCORE = 25.0
-CRITICAL_FLEET_MULTIPLE = 10.0
+CRITICAL_FLEET_MULTIPLE = 20.0
 
 # Every row carries every field, in this order: splunklib freezes the output header at the first row.
 FIELDS = (
