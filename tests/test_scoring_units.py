@@ -222,3 +222,19 @@ def test_episodes_split_on_missing_buckets_too():
     series[1].bucket = 4 * SPAN  # the host had no Teredo traffic in buckets 1-3
     assert len(episodes(series, SPAN)) == 2
     assert episodes(marked("...."), SPAN) == []
+
+
+def test_a_host_that_keeps_to_its_destinations_pages_on_a_new_relay_within_its_routine():
+    # daily sessions to the same relay (a game's): at the same hour and level, a new relay carrying
+    # half the packets pages; one whose destinations are new every day (daily_sessions) does not
+    kept = []
+    for day in range(4):
+        kept += [spiked(day * DAY + 20 * 3600 + i * SPAN) for i in range(6)]
+    tunnel = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
+    same = spiked(4 * DAY + 20 * 3600 + SPAN)
+    pages(kept + [tunnel, same])
+    assert tunnel.score == 10.0 and same.score < SETTINGS.threshold
+    fresh = daily_sessions(4)
+    other = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
+    pages(fresh + [other])
+    assert other.score < SETTINGS.threshold

@@ -72,6 +72,9 @@ ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 
 ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
 ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
                               # a heavy user's tunnel 5x its usual session level must page)
+HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
+                              # (on average this share of each session's) has a destination habit:
+                              # its routine is not new use of destinations (a game's own relays)
 # Familiar destinations (the same level towards the same destinations)
 FAMILIAR_WINDOW = 7 * 86400   # spikes from 7 days ago to FAMILIAR_DELAY ago,
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
@@ -240,6 +243,7 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     log1p = math.log1p
     ys = {i: [log1p(v) for v in series[i].values] for i, spike in enumerate(spiked) if spike}
     window: deque = deque()  # indices of spike buckets inside ROUTINE_WINDOW, FAMILIAR_DELAY old
+    habit = _DestinationHabit()
     newest = 0
     sessions: List[Session] = []
     recent: List[Session] = []  # those inside FAMILIAR_WINDOW
@@ -250,6 +254,7 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
         while newest < n and series[newest].bucket <= hb.bucket - FAMILIAR_DELAY:
             if spiked[newest]:
                 window.append(newest)
+                habit.add(series[newest])
                 changed = True
             newest += 1
         while window and series[window[0]].bucket < hb.bucket - ROUTINE_WINDOW:
@@ -270,6 +275,12 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
         # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
         spiking = [k for k in range(count) if hb.z[k] >= settings.threshold + hb.fleet_adjustment]
         level = routine_level(sessions, hb.bucket)
+        if level is not None and habit.kept(hb.bucket - ROUTINE_WINDOW):
+            # A host that keeps to its destinations: new ones are new use, not its routine.
+            if familiar is None:
+                familiar = _familiar(series, window, hb.bucket)
+            if _is_new_use(hb, familiar):
+                continue
         if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
             if len(recent) >= FAMILIAR_SESSIONS:
                 level = second_highest
@@ -280,8 +291,7 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             if any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
                 continue
             if familiar is None:
-                familiar = {dest for i in window if series[i].bucket >= hb.bucket - FAMILIAR_WINDOW
-                            for dest in series[i].dests}
+                familiar = _familiar(series, window, hb.bucket)
             if _is_new_use(hb, familiar):
                 continue
         for k in range(count):
@@ -292,6 +302,49 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
 
 
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
+
+
+def _familiar(series: Sequence[HostBucket], window: Sequence[int], at: int) -> Set[str]:
+    """The destinations of the spikes in `window` from FAMILIAR_WINDOW before `at`."""
+    return {dest for i in window if series[i].bucket >= at - FAMILIAR_WINDOW
+            for dest in series[i].dests}
+
+
+class _DestinationHabit:
+    """Whether a host's sessions go back to the destinations of its earlier sessions (a game's
+    relays, a fixed set of peers) or reach new ones every time (peer-to-peer, relays chosen by the
+    peer): per session, the share of its destinations seen in an earlier session. Fed the spike
+    buckets in time order, once each (incremental: the hot part is one set lookup per destination)."""
+
+    __slots__ = ("seen", "current", "known", "last", "shares")
+
+    def __init__(self) -> None:
+        self.seen: Set[str] = set()      # destinations of the host's closed sessions
+        self.current: Set[str] = set()   # the open session's
+        self.known = 0                   # how many of those are in seen
+        self.last: Optional[int] = None  # the open session's last bucket
+        self.shares: deque = deque()     # (last bucket, share) of each closed session but the first
+
+    def add(self, hb: HostBucket) -> None:
+        if self.last is not None and hb.bucket - self.last > SESSION_GAP:
+            if self.seen:
+                self.shares.append((self.last, self.known / len(self.current)))
+            self.seen |= self.current
+            self.current = set()
+            self.known = 0
+        for dest in hb.dests:
+            if dest not in self.current:
+                self.current.add(dest)
+                if dest in self.seen:
+                    self.known += 1
+        self.last = hb.bucket
+
+    def kept(self, oldest: int) -> bool:
+        """At least 2 sessions since `oldest` whose destinations were on average HABIT_SHARE known."""
+        shares = self.shares
+        while shares and shares[0][0] < oldest:
+            shares.popleft()
+        return len(shares) >= 2 and sum(share for _, share in shares) >= HABIT_SHARE * len(shares)
 
 
 def routine_level(sessions: Sequence[Session], at: int) -> Optional[List[float]]:
