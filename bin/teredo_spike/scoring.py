@@ -19,12 +19,14 @@ signalling):
   earlier days, or in one that started at most 36 hours ago, is routine and does not page
   (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
   every session reaches new peers and relays); ROUTINE_RATIO above it still pages (a tunnel on a
-  heavy user's host), and so does a level the host never reached at that hour;
+  heavy user's host), and so does a level the host never reached at that hour; a host with a
+  destination habit (its sessions go back to the destinations of its earlier ones, HABIT_SHARE)
+  is not excused for new use of destinations (a tunnel to a new relay inside a game session);
 - familiar destinations, the older excuse kept beside it: a level reached (within ROUTINE_RATIO)
   in spikes 12 hours to 7 days earlier (in two sessions, or in one within the last 2 days) towards
-  the same destinations is not new; destination novelty never vetoes the routine rule, it only keeps this one from applying
-  (a bucket that sends a fifth of its packets to one destination new to the host, or goes mostly to
-  new destinations);
+  the same destinations is not new. New use of destinations (a fifth of the bucket's packets to
+  one destination new to the host, or mostly new destinations) keeps this rule from applying, and
+  the routine rule only for a host with a destination habit; it never excuses a bucket;
 - a spike needs score >= threshold, volume above the floor (packets or bytes), and at least
   RELAY_MIN_PACKETS relay packets: data through the tunnel (a metric whose baseline is often zero:
   an idle client sends none), so that signalling to the server (qualification, NAT retry bursts)
@@ -34,12 +36,15 @@ signalling):
 Measured on generated scenarios (docs/detection-quality.md): without the spike-free baseline and the
 familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels;
 without the new-destination test it missed relay tunnels that ran inside a peer-to-peer session.
+With heavy users whose peers and relays change every session (issue 13, the `hard` family), the
+destination rule alone paged on almost every session (120 false episodes per 1,000 host-days on
+the tuning seed); the routine rule and the relay floor brought that to 0.
 """
 
 import math
 from collections import Counter, deque
 from statistics import median
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
 from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, HostBucket
 
@@ -228,7 +233,8 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
 
     - routine (routine_level): within ROUTINE_RATIO of the level of ROUTINE_SESSIONS sessions at
       the same time of day on earlier days, or of one session that started ROUTINE_RECENT ago at
-      most, on every metric, whatever the destinations;
+      most, on every metric that makes the spike, whatever the destinations, unless the host
+      keeps to its destinations (_DestinationHabit) and the bucket is new use of them;
     - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
       that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
       one session's), and not new use (_is_new_use) of destinations.
@@ -242,7 +248,7 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
         return  # most hosts: nothing can be familiar
     log1p = math.log1p
     ys = {i: [log1p(v) for v in series[i].values] for i, spike in enumerate(spiked) if spike}
-    window: deque = deque()  # indices of spike buckets inside ROUTINE_WINDOW, FAMILIAR_DELAY old
+    window = _Window(series, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
     habit = _DestinationHabit()
     newest = 0
     sessions: List[Session] = []
@@ -257,11 +263,10 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
                 habit.add(series[newest])
                 changed = True
             newest += 1
-        while window and series[window[0]].bucket < hb.bucket - ROUTINE_WINDOW:
-            window.popleft()
+        if window.expire(hb.bucket - ROUTINE_WINDOW):
             changed = True
         if changed or (recent and recent[0].last < hb.bucket - FAMILIAR_WINDOW):
-            sessions = _sessions(series, ys, window)
+            sessions = window.sessions()
             recent = [s for s in sessions if s.last >= hb.bucket - FAMILIAR_WINDOW]
             familiar = None
             if len(recent) >= FAMILIAR_SESSIONS:
@@ -304,9 +309,9 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
 
 
-def _familiar(series: Sequence[HostBucket], window: Sequence[int], at: int) -> Set[str]:
+def _familiar(series: Sequence[HostBucket], window: "_Window", at: int) -> Set[str]:
     """The destinations of the spikes in `window` from FAMILIAR_WINDOW before `at`."""
-    return {dest for i in window if series[i].bucket >= at - FAMILIAR_WINDOW
+    return {dest for i in window.indices() if series[i].bucket >= at - FAMILIAR_WINDOW
             for dest in series[i].dests}
 
 
@@ -382,26 +387,53 @@ def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
             or max(novel) >= NEW_DEST_SHARE * hb.packets)
 
 
-def _sessions(series: Sequence[HostBucket], ys: Dict[int, List[float]], window: Sequence[int]
-              ) -> List[Session]:
-    """The spikes in `window` as sessions."""
-    # Called whenever the window changes, over the whole window: a session's levels are taken once
-    # over its buckets' ys (column-wise) rather than pairwise at every bucket.
-    sessions: List[Session] = []
-    members: List[List[float]] = []  # ys of the current session's buckets
-    first = last = 0
-    for i in window:
-        hb = series[i]
-        if members and hb.bucket - last > SESSION_GAP:
-            sessions.append(_session(first, last, members))
-            members = []
-        if not members:
-            first = hb.bucket
-        members.append(ys[i])
-        last = hb.bucket
-    if members:
-        sessions.append(_session(first, last, members))
-    return sessions
+class _Window:
+    """A host's spike buckets from ROUTINE_WINDOW to FAMILIAR_DELAY ago, as sessions (runs with
+    gaps up to SESSION_GAP). Kept incrementally: buckets join at the end and expire from the start,
+    and only a session that changed is summarised again (a heavy host has hundreds of spikes in the
+    window, and the window changes at nearly every one)."""
+
+    __slots__ = ("series", "ys", "runs")
+
+    def __init__(self, series: Sequence[HostBucket], ys: Dict[int, List[float]]) -> None:
+        self.series = series
+        self.ys = ys
+        self.runs: deque = deque()  # per session: [indices (a deque), its Session or None]
+
+    def append(self, index: int) -> None:
+        runs = self.runs
+        if runs and self.series[index].bucket - self.series[runs[-1][0][-1]].bucket <= SESSION_GAP:
+            runs[-1][0].append(index)
+            runs[-1][1] = None
+        else:
+            runs.append([deque((index,)), None])
+
+    def expire(self, oldest: int) -> bool:
+        """Drop the buckets before `oldest`; whether any went."""
+        runs = self.runs
+        changed = False
+        while runs and self.series[runs[0][0][0]].bucket < oldest:
+            members = runs[0][0]
+            members.popleft()
+            changed = True
+            if members:
+                runs[0][1] = None
+            else:
+                runs.popleft()
+        return changed
+
+    def sessions(self) -> List[Session]:
+        series, ys = self.series, self.ys
+        for run in self.runs:
+            if run[1] is None:
+                members = run[0]
+                run[1] = _session(series[members[0]].bucket, series[members[-1]].bucket,
+                                  [ys[i] for i in members])
+        return [run[1] for run in self.runs]
+
+    def indices(self) -> Iterator[int]:
+        for members, _ in self.runs:
+            yield from members
 
 
 def _session(first: int, last: int, members: List[List[float]]) -> Session:
