@@ -233,6 +233,26 @@ def test_a_missed_run_leaves_its_bucket_out_until_backfilled(world, windows, one
     assert detection(rows + backfill, python).rows == reference
 
 
+def test_without_splunklibs_private_names_both_stages_give_the_same_rows(world, windows):
+    """splunk_adapter's public fallback (write_body, write_results through write_records)."""
+    from tests.test_splunk_adapter import PUBLIC_API_COMMAND
+    records, _, cuts = world
+    python = splunk_python(SPLUNK_PYTHONS[0])
+    start, end = cuts[2], cuts[5]
+    window = [r for r in records if start - SPAN <= bucket(r) < end + SPAN]
+    public = run_search(window, ["output=buckets"], partitions=3, python=python,
+                        script=PUBLIC_API_COMMAND, earliest=start - SPAN, latest=end + SPAN)
+    private = summary_run(records, start, end, python)
+
+    def unstamped(rows):
+        return [{k: v for k, v in row.items() if k != STAMP_FIELD} for row in rows]
+    assert public.rows and unstamped(public.rows) == unstamped(private)
+    rows = [row for window in windows for row in window]
+    assert (run_search(rows, ["output=all"], partitions=3, python=python,
+                       script=PUBLIC_API_COMMAND).rows
+            == detection(rows, python).rows)
+
+
 # ---- (f) flows mixed with summary rows; (g) unreadable summary rows ----------------------
 
 @pytest.mark.parametrize("where", ["one indexer", "two indexers"])

@@ -23,6 +23,13 @@ owns their bucket): rerun the windows whose read range holds their bucket, i.e. 
 earliest = first late bucket - 2*span and latest = last late bucket + 3*span. A missed run leaves
 its buckets' Teredo traffic out of the detection until the window is backfilled.
 
+Flow records and summary rows in one search are refused (MixedInput, an ERROR that ends the
+search) rather than one kind skipped: either kind alone is a complete input, so a mix means a
+search that would count the summarised windows twice or drop half its data, and a warning in a
+scheduled alert goes unread. The shipped searches cannot mix by event content: the one-pass base is
+`tstats` over data-model fields, and the summary base reads only `teredospike_summary=1` rows of
+the summary index, which only `collect` writes.
+
 Values: `dests` as `address=packets`, `servers` and `mapped` as addresses, each list in one
 space-separated cell (single values survive `collect` and the summary index's key=value
 extraction); partials.dest_values / dest_packets own the `address=packets` value.
