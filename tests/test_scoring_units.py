@@ -238,3 +238,16 @@ def test_a_host_that_keeps_to_its_destinations_pages_on_a_new_relay_within_its_r
     other = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
     pages(fresh + [other])
     assert other.score < SETTINGS.threshold
+
+
+def test_a_session_that_began_at_the_usual_hour_stays_routine_past_it():
+    # sessions 20:00-21:00 on days 0-2; on day 3 one from 20:00 runs on to 00:30: its late
+    # buckets are judged at the hour it began; the same level starting at 00:30 pages
+    series = daily_sessions(3)
+    long_evening = [spiked(3 * DAY + 20 * 3600 + i * SPAN, packets=3000) for i in range(28)]
+    pages(series + long_evening)
+    assert all(hb.score < SETTINGS.threshold for hb in long_evening)
+    series = daily_sessions(3)
+    late = spiked(3 * DAY + 24 * 3600 + 30 * 60)
+    pages(series + [late])
+    assert late.score == 10.0

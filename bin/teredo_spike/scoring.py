@@ -255,6 +255,8 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     recent: List[Session] = []  # those inside FAMILIAR_WINDOW
     familiar: Optional[Set[str]] = None  # their destinations, gathered when first needed
     second_highest: List[float] = []
+    last_spike: Optional[int] = None
+    run_start = 0
     for n, hb in enumerate(series):
         changed = False
         while newest < n and series[newest].bucket <= hb.bucket - FAMILIAR_DELAY:
@@ -272,14 +274,21 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
                                   for k in range(count)]
-        if not spiked[n] or not sessions:
+        if not spiked[n]:
+            continue
+        # The start of the run of spikes this bucket belongs to: a session that began at the host's
+        # usual hour is judged at that hour while it lasts (a long evening runs past it).
+        if last_spike is None or hb.bucket - last_spike > SESSION_GAP:
+            run_start = hb.bucket
+        last_spike = hb.bucket
+        if not sessions:
             continue
         y = ys[n]
         # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
         # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
         # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
         spiking = [k for k in range(count) if hb.z[k] >= settings.threshold + hb.fleet_adjustment]
-        level = routine_level(sessions, hb.bucket)
+        level = routine_level(sessions, hb.bucket, run_start)
         if level is not None and habit.kept(hb.bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
             if familiar is None:
@@ -352,19 +361,18 @@ class _DestinationHabit:
         return len(shares) >= 2 and sum(share for _, share in shares) >= HABIT_SHARE * len(shares)
 
 
-def routine_level(sessions: Sequence[Session], at: int) -> Optional[List[float]]:
+def routine_level(sessions: Sequence[Session], at: int, started: Optional[int] = None
+                  ) -> Optional[List[float]]:
     """The host's routine level per metric for bucket `at`, from the sessions at the same time of day
-    (whose span, shifted by whole days, comes within ROUTINE_HOURS of `at`): the second-highest
+    (whose span, shifted by whole days, comes within ROUTINE_HOURS of `at`, or of `started`, when
+    the run of spikes that `at` belongs to started): the second-highest
     level of them (if at least ROUTINE_SESSIONS), and the highest of those that started
     ROUTINE_RECENT ago at most; the larger of the two per metric. None when neither rule has
     sessions: use at hours the host never uses Teredo is never routine."""
     same_hour = []
     latest: Optional[List[float]] = None
     for s in sessions:
-        # whole days k >= 1 with first - ROUTINE_HOURS <= at - k days <= last + ROUTINE_HOURS
-        most = (at - s.first + ROUTINE_HOURS) // 86400
-        least = -((s.last + ROUTINE_HOURS - at) // 86400)  # ceil((at - last - HOURS) / day)
-        if most < 1 or most < least:
+        if not (_same_hour(s, at) or (started is not None and _same_hour(s, started))):
             continue
         same_hour.append(s.level)
         if s.first >= at - ROUTINE_RECENT:
@@ -374,6 +382,14 @@ def routine_level(sessions: Sequence[Session], at: int) -> Optional[List[float]]
         usual = [sorted(column, reverse=True)[ROUTINE_SESSIONS - 1] for column in zip(*same_hour)]
         level = usual if level is None else [max(a, b) for a, b in zip(level, usual)]
     return level
+
+
+def _same_hour(s: Session, at: int) -> bool:
+    """Whether `at`, a whole number k >= 1 of days later, falls within ROUTINE_HOURS of `s`."""
+    # whole days k >= 1 with first - ROUTINE_HOURS <= at - k days <= last + ROUTINE_HOURS
+    most = (at - s.first + ROUTINE_HOURS) // 86400
+    least = -((s.last + ROUTINE_HOURS - at) // 86400)  # ceil((at - last - HOURS) / day)
+    return most >= 1 and most >= least
 
 
 def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
