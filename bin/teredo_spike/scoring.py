@@ -46,7 +46,8 @@ from collections import Counter, deque
 from statistics import median
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
-from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, HostBucket
+from .hostbuckets import (BASELINE, BASELINE_SD, BYTES, METRICS, PACKETS, RELAY_PACKETS, Z,
+                          HostBucket)
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -170,6 +171,8 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
     # and max/min written as comparisons.
     count = len(METRICS)
     metrics = range(count)
+    # Per metric: its index, and where its z, baseline and baseline_sd go in HostBucket.scores.
+    columns = [(k, Z + k, BASELINE + k, BASELINE_SD + k) for k in metrics]
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
@@ -179,18 +182,18 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
     for hb in series:
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
-        values, zs, baseline, baseline_sd = hb.values, hb.z, hb.baseline, hb.baseline_sd
+        values, scores = hb.values, hb.scores
         best = 0.0
-        for k in metrics:
+        for k, at_z, at_baseline, at_sd in columns:
             y = ys[k] = log1p(values[k])
             prior_mean, prior_var = prior[k]
             expected = own * mean[k] + rest * prior_mean
             blended = own * var[k] + rest * prior_var
             spread = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
-            zs[k] = z
-            baseline[k] = expected
-            baseline_sd[k] = spread
+            scores[at_z] = z
+            scores[at_baseline] = expected
+            scores[at_sd] = spread
             if z > best:
                 best = z
         hb.score = best
