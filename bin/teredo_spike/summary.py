@@ -128,7 +128,8 @@ class SummaryReader:
 
     The rows are attributed already, so they are kept as hostbuckets.Traffic (tuples, the equal
     ones shared) rather than as Cells with a dict of destinations each: on 100,800 summary rows
-    (bench workload, tracemalloc) 749 -> 356 B per row held after reading, 818 -> 474 after host_buckets, read and host_buckets CPU 1.11 -> 1.08 s."""
+    (bench workload, tracemalloc) 749 -> 356 B per row held after reading, 818 -> 474 per
+    host-bucket after host_buckets; reading and host_buckets 1.11 -> 1.08 CPU-s."""
 
     def __init__(self, span: int, skipped: Counter) -> None:
         self.span = span
