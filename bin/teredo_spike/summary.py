@@ -138,6 +138,8 @@ class SummaryReader:
         self.stamps: Dict[Key, int] = {}
         self.rows = 0
         self.ports = Memo(read_port)  # port cell -> read_port
+        # servers or mapped cell -> its addresses: a fleet's rows repeat a few (its Teredo servers)
+        self.addresses = Memo(lambda cell: tuple(address_values(cell)))
         # Equal tuples, bucket starts and stamps are kept once (traffic_of).
         self.share = {}.setdefault
 
@@ -150,7 +152,7 @@ class SummaryReader:
         (marker_at, time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at,
          dests_at, servers_at, mapped_at, stamp_at) = at
         width = max(at) + 1
-        ports = self.ports
+        ports, addresses = self.ports, self.addresses
         kept, stamps, skipped, span, share = self.kept, self.stamps, self.skipped, self.span, self.share
         intern = sys.intern
         for row in rows:
@@ -213,8 +215,8 @@ class SummaryReader:
             if held is None or written > held:
                 stamps[key] = share(written, written)
                 kept[key] = traffic_of(port, key[2], packets, bytes_, flows, evidence, dests,
-                                       address_values(row[servers_at]),
-                                       address_values(row[mapped_at]), share)
+                                       addresses[row[servers_at]], addresses[row[mapped_at]],
+                                       share)
 
     def by_host(self) -> Dict[str, List[Traffic]]:
         """At end of input: the kept traffic per host (for hostbuckets.host_buckets), emptying
@@ -222,6 +224,7 @@ class SummaryReader:
         traffic: Dict[str, List[Traffic]] = {}
         self.stamps = {}
         self.share = {}.setdefault
+        self.addresses.clear()
         kept = self.kept
         while kept:
             (src, _, _), copied = kept.popitem()
