@@ -102,8 +102,8 @@ def owned_range(earliest: float, latest: float, span: int) -> Tuple[float, float
 def bucket_rows(cells: Dict[Key, Cell], span: int, earliest: float, latest: float,
                 hosts: AbstractSet[str], written: int) -> List[Dict[str, object]]:
     """The rows of the buckets this run owns (of `hosts`, or every host when empty), in order of
-    bucket, host and port, each list sorted (the same rows however the input was split): the
-    output of `output=buckets`."""
+    bucket, host and port: the output of `output=buckets`. Every list is sorted, so that a row
+    does not depend on the order in which the records arrived (chunk boundaries, indexers)."""
     first, last = owned_range(earliest, latest, span)
     join = VALUE_SEPARATOR.join
     rows = []
