@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
@@ -26,6 +26,10 @@ from teredo_spike.fields import REQUIRED_FIELDS  # noqa: E402
 from teredo_spike.output import FIELDS, result_rows  # noqa: E402
 from teredo_spike.partials import PARTIAL_FIELDS  # noqa: E402
 from teredo_spike.phases import MapPhase, ReducePhase, TooManyHostBuckets  # noqa: E402
+from teredo_spike.summary import SUMMARY_FIELDS, MixedInput, bucket_rows, stamp  # noqa: E402
+
+# Errors that end the search with their own message.
+STOPS = (TooManyHostBuckets, MixedInput)
 
 
 class TeredoSpikeCommand(ReportingCommand):
@@ -52,9 +56,12 @@ class TeredoSpikeCommand(ReportingCommand):
     @Configuration(required_fields=REQUIRED_FIELDS)
     def map(self, records):
         """Indexers: flow records -> partial aggregates (phases.MapPhase)."""
-        with collector_paused(), stops_on(TooManyHostBuckets, self):
-            tables = self.map_phase.tables(splunk_adapter.as_chunk(records),
-                                           splunk_adapter.is_last_chunk(self))
+        chunk = splunk_adapter.as_chunk(records)
+        with collector_paused(), stops_on(STOPS, self):
+            if self.map_phase.passes_on(chunk):
+                splunk_adapter.write_body(self, chunk)
+                return iter(())
+            tables = self.map_phase.tables(chunk, splunk_adapter.is_last_chunk(self))
         for table in tables:
             splunk_adapter.write_table(self, PARTIAL_FIELDS, table)
         return iter(())
@@ -63,9 +70,12 @@ class TeredoSpikeCommand(ReportingCommand):
         """Search head: merge partial aggregates (or raw records, if no map phase ran); score and
         emit when the input is finished. splunklib calls this once per chunk."""
         phase = self.reduce_phase
-        with collector_paused(), stops_on(TooManyHostBuckets, self):
+        with collector_paused(), stops_on(STOPS, self):
             phase.read(splunk_adapter.as_chunk(records))
             if not splunk_adapter.is_last_chunk(self):
+                return iter(())
+            if self.settings.output == "buckets":
+                self._write_buckets()
                 return iter(())
             hosts = phase.scored(self.settings.scoring)
             self._report_counts(bool(hosts))
@@ -73,6 +83,17 @@ class TeredoSpikeCommand(ReportingCommand):
                                self.settings.hosts)
             splunk_adapter.write_results(self, FIELDS, rows)
         return iter(())
+
+    def _write_buckets(self):
+        """output=buckets: the summary stage's rows of the buckets this search owns (summary.py)."""
+        cells = self.reduce_phase.attributed()
+        self._report_counts(bool(cells))
+        searchinfo = self.metadata.searchinfo
+        rows = bucket_rows(cells, self.settings.scoring.span,
+                           float(getattr(searchinfo, "earliest_time", 0) or 0),
+                           float(getattr(searchinfo, "latest_time", 0) or 0),
+                           self.settings.hosts, stamp())
+        splunk_adapter.write_results(self, SUMMARY_FIELDS, rows)
 
     def _report_counts(self, found: bool):
         phase = self.reduce_phase
@@ -92,15 +113,16 @@ if splunk_adapter.PRIVATE_API:
     TeredoSpikeCommand._execute_chunk_v2 = splunk_adapter.execute_chunk_v2
 TeredoSpikeCommand = Configuration(
     requires_preop=True, run_in_preview=False,
-    required_fields=sorted(set(REQUIRED_FIELDS) | set(PARTIAL_FIELDS)))(TeredoSpikeCommand)
+    required_fields=sorted(set(REQUIRED_FIELDS) | set(PARTIAL_FIELDS) | set(SUMMARY_FIELDS))
+)(TeredoSpikeCommand)
 
 
 @contextmanager
-def stops_on(error_type: type, command: TeredoSpikeCommand) -> Iterator[None]:
+def stops_on(error_types: Tuple[type, ...], command: TeredoSpikeCommand) -> Iterator[None]:
     """End the search with the error's own message (an ERROR the user reads, not a traceback)."""
     try:
         yield
-    except error_type as error:
+    except error_types as error:
         command.write_error(str(error))
         sys.exit(1)
 

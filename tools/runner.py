@@ -49,17 +49,18 @@ def _drive(process: scpv2.CommandProcess, records: Sequence[scpv2.Record], chunk
 
 def run_search(records: Iterable[scpv2.Record], args: Sequence[str] = (), chunk_size: int = 2500,
                partitions: int = 1, python: Optional[str] = None,
-               script: str = SCRIPT) -> RunResult:
+               script: str = SCRIPT, earliest: float = 0, latest: float = 0) -> RunResult:
     """Run the command over `records` as a distributed search with `partitions` indexers, the
-    records dealt round-robin to them."""
+    records dealt round-robin to them. `earliest`/`latest` (epoch seconds, 0: unbounded) are the
+    search's time range as getinfo's searchinfo gives it; the records are not filtered by it."""
     records = list(records)
     return run_partitioned([records[i::partitions] for i in range(partitions)], args, chunk_size,
-                           python, script)
+                           python, script, earliest, latest)
 
 
 def run_partitioned(parts: Sequence[Sequence[scpv2.Record]], args: Sequence[str] = (),
                     chunk_size: int = 2500, python: Optional[str] = None,
-                    script: str = SCRIPT) -> RunResult:
+                    script: str = SCRIPT, earliest: float = 0, latest: float = 0) -> RunResult:
     """Run the command with one map-phase process per element of `parts` (as indexers holding
     those records), their outputs fed to one reduce-phase process (the search head)."""
     python = python or sys.executable
@@ -69,7 +70,7 @@ def run_partitioned(parts: Sequence[Sequence[scpv2.Record]], args: Sequence[str]
     codes: List[int] = []
     try:
         reduce = scpv2.CommandProcess(script, python, workdir)
-        info = reduce.getinfo(list(args))
+        info = reduce.getinfo(list(args), earliest, latest)
         if reduce.finished or reduce.errors:  # refused at getinfo: its messages say why
             codes.append(reduce.close())
             return RunResult([], reduce.messages, 0, codes)
@@ -79,7 +80,7 @@ def run_partitioned(parts: Sequence[Sequence[scpv2.Record]], args: Sequence[str]
             reduce_input: List[scpv2.Record] = []
             for part in parts:
                 mapper = scpv2.CommandProcess(script, python, workdir)
-                mapper.getinfo(map_args)
+                mapper.getinfo(map_args, earliest, latest)
                 reduce_input += _drive(mapper, part, chunk_size, fields)
                 codes.append(mapper.close())
                 messages += mapper.messages
@@ -157,6 +158,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="map-phase processes, as indexers in a distributed search (default 1)")
     parser.add_argument("--python", default=sys.executable, help="interpreter to run the command")
     parser.add_argument("--output", default="table", choices=("table", "csv", "json"))
+    parser.add_argument("--earliest", type=float, default=0,
+                        help="the search's earliest time, epoch seconds, as getinfo's searchinfo "
+                             "gives it (output=buckets owns buckets by it; default 0: unbounded)")
+    parser.add_argument("--latest", type=float, default=0,
+                        help="the search's latest time, epoch seconds (default 0: unbounded)")
     options = parser.parse_args(argv)
     if options.chunk_size < 1 or options.partitions < 1:
         parser.error("--chunk-size and --partitions must be at least 1")
@@ -170,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         result = run_search(records, command_args, options.chunk_size, options.partitions,
-                            options.python)
+                            options.python, earliest=options.earliest, latest=options.latest)
     except scpv2.ProtocolError as error:
         sys.stderr.write("error: the command broke the protocol: %s\n" % error)
         return 3

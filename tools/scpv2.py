@@ -187,8 +187,10 @@ def read_frame(stream: BinaryIO) -> Optional[Tuple[dict, bytes]]:
 
 # ---- a command process ---------------------------------------------------------------------
 
-def searchinfo(args: Sequence[str], dispatch_dir: str, command: str = "teredospike") -> dict:
-    """The getinfo `searchinfo` of a modern splunkd (docs/splunk-protocol-notes.md)."""
+def searchinfo(args: Sequence[str], dispatch_dir: str, command: str = "teredospike",
+               earliest: float = 0, latest: float = 0) -> dict:
+    """The getinfo `searchinfo` of a modern splunkd (docs/splunk-protocol-notes.md); the search's
+    time range in epoch seconds, 0 for unbounded (splunkd sends "0" for all time)."""
     search = "| %s %s" % (command, " ".join(args))
     return {
         "args": list(args), "raw_args": list(args), "dispatch_dir": dispatch_dir,
@@ -196,8 +198,12 @@ def searchinfo(args: Sequence[str], dispatch_dir: str, command: str = "teredospi
         "username": "admin", "session_key": "local-runner-has-no-session-key",
         "splunkd_uri": "https://127.0.0.1:8089", "splunk_version": "9.3.0",
         "search": urllib.parse.quote(search), "command": command, "maxresultrows": 50000,
-        "earliest_time": "0", "latest_time": "0",
+        "earliest_time": _epoch_text(earliest), "latest_time": _epoch_text(latest),
     }
+
+
+def _epoch_text(seconds: float) -> str:
+    return "%.6f" % seconds if seconds else "0"
 
 
 class CommandProcess:
@@ -250,10 +256,12 @@ class CommandProcess:
         self.finished = bool(reply[0].get("finished"))
         return reply
 
-    def getinfo(self, args: Sequence[str]) -> dict:
+    def getinfo(self, args: Sequence[str], earliest: float = 0, latest: float = 0) -> dict:
+        """getinfo, with the search's time range (epoch seconds; 0: unbounded)."""
         metadata, body = self.request({
             "action": "getinfo", "preview": False, "streaming_command_will_restart": False,
-            "searchinfo": searchinfo(args, self.dispatch_dir)})
+            "searchinfo": searchinfo(args, self.dispatch_dir, earliest=earliest,
+                                     latest=latest)})
         if body:
             raise ProtocolError("getinfo reply carries a body")
         return metadata

@@ -114,6 +114,16 @@ class Chunk:
         end = body.find("\n")
         start = len(body) if end < 0 else end + 1  # where the records begin
         self.header: List[str] = next(csv.reader([body[:start]]), [])
+        self._start = start
+
+    def has_rows(self) -> bool:
+        """Does the body hold a record (not only its header row)?"""
+        return self._start < len(self._body)
+
+    @property
+    def body(self) -> str:
+        """The body as it came: its header row and its records."""
+        return self._body
 
     def rows(self) -> Iterator[List[str]]:
         """Every record's cells, read with csv.reader from the body's lines, each with its "\\n":

@@ -10,7 +10,7 @@ from typing import Callable, Dict, FrozenSet, NamedTuple
 from .addresses import DEFAULT_INTERNAL, Networks
 from .scoring import Settings
 
-OUTPUTS = ("spikes", "all")
+OUTPUTS = ("spikes", "all", "buckets")
 # A live client refreshes its server every 20-30 s: a bucket shorter than a minute cannot tell a
 # live client port from an idle one, and would make a cell of every record (memory).
 MIN_SPAN = 60
@@ -64,8 +64,9 @@ def _hosts(name: str, text: str) -> FrozenSet[str]:
 
 def _output(name: str, text: str) -> str:
     if text not in OUTPUTS:
-        raise OptionError("%s=%s: expected spikes (one row per episode) or all (every "
-                          "host-bucket with Teredo traffic)" % (name, text))
+        raise OptionError("%s=%s: expected spikes (one row per episode), all (every "
+                          "host-bucket with Teredo traffic) or buckets (the summary stage's rows)"
+                          % (name, text))
     return text
 
 
@@ -90,9 +91,10 @@ OPTIONS = (
     OptionSpec("internal", DEFAULT_INTERNAL, _networks, "<string>",
                "comma-separated CIDRs; outbound = from these to anywhere else",
                "`10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10`"),
-    OptionSpec("output", "spikes", _output, "(spikes|all)",
-               "`spikes`: one row per spike episode; `all`: every host-bucket with Teredo traffic",
-               "`spikes`"),
+    OptionSpec("output", "spikes", _output, "(spikes|all|buckets)",
+               "`spikes`: one row per spike episode; `all`: every host-bucket with Teredo traffic; "
+               "`buckets`: the summary stage's rows, one per host, client port and owned bucket, "
+               "unscored (README, Tune)", "`spikes`"),
     OptionSpec("src", "", _hosts, "<string>",
                "comma-separated hosts whose rows to return (empty: every host); every host still "
                "counts in the baselines, so a host's rows are the same as without it", "(every host)"),

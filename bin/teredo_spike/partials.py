@@ -220,7 +220,7 @@ def read_rows(header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[tupl
         try:
             if not src:
                 skipped: Dict[str, int] = {}
-                for entry in _values(row[skipped_at]):
+                for entry in row[skipped_at].split("\n") if row[skipped_at] else ():
                     reason, _, count = entry.rpartition("=")
                     skipped[reason] = read_count(count, 0)
                 yield COUNTS_ROW, read_count(row[records_at], 0), skipped
@@ -232,9 +232,9 @@ def read_rows(header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[tupl
             cell.evidence = int(row[evidence_at])
             cell.dests = dest_packets(row[dests_at])
             if row[servers_at]:
-                cell.servers = _values(row[servers_at])
+                cell.servers = address_values(row[servers_at])
             if row[mapped_at]:
-                cell.mapped = _values(row[mapped_at])
+                cell.mapped = address_values(row[mapped_at])
             key = (intern(src), intern(row[port_at]), int(row[time_at]))
         except ValueError:
             yield (FOREIGN_ROW,)
@@ -242,10 +242,11 @@ def read_rows(header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[tupl
         yield CELL_ROW, key, cell
 
 
-def _values(cell: str) -> Set[str]:
-    """The values of a multivalue cell, interned: the reduce phase keeps them for every host and
-    bucket, and the same servers and relays come back in thousands of rows."""
-    return set(map(sys.intern, cell.split("\n"))) if cell else set()
+def address_values(cell: str) -> Set[str]:
+    """The addresses of a multivalue cell (newline-joined) or of a summary row's cell
+    (space-joined; summary.py), interned: the reduce phase keeps them for every host and bucket,
+    and the same servers and relays come back in thousands of rows."""
+    return set(map(sys.intern, cell.split())) if cell else set()
 
 
 def dest_values(dests: Dict[str, int]) -> List[str]:
@@ -254,11 +255,12 @@ def dest_values(dests: Dict[str, int]) -> List[str]:
 
 
 def dest_packets(cell: str) -> Dict[str, int]:
-    """The inverse of dest_values (newline-joined), addresses interned (see _values)."""
+    """The inverse of dest_values, newline-joined (cell rows) or space-joined (summary rows);
+    addresses interned (see address_values)."""
     dests: Dict[str, int] = {}
     if cell:
         intern = sys.intern
-        for value in cell.split("\n"):
+        for value in cell.split():
             dest, _, packets = value.rpartition("=")
             dests[intern(dest)] = read_count(packets, 0)
     return dests

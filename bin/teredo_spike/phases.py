@@ -3,10 +3,14 @@
     map (indexers):      chunk -> fastpath.read_chunk -> cells, candidates -> partials tables
     reduce (search head): partial rows (or raw chunks) -> cells + spool -> attribution at the end
                           -> hostbuckets -> scoring (then output.result_rows)
+                          or, for output=buckets, the owned cells (summary.bucket_rows)
+
+Summary rows (summary.py) take a shorter way: the map phase passes their chunks on as they came,
+and the reduce phase reads them straight into attributed cells (the newest stamp per key).
 """
 
 from collections import Counter
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from .addresses import Networks
 from .attribution import Spool
@@ -18,6 +22,11 @@ from .partials import (CELL_ROW, COUNTS_ROW, ENTRIES_ROW, SKIP_FOREIGN_PARTIAL, 
                        PartialTable, counts_table, is_partial, partial_table, read_rows)
 from .records import RecordReader
 from .scoring import Settings, score_all
+from .summary import MixedInput, SummaryReader, is_summary
+
+# What a phase has been given so far (flow records and summary rows are never mixed).
+FLOWS = "flows"
+SUMMARY = "summary"
 
 
 class TooManyHostBuckets(Exception):
@@ -44,10 +53,24 @@ class MapPhase:
     def __init__(self, span: int, internal: Networks, max_cells: Optional[int] = None) -> None:
         self.reader = RecordReader(span, internal)
         self.max_cells = max_cells
+        self.kind: Optional[str] = None  # FLOWS or SUMMARY, from the first chunk with records
 
     @property
     def cells(self) -> Dict[Key, Cell]:
         return self.reader.cells
+
+    def passes_on(self, chunk: Chunk) -> bool:
+        """True for a chunk of summary rows: the caller writes it on as it came (the reduce phase
+        reads summary rows; nothing here would make them smaller). MixedInput when this phase
+        has had flow records and summary rows."""
+        if not chunk.has_rows():
+            return self.kind is SUMMARY
+        kind = SUMMARY if is_summary(chunk.header) else FLOWS
+        if self.kind is None:
+            self.kind = kind
+        elif self.kind is not kind:
+            raise MixedInput()
+        return kind is SUMMARY
 
     def read(self, chunk: Chunk) -> Candidates:
         return read_chunk(self.reader, chunk)
@@ -70,7 +93,9 @@ class ReducePhase:
         # Reads raw records (when no map phase ran); holds the phase's cells and record counts.
         self.reader = RecordReader(span, internal)
         self.spool = Spool(self.reader.cells, span)
+        self.summary = SummaryReader(self.reader.cells, span, self.reader.skipped)
         self.max_cells = max_cells
+        self.flows_seen = False  # flow records here or in a map phase (not only empty counts)
 
     @property
     def cells(self) -> Dict[Key, Cell]:
@@ -78,26 +103,41 @@ class ReducePhase:
 
     @property
     def records(self) -> int:
-        """Records read, here and by the map phases."""
-        return self.reader.records
+        """Records read, here and by the map phases, and summary rows."""
+        return self.reader.records + self.summary.rows
 
     @property
     def skipped(self) -> Counter:
         return self.reader.skipped
 
     def read(self, chunk: Chunk) -> None:
-        if is_partial(chunk.header):
-            self.read_partials(chunk)
+        header = chunk.header
+        if is_summary(header):
+            # A map phase passes summary chunks on as they came: their rows can share a chunk
+            # with partial rows (other indexers) or, in a mixed search, with flow records.
+            others = list(self.summary.read(header, chunk.rows()))
+            if others:
+                if is_partial(header):
+                    self.read_partials(header, others)
+                else:
+                    self.flows_seen = True
+        elif is_partial(header):
+            self.read_partials(header, chunk.rows())
         else:
+            records = self.reader.records
             self.spool.add_candidates(read_chunk(self.reader, chunk))
+            self.flows_seen = self.flows_seen or self.reader.records > records
+        if self.flows_seen and self.summary.rows:
+            raise MixedInput()
         _check_size(self.cells, self.max_cells)
 
-    def read_partials(self, chunk: Chunk) -> None:
+    def read_partials(self, header: List[str], rows: Iterable[List[str]]) -> None:
         reader, spool = self.reader, self.spool
         cells, span = reader.cells, reader.span
-        for row in read_rows(chunk.header, chunk.rows()):
+        for row in read_rows(header, rows):
             kind = row[0]
             if kind is CELL_ROW:
+                self.flows_seen = True
                 _, key, cell = row
                 if cell.is_live:
                     merge_into(cells, key, cell)
@@ -106,19 +146,25 @@ class ReducePhase:
             elif kind is COUNTS_ROW:
                 reader.records += row[1]
                 reader.skipped.update(row[2])
+                self.flows_seen = self.flows_seen or row[1] > 0
             elif kind is ENTRIES_ROW:
+                self.flows_seen = True
                 spool.add_entries(row[1])
             else:
                 reader.records += 1
                 reader.skipped[SKIP_FOREIGN_PARTIAL] += 1
 
-    def scored(self, settings: Settings) -> Dict[str, List[HostBucket]]:
-        """At end of input: attribute the spool; each host's buckets, scored (empties `cells`)."""
+    def attributed(self) -> Dict[Key, Cell]:
+        """At end of input: attribute the spool; every (host, client port, bucket) cell."""
         self.spool.resolve()
         _check_size(self.cells, self.max_cells)
         if self.spool.foreign:
             self.reader.skipped[SKIP_FOREIGN_PARTIAL] += self.spool.foreign
-        hosts = host_buckets(self.cells)
+        return self.cells
+
+    def scored(self, settings: Settings) -> Dict[str, List[HostBucket]]:
+        """At end of input: the attributed cells, each host's buckets, scored (empties `cells`)."""
+        hosts = host_buckets(self.attributed())
         score_all(hosts, settings)
         return hosts
 

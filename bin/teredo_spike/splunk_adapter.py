@@ -94,6 +94,24 @@ def write_table(command, fields: Sequence[str], table: PartialTable) -> None:
     writer._pending_record_count += table.text_rows + len(table.rows)
 
 
+def write_body(command, chunk: Chunk) -> None:
+    """Write a chunk on as it came (its header and records) as this chunk's reply."""
+    writer = command._record_writer
+    if not chunk.has_rows():
+        return
+    if not PRIVATE_API:
+        writer.write_records(dict(zip(chunk.header, row)) for row in chunk.rows())
+        return
+    if writer._fieldnames is not None:
+        raise RuntimeError("teredospike: one reply with two tables")
+    lines = chunk.lines()
+    writer._fieldnames = list(chunk.header)
+    body = chunk.body
+    writer._buffer.write(body if body.endswith("\n") else body + "\n")
+    writer._pending_record_count += (len(lines) if lines is not None
+                                     else sum(1 for _ in chunk.rows()))
+
+
 def _records(fields: Sequence[str], table: PartialTable) -> List[dict]:
     """The table's rows as the dicts write_records takes (multivalues as lists)."""
     rows = list(csv.reader(io.StringIO(table.text))) + table.rows

@@ -1,0 +1,185 @@
+"""The summary stage's rows (`output=buckets`): their one layout, which buckets a run owns, and
+how the detection stage reads them back.
+
+Two-stage detection (README, Tune): a summary search every 10 minutes runs
+`| teredospike output=buckets` over the newest window of flows and `collect`s one row per
+(src, client port src_port, bucket) with the Teredo traffic already attributed (relay traffic
+tied to live client ports, cells.NEIGHBOURS). The detection search reads those rows instead of
+every UDP flow: `| teredospike` over them scores exactly what one pass over the flows scores.
+
+Ownership (a bucket is never counted twice, whatever runs overlap or repeat):
+    E = the search's earliest time snapped UP to a span boundary,
+    L = the search's latest time snapped DOWN to a span boundary;
+    a run owns bucket b (writes its rows) when  b - span >= E  and  b + 2*span <= L.
+An earliest or latest time of 0 (or none) leaves that side unbounded. A run reads one bucket more
+on each side of those it owns only to decide whether a client port is live (cells.NEIGHBOURS), so
+the attribution of an owned bucket equals one pass over all the flows. The scheduled summary
+search (earliest -40m@m, latest -10m@m, every 10 minutes) owns exactly one bucket a run.
+
+Every row carries `summary_written`, the run's wall time in microseconds. The detection stage
+keeps, per (src, src_port, bucket), only the rows of the newest stamp: a rerun of a window
+replaces what an earlier run wrote, never adds to it. Late events (indexed after the run that
+owns their bucket): rerun the windows whose read range holds their bucket, i.e. a backfill with
+earliest = first late bucket - 2*span and latest = last late bucket + 3*span. A missed run leaves
+its buckets' Teredo traffic out of the detection until the window is backfilled.
+
+Values: `dests` as `address=packets`, `servers` and `mapped` as addresses, each list in one
+space-separated cell (single values survive `collect` and the summary index's key=value
+extraction); partials.dest_values / dest_packets own the `address=packets` value.
+"""
+
+import math
+import sys
+import time
+from typing import AbstractSet, Counter, Dict, Iterable, Iterator, List, Sequence, Tuple
+
+from .cells import Cell, Key
+from .partials import address_values, dest_packets, dest_values
+from .records import (SKIP_BAD_NUMBER, SKIP_BAD_PORT, SKIP_NO_TIME, UnusableTime, read_bucket,
+                      read_count, read_port)
+
+SUMMARY_MARKER = "teredospike_summary"
+STAMP_FIELD = "summary_written"
+SUMMARY_FIELDS = (SUMMARY_MARKER, "_time", "src", "src_port", "packets", "bytes", "flows",
+                  "evidence", "dests", "servers", "mapped", STAMP_FIELD)
+VALUE_SEPARATOR = " "
+
+# Skip reasons of summary rows (the others are the flow records' own: records.SKIP_*).
+SKIP_BAD_SUMMARY = "teredospike_summary rows with an unreadable src, evidence, dests or stamp"
+SKIP_OTHER_SPAN = ("teredospike_summary rows whose _time is not on a bucket boundary of this "
+                   "span (written with another span)")
+SKIP_NO_STAMP = "teredospike_summary rows without summary_written"
+
+
+class MixedInput(Exception):
+    """Flow records and summary rows in one search: refused (README, Tune)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "teredospike: this search gives the command both flow records and summary rows "
+            "(teredospike_summary=1, written by output=buckets). It reads one or the other: "
+            "flows alone for one pass, or `teredo_spike_base_summary` alone for the detection "
+            "stage; mixing them would count the summarised windows twice (README, Tune).")
+
+
+def is_summary(header: Sequence[str]) -> bool:
+    return SUMMARY_MARKER in header
+
+
+def stamp() -> int:
+    """This run's summary_written: wall time in microseconds (newer runs write larger stamps)."""
+    return int(time.time() * 1_000_000)
+
+
+def owned_range(earliest: float, latest: float, span: int) -> Tuple[float, float]:
+    """(first, last) bucket start a run over [earliest, latest) owns (module docstring); 0 or a
+    value that is not a finite positive number leaves its side unbounded (-inf, +inf)."""
+    first, last = -math.inf, math.inf
+    if earliest and math.isfinite(earliest) and earliest > 0:
+        first = -(-int(math.ceil(earliest)) // span) * span + span   # E + span
+    if latest and math.isfinite(latest) and latest > 0:
+        last = int(latest) // span * span - 2 * span                 # L - 2*span
+    return first, last
+
+
+def bucket_rows(cells: Dict[Key, Cell], span: int, earliest: float, latest: float,
+                hosts: AbstractSet[str], written: int) -> List[Dict[str, object]]:
+    """The rows of the buckets this run owns (of `hosts`, or every host when empty), in order of
+    bucket, host and port: the output of `output=buckets`."""
+    first, last = owned_range(earliest, latest, span)
+    join = VALUE_SEPARATOR.join
+    rows = []
+    for key in sorted(cells, key=lambda k: (k[2], k[0], k[1])):
+        src, port, bucket = key
+        if not first <= bucket <= last or (hosts and src not in hosts):
+            continue
+        cell = cells[key]
+        rows.append({SUMMARY_MARKER: 1, "_time": bucket, "src": src, "src_port": port,
+                     "packets": cell.packets, "bytes": cell.bytes, "flows": cell.flows,
+                     "evidence": cell.evidence, "dests": join(dest_values(cell.dests)),
+                     "servers": join(sorted(cell.servers)), "mapped": join(sorted(cell.mapped)),
+                     STAMP_FIELD: written})
+    return rows
+
+
+class SummaryReader:
+    """Summary rows -> `cells`, keeping per key only the rows of the newest stamp (a rerun
+    replaces, a duplicate event of the same run counts once). Unreadable rows are skipped and
+    counted in `skipped`, as unreadable flow records are."""
+
+    def __init__(self, cells: Dict[Key, Cell], span: int, skipped: Counter) -> None:
+        self.cells = cells
+        self.span = span
+        self.skipped = skipped
+        self.stamps: Dict[Key, int] = {}
+        self.rows = 0
+
+    def read(self, header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[List[str]]:
+        """Read the rows that carry the marker; yield the others (flow records or partial rows
+        that share the chunk) for the caller."""
+        at = [header.index(name) if name in header else None for name in SUMMARY_FIELDS]
+        (marker_at, time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at,
+         dests_at, servers_at, mapped_at, stamp_at) = at
+        width = len(header)
+        cells, stamps, skipped, span = self.cells, self.stamps, self.skipped, self.span
+        intern = sys.intern
+        for row in rows:
+            if len(row) < width:
+                row = row + [""] * (width - len(row))
+            if row[marker_at] != "1":
+                yield row
+                continue
+            self.rows += 1
+            try:
+                bucket = read_bucket(row[time_at], span) if time_at is not None else None
+                if bucket is None:
+                    raise ValueError
+            except UnusableTime as unusable:
+                skipped[unusable.reason] += 1
+                continue
+            except ValueError:
+                skipped[SKIP_NO_TIME] += 1
+                continue
+            if float(row[time_at]) != bucket:
+                skipped[SKIP_OTHER_SPAN] += 1
+                continue
+            try:
+                written = int(row[stamp_at]) if stamp_at is not None else -1
+            except ValueError:
+                written = -1
+            if written < 0:
+                skipped[SKIP_NO_STAMP] += 1
+                continue
+            cell = Cell()
+            try:
+                cell.packets = read_count(row[packets_at], 0) if packets_at is not None else 0
+                cell.bytes = read_count(row[bytes_at], 0) if bytes_at is not None else 0
+                cell.flows = read_count(row[flows_at], 0) if flows_at is not None else 0
+            except ValueError:
+                skipped[SKIP_BAD_NUMBER] += 1
+                continue
+            try:
+                port = read_port(row[port_at]) if port_at is not None else ""
+            except ValueError:
+                skipped[SKIP_BAD_PORT] += 1
+                continue
+            try:
+                src = row[src_at] if src_at is not None else ""
+                if not src or " " in src or "\n" in src:
+                    raise ValueError(src)
+                cell.evidence = int(row[evidence_at]) if evidence_at is not None else -1
+                if not 0 <= cell.evidence < 1 << 16:
+                    raise ValueError(row[evidence_at])
+                cell.dests = dest_packets(row[dests_at]) if dests_at is not None else {}
+            except ValueError:
+                skipped[SKIP_BAD_SUMMARY] += 1
+                continue
+            if servers_at is not None and row[servers_at]:
+                cell.servers = address_values(row[servers_at])
+            if mapped_at is not None and row[mapped_at]:
+                cell.mapped = address_values(row[mapped_at])
+            key = (intern(src), intern(port), bucket)
+            held = stamps.get(key)
+            if held is None or written > held:
+                stamps[key] = written
+                cells[key] = cell
