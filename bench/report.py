@@ -167,12 +167,17 @@ def write_reports(report: dict, directory: str) -> None:
         json.dump(report, f, indent=1, sort_keys=True)
         f.write("\n")
     path = os.path.join(directory, "performance.md")
-    # bench/two_stage.py owns a section of this page from its heading on: keep it.
     kept = ""
     if os.path.exists(path):
         with open(path) as f:
-            text = f.read()
-        if TWO_STAGE_SECTION in text:
-            kept = "\n" + TWO_STAGE_SECTION + text.split(TWO_STAGE_SECTION, 1)[1]
+            kept = two_stage_section(f.read())
     with open(path, "w") as f:
         f.write(markdown(report) + kept)
+
+
+def two_stage_section(page: str) -> str:
+    """The section of performance.md that bench/two_stage.py owns (from its heading to the end),
+    with the blank line before it; empty if the page has none."""
+    if TWO_STAGE_SECTION not in page:
+        return ""
+    return "\n" + TWO_STAGE_SECTION + page.split(TWO_STAGE_SECTION, 1)[1]

@@ -235,24 +235,25 @@ def _ordinary(rng: random.Random, t: str, src: str, count: int, taken: int
     """`count` ordinary UDP rows of one host-bucket: DNS to the internal resolvers, QUIC to the
     web, public DNS and NTP, each from an ephemeral port. `taken` is the host's Teredo client port:
     the operating system never hands out a port a socket holds."""
-    rand, randint = rng.random, rng.randint
+    rand = rng.random  # random() scaled by hand: randint costs a microsecond a call
     for _ in range(count):
-        port = randint(49152, 65535)
+        port = 49152 + int(rand() * 16384)
         while port == taken:
-            port = randint(49152, 65535)
+            port = 49152 + int(rand() * 16384)
         r = rand()
         if r < 0.45:
-            yield [t, src, str(port), RESOLVERS[randint(0, 1)], "53", "dns", "74", "1", "1"]
+            yield [t, src, str(port), RESOLVERS[r < 0.225], "53", "dns", "74", "1", "1"]
         elif r < 0.85:
-            packets = randint(5, 900)
+            packets = 5 + int(rand() * 896)
+            octets = packets * (60 + int(rand() * 1291))
+            web = int(rand() * 2 ** 26)
             yield [t, src, str(port), "%d.%d.%d.%d" % (
-                (142, 151, 172, 104)[randint(0, 3)], randint(0, 255), randint(0, 255),
-                randint(1, 254)), "443", "quic", str(packets * randint(60, 1350)), str(packets),
-                   "1"]
+                (142, 151, 172, 104)[web & 3], (web >> 2) & 255, (web >> 10) & 255,
+                1 + (web >> 18) % 254), "443", "quic", str(octets), str(packets), "1"]
         elif r < 0.97:
-            yield [t, src, str(port), PUBLIC_DNS[randint(0, 3)], "53", "dns", "76", "1", "1"]
+            yield [t, src, str(port), PUBLIC_DNS[int(rand() * 4)], "53", "dns", "76", "1", "1"]
         else:
-            yield [t, src, str(port), NTP_SERVERS[randint(0, 2)], "123", "ntp", "76", "1", "1"]
+            yield [t, src, str(port), NTP_SERVERS[int(rand() * 3)], "123", "ntp", "76", "1", "1"]
 
 
 def _teredo(rng: random.Random, t: str, src: str, port: int) -> Iterator[List[str]]:
@@ -291,6 +292,8 @@ def fleet_rows(fleet: Fleet, rows_per_day: int, first: int, last: int, ordinary_
                 if 0 <= of_day - start < length:
                     yield from _teredo(random.Random("t %d %d %d" % (fleet.seed, h, b)), t, src,
                                        port)
+            if not ordinary_scale:
+                continue
             rng = random.Random("u %d %d %d" % (fleet.seed, h, b))
             expected = rows_per_day * volumes[h] * ordinary_scale * share
             count = int(expected) + (rng.random() < expected % 1)
