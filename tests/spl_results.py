@@ -65,10 +65,12 @@ def _unquote(text: str) -> str:
 
 def split_search(query: str, macros: Dict[str, Dict[str, str]]) -> Tuple[List[str], List[Tuple[str, str]]]:
     """(teredospike arguments as splunkd passes them, [(command, arguments) after it]) of a view's
-    search; it must start with `teredo_spike_base` | teredospike."""
+    search; it must start with `teredo_spike_base` (the flows) or `teredo_spike_detection_base`
+    (as shipped: the same flows) | teredospike."""
     base, *rest = split_top_level(query, "|")
-    if base.strip() != "`teredo_spike_base`":
-        raise UnsupportedSpl("the search must start with the macro teredo_spike_base: %s" % query)
+    if base.strip() not in ("`teredo_spike_base`", "`teredo_spike_detection_base`"):
+        raise UnsupportedSpl("the search must start with the macro teredo_spike_detection_base: %s"
+                             % query)
     # The allowlist macro stays one (pseudo) command: see the module's docstring.
     macros = dict(macros, **{ALLOWLIST_MACRO: {"definition": ALLOWLIST_MACRO}})
     segments = [s.strip() for s in split_top_level(expand("|".join(rest), macros), "|")]

@@ -47,7 +47,8 @@ def _dashboards():
 
 def searches():
     """(where, SPL) of every search the app runs: saved searches, dashboard data sources, search-bar
-    examples, and the detection with each alternative flow source in place of teredo_spike_base."""
+    examples, and the detection with each alternative base (flow sources, the summary stage's
+    rows) in place of teredo_spike_detection_base."""
     found = [("savedsearches.conf [%s]" % name, keys["search"]) for name, keys in SAVED.items()]
     for view, definition in _dashboards():
         for ds_name, ds in definition["dataSources"].items():
@@ -55,9 +56,10 @@ def searches():
     for stanza, keys in _conf("searchbnf.conf").items():
         found += [("searchbnf.conf [%s] %s" % (stanza, k), v) for k, v in keys.items() if k.startswith("example")]
     detection = SAVED["Teredo Spike - Outbound Teredo Tunnel - Rule"]["search"]
-    for alternative in sorted(name for name in MACROS if name.startswith("teredo_spike_flows_")):
+    alternatives = [name for name in MACROS if name.startswith("teredo_spike_flows_")]
+    for alternative in sorted(alternatives + ["teredo_spike_base_summary"]):
         found.append(("detection over `%s`" % alternative,
-                      detection.replace("`teredo_spike_base`", "`%s`" % alternative)))
+                      detection.replace("`teredo_spike_detection_base`", "`%s`" % alternative)))
     return found
 
 

@@ -2,7 +2,8 @@
 base search run over the bundled sample through the real chunked protocol (tools/runner.py), finds
 the sample's injected tunnels.
 
-Only the flow source (`teredo_spike_base`, i.e. tstats over Network_Traffic) is Splunk's part: the
+Only the flow source (`teredo_spike_detection_base` -> `teredo_spike_base`, i.e. tstats over
+Network_Traffic) is Splunk's part: the
 sample is exactly such tstats rows. The command's arguments come from the expanded macros; the one
 subsearch in them (`teredo_spike_internal`, the internal-networks lookup joined with commas) is
 evaluated here from the lookup file, after checking that it is that subsearch and nothing else.
@@ -28,7 +29,9 @@ def detection_arguments():
     getinfo's searchinfo.args: one token per argument, enclosing double quotes removed."""
     search = parse(APP_ROOT / "default" / "savedsearches.conf")[DETECTION]["search"]
     base, *rest = split_top_level(search, "|")
-    assert base.strip() == "`teredo_spike_base`", "the detection must start with the base macro"
+    assert base.strip() == "`teredo_spike_detection_base`", "the detection must start with its base"
+    # As shipped, the detection is one pass over the flows (the summary path is switched on).
+    assert MACROS["teredo_spike_detection_base"]["definition"] == "`teredo_spike_base`"
     after_base = expand("|".join(rest), MACROS)
     first = split_top_level(after_base, "|")[0].strip()
     name, _, args = first.partition(" ")

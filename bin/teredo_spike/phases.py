@@ -22,7 +22,7 @@ from .partials import (CELL_ROW, COUNTS_ROW, ENTRIES_ROW, SKIP_FOREIGN_PARTIAL, 
                        PartialTable, counts_table, is_partial, partial_table, read_rows)
 from .records import RecordReader
 from .scoring import Settings, score_all
-from .summary import MixedInput, SummaryReader, is_summary
+from .summary import MixedInput, SummaryReader, holds_summary_rows, is_summary
 
 # What a phase has been given so far (flow records and summary rows are never mixed).
 FLOWS = "flows"
@@ -65,7 +65,7 @@ class MapPhase:
         has had flow records and summary rows."""
         if not chunk.has_rows():
             return self.kind is SUMMARY
-        kind = SUMMARY if is_summary(chunk.header) else FLOWS
+        kind = SUMMARY if holds_summary_rows(chunk.header, chunk.rows()) else FLOWS
         if self.kind is None:
             self.kind = kind
         elif self.kind is not kind:
@@ -115,12 +115,16 @@ class ReducePhase:
         if is_summary(header):
             # A map phase passes summary chunks on as they came: their rows can share a chunk
             # with partial rows (other indexers) or, in a mixed search, with flow records.
+            summary_rows = self.summary.rows
             others = list(self.summary.read(header, chunk.rows()))
-            if others:
-                if is_partial(header):
-                    self.read_partials(header, others)
-                else:
-                    self.flows_seen = True
+            if others and is_partial(header):
+                self.read_partials(header, others)
+            elif others and self.summary.rows == summary_rows:  # flows with an empty marker field
+                records = self.reader.records
+                self.spool.add_candidates(read_chunk(self.reader, chunk))
+                self.flows_seen = self.flows_seen or self.reader.records > records
+            elif others:
+                self.flows_seen = True
         elif is_partial(header):
             self.read_partials(header, chunk.rows())
         else:

@@ -63,7 +63,17 @@ class MixedInput(Exception):
 
 
 def is_summary(header: Sequence[str]) -> bool:
+    """May this chunk hold summary rows (it has their marker field)?"""
     return SUMMARY_MARKER in header
+
+
+def holds_summary_rows(header: Sequence[str], rows: Iterable[List[str]]) -> bool:
+    """Does a row of this chunk carry the marker? (A chunk of flow records may name the field
+    and leave it empty.)"""
+    if SUMMARY_MARKER not in header:
+        return False
+    at = header.index(SUMMARY_MARKER)
+    return any(len(row) > at and row[at] == "1" for row in rows)
 
 
 def stamp() -> int:

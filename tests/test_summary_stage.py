@@ -1,0 +1,273 @@
+"""The two-stage detection (summary.py, README Tune) through the real protocol: flows cut into
+windows, each window through `| teredospike output=buckets` with its search's earliest/latest
+(one bucket more read on each side), the outputs concatenated as the summary index holds them,
+then `| teredospike` over them: the same rows as one pass over the flows. Also the late-event
+rule (rerun the windows around it), overlapping runs, a missed run, summary rows mixed with flows,
+and unreadable summary rows.
+
+Runs are subprocesses (tools/runner.py) under Splunk's Pythons (tests/pythons.py); each window
+costs two processes, so the sample is cut into 12-hour windows and the scenario into 10-minute
+windows around its tunnel (and wide windows elsewhere), to keep this file well under 90 s.
+"""
+
+import json
+import math
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import pytest
+
+from teredo_spike.summary import (SKIP_BAD_SUMMARY, SKIP_NO_STAMP, SKIP_OTHER_SPAN, STAMP_FIELD,
+                                  SUMMARY_FIELDS, owned_range)
+from tests.pythons import SPLUNK_PYTHONS, splunk_python
+from tests.test_golden import digest
+from tools import scenario
+from tools.readers import read_records
+from tools.runner import run_partitioned, run_search
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "samples", "enterprise_week.csv.gz")
+GOLDEN = os.path.join(ROOT, "tests", "golden", "sample.json")
+SPAN = 600
+HOUR = 3600
+
+Record = Dict[str, str]
+
+
+# ---- running windows ---------------------------------------------------------------------
+
+def bucket(record: Record) -> int:
+    return int(float(record["_time"])) // SPAN * SPAN
+
+
+def summary_run(records: Sequence[Record], start: int, end: int, python: str,
+                partitions: int = 1) -> List[Record]:
+    """One summary-stage run owning the buckets [start, end): it reads [start - span, end + span)
+    and its search's time range says so (as the scheduled search's earliest/latest do)."""
+    earliest, latest = start - SPAN, end + SPAN
+    window = [r for r in records if earliest <= bucket(r) < latest]
+    result = run_search(window, ["output=buckets"], partitions=partitions, python=python,
+                        earliest=earliest, latest=latest)
+    assert set(result.exit_codes) == {0}, result.messages
+    assert not [m for m in result.messages if m[0] in ("ERROR", "WARN")], result.messages
+    assert all(start <= int(row["_time"]) < end for row in result.rows)
+    return result.rows
+
+
+def summarised(records: Sequence[Record], cuts: Sequence[int], python: str,
+               partitions: int = 1) -> List[Record]:
+    """The summary rows of consecutive windows [cuts[i], cuts[i+1])."""
+    rows: List[Record] = []
+    for start, end in zip(cuts, cuts[1:]):
+        rows += summary_run(records, start, end, python, partitions)
+    return rows
+
+
+def detection(summary_rows: Sequence[Record], python: str, output: str = "all",
+              partitions: int = 1):
+    result = run_search(summary_rows, ["output=" + output], partitions=partitions, python=python)
+    assert set(result.exit_codes) == {0}, result.messages
+    return result
+
+
+def span_of(records: Sequence[Record]) -> Tuple[int, int]:
+    """First bucket, and the end of the last."""
+    buckets = [bucket(r) for r in records]
+    return min(buckets), max(buckets) + SPAN
+
+
+# ---- ownership, without a process ---------------------------------------------------------
+
+def test_a_run_owns_the_buckets_between_its_neighbours():
+    # [E, L) = [10:00, 11:00): reads 10:00-10:50, owns 10:10-10:40.
+    first, last = owned_range(36000, 39600, SPAN)
+    assert (first, last) == (36600, 38400)
+    # Unaligned times: earliest snapped up, latest down.
+    assert owned_range(36001, 39599, SPAN) == (37200, 37800)
+    # 0 is unbounded (all time), as splunkd sends it.
+    assert owned_range(0, 0, SPAN) == (-math.inf, math.inf)
+    # The scheduled search (earliest -40m@m, latest -10m@m at 12:00) owns exactly 11:30.
+    noon = 43200
+    assert owned_range(noon - 40 * 60, noon - 10 * 60, SPAN) == (noon - 30 * 60, noon - 30 * 60)
+
+
+# ---- (a) the sample, 16 windows of 12 hours ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sample():
+    return list(read_records(SAMPLE, "csv"))
+
+
+@pytest.fixture(scope="module")
+def golden():
+    with open(GOLDEN, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_sample_in_12_hour_windows_equals_one_pass(sample, golden):
+    """Under the first Python with one map partition (the scenario's windows take turns with
+    the other Python and three partitions: each sample run costs seconds)."""
+    python = splunk_python(SPLUNK_PYTHONS[0])
+    first, end = span_of(sample)
+    cuts = list(range(first, end, 12 * HOUR)) + [end]
+    assert len(cuts) == 17
+    rows = summarised(sample, cuts, python)
+    assert len({(r["src"], r["src_port"], r["_time"]) for r in rows}) == len(rows)
+    # One pass over the flows is pinned by tests/test_golden.py: the same digest, row for row.
+    assert digest(detection(rows, python, "all", partitions=3).rows) == golden["all"]
+
+
+# ---- (b)-(e) a scenario in 10-minute windows ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def world():
+    """A small scenario's records, its first tunnel, and the cuts: 10-minute windows over the three
+    hours around that tunnel's start, one window before and one after."""
+    params = scenario.Params(seed=5, hosts=24, days=3, tunnels=2, repeat_share=0.0,
+                             durations=(3, 6))
+    rows, truth = scenario.generate(params)
+    records = [dict(zip(scenario.HEADER, map(str, row))) for row in rows]
+    tunnel = min(truth["tunnels"], key=lambda t: t["start"])
+    first, end = span_of(records)
+    fine_start = max(first + SPAN, tunnel["start"] - 3 * HOUR // 2)
+    fine_end = min(end - SPAN, tunnel["start"] + 3 * HOUR // 2)
+    cuts = [first] + list(range(fine_start, fine_end, SPAN)) + [fine_end, end]
+    return records, tunnel, cuts
+
+
+@pytest.fixture(scope="module")
+def one_pass(world):
+    records, _, _ = world
+    return {version: run_search(records, ["output=all"], python=splunk_python(version)).rows
+            for version in SPLUNK_PYTHONS}
+
+
+@pytest.fixture(scope="module")
+def windows(world):
+    """Each window's summary rows; the windows take turns: the first Python with one map
+    partition, the last with three."""
+    records, _, cuts = world
+    turns = [(splunk_python(SPLUNK_PYTHONS[0]), 1), (splunk_python(SPLUNK_PYTHONS[-1]), 3)]
+    return [summary_run(records, start, end, *turns[i % 2])
+            for i, (start, end) in enumerate(zip(cuts, cuts[1:]))]
+
+
+def test_scenario_in_10_minute_windows_equals_one_pass(world, windows, one_pass):
+    _, tunnel, cuts = world
+    rows = [row for window in windows for row in window]
+    assert any(r["src"] == tunnel["src"] and r["src_port"] == str(tunnel["client_port"])
+               for r in rows)
+    for version in SPLUNK_PYTHONS:
+        result = detection(rows, splunk_python(version), partitions=3)
+        assert result.rows == one_pass[version], version
+    assert sum(1 for start, end in zip(cuts, cuts[1:]) if end - start == SPAN) >= 15
+
+
+def _teredo_record_of(world) -> Tuple[int, Record]:
+    """The tunnel's first server flow (dest port 3544) inside the 10-minute windows."""
+    records, tunnel, cuts = world
+    for index, record in enumerate(records):
+        if (record["All_Traffic.src_ip"] == tunnel["src"]
+                and record["All_Traffic.dest_port"] == "3544"
+                and record["All_Traffic.src_port"] == str(tunnel["client_port"])
+                and cuts[2] <= bucket(record) < cuts[-3]):
+            return index, record
+    raise AssertionError("no server flow of the tunnel in the fine windows")
+
+
+def test_a_late_event_is_counted_once_its_windows_are_rerun(world, windows, one_pass):
+    records, _, cuts = world
+    python = splunk_python(SPLUNK_PYTHONS[0])
+    late_at, late = _teredo_record_of(world)
+    on_time = records[:late_at] + records[late_at + 1:]
+    late_bucket = bucket(late)
+    # The windows ran before the late event was indexed: the ones that read its bucket lack it.
+    affected = [i for i, (start, end) in enumerate(zip(cuts, cuts[1:]))
+                if start - SPAN <= late_bucket < end + SPAN]
+    assert len(affected) == 3
+    first_runs = [window if i not in affected
+                  else summary_run(on_time, cuts[i], cuts[i + 1], python)
+                  for i, window in enumerate(windows)]
+    stale = [row for window in first_runs for row in window]
+    assert detection(stale, python).rows != one_pass[SPLUNK_PYTHONS[0]], \
+        "the late event must matter, or this test proves nothing"
+    # The documented rule: rerun the windows whose read range holds the late bucket (a backfill
+    # from late bucket - 2 spans to late bucket + 3 spans); the newest stamp wins.
+    reruns = summary_run(records, late_bucket - SPAN, late_bucket + 2 * SPAN, python)
+    assert min(r[STAMP_FIELD] for r in reruns) > max(r[STAMP_FIELD] for r in stale)
+    assert detection(stale + reruns, python).rows == one_pass[SPLUNK_PYTHONS[0]]
+
+
+def test_overlapping_runs_and_duplicate_rows_do_not_double_count(world, windows, one_pass):
+    records, tunnel, cuts = world
+    python = splunk_python(SPLUNK_PYTHONS[0])
+    rows = [row for window in windows for row in window]
+    # A run over an hour that the 10-minute windows also own, and every row of one window twice
+    # (a duplicate event of the same run).
+    middle = cuts[len(cuts) // 2]
+    overlap = summary_run(records, middle - HOUR, middle + HOUR, python)
+    assert overlap
+    duplicated = windows[len(windows) // 2] * 2
+    result = detection(rows + overlap + duplicated, python)
+    assert result.rows == one_pass[SPLUNK_PYTHONS[0]]
+
+
+def test_a_missed_run_leaves_its_bucket_out_until_backfilled(world, windows, one_pass):
+    records, tunnel, cuts = world
+    python = splunk_python(SPLUNK_PYTHONS[0])
+    missed = next(i for i, window in enumerate(windows)
+                  if cuts[i + 1] - cuts[i] == SPAN and any(r["src"] == tunnel["src"] for r in window))
+    gap = str(cuts[missed])
+    rows = [row for i, window in enumerate(windows) if i != missed for row in window]
+    reference = one_pass[SPLUNK_PYTHONS[0]]
+    result = detection(rows, python).rows
+    # The documented effect: no host-bucket of the missed bucket; every other bucket's traffic is
+    # as one pass counts it (its scores may differ: the baselines saw a quiet bucket).
+    assert any(r["_time"] == gap for r in reference)
+    assert not any(r["_time"] == gap for r in result)
+    volume = ("_time", "src", "packets", "bytes", "flows", "dests", "client_ports", "relays")
+    assert ([[r[f] for f in volume] for r in result]
+            == [[r[f] for f in volume] for r in reference if r["_time"] != gap])
+    # Backfilled: the window rerun, and the result is one pass's again.
+    backfill = summary_run(records, cuts[missed], cuts[missed + 1], python)
+    assert detection(rows + backfill, python).rows == reference
+
+
+# ---- (f) flows mixed with summary rows; (g) unreadable summary rows ----------------------
+
+@pytest.mark.parametrize("where", ["one indexer", "two indexers"])
+def test_flows_mixed_with_summary_rows_are_refused(world, windows, python, where):
+    records, _, _ = world
+    flows, summary = records[:3000], windows[0]
+    if where == "one indexer":
+        result = run_partitioned([flows + summary], ["output=all"], python=python)
+    else:
+        result = run_partitioned([flows, summary], ["output=all"], python=python)
+    errors = [text for level, text in result.messages if level == "ERROR"]
+    assert errors and "both flow records and summary rows" in errors[0], result.messages
+    assert "teredo_spike_base_summary" in errors[0]
+    assert "Traceback" not in " ".join(errors)
+    assert result.rows == [] and 1 in result.exit_codes
+
+
+def test_unreadable_summary_rows_are_skipped_and_counted(world, windows, python):
+    rows = [row for window in windows[:3] for row in window]
+    good = detection(rows, python)
+    template = dict(rows[0])
+    bad = [dict(template, _time=template["_time"] + "000"),      # milliseconds
+           dict(template, _time=str(int(template["_time"]) + 60)),  # another span's bucket
+           dict(template, packets="-5"),
+           dict(template, src_port="=HYPERLINK(1)"),
+           dict(template, evidence="all"),
+           dict(template, dests="1.2.3.4=many"),
+           dict(template, src=""),
+           dict(template, **{STAMP_FIELD: ""})]
+    assert set(template) == set(SUMMARY_FIELDS)
+    result = detection(rows + bad, python)
+    assert result.rows == good.rows
+    warnings = [text for level, text in result.messages if level == "WARN"]
+    assert len(warnings) == 1, result.messages
+    assert "skipped 8 of %s records" % "{:,}".format(len(rows) + len(bad)) in warnings[0]
+    for reason in (SKIP_BAD_SUMMARY, SKIP_OTHER_SPAN, SKIP_NO_STAMP, "milliseconds",
+                   "src_port or dest_port", "count, bytes or packets"):
+        assert reason in warnings[0], reason
