@@ -49,6 +49,7 @@ from teredo_spike.summary import STAMP_FIELD  # noqa: E402
 
 COMMAND = os.path.join(ROOT, "bin", "teredospike.py")
 PROFILED = os.path.join(ROOT, "bench", "profiled.py")
+SCORING = os.path.join(ROOT, "bench", "scoring.py")
 SPAN = 600
 WEEK = workload.WEEK_BUCKETS
 WINDOW = 2 * workload.DAY_BUCKETS + 60   # a Friday, 10:00-10:10 UTC: working hours, busiest
@@ -368,6 +369,11 @@ def measure(python: str, config: dict, work: str, log) -> dict:
             bench.search([], bodies, final, profile=prefix)
             result["profile"] = {phase: profile_top("%s.%s.prof" % (prefix, phase))
                                  for phase in ("map", "reduce")}
+            # The reduce phase's work without a profiler, in process (bench/scoring.py).
+            stored = workload.write_bodies(prefix + ".body", fields, iter(rows), config["chunk"])
+            result["in_process"] = json.loads(subprocess.run(
+                [python, SCORING, stored.path], capture_output=True, text=True,
+                check=True).stdout)
     return result
 
 
@@ -550,6 +556,11 @@ def section(report: dict) -> str:
         lines += ["", "Where (c)'s CPU goes (cProfile, %d hosts, which inflates small calls; the "
                   "reduce phase by stage, cumulative, then the largest own times):" %
                   report["config"]["profile_hosts"], ""]
+        direct = report["result"]["in_process"]
+        lines.append("- without a profiler, in process (`bench/scoring.py` on the same rows): "
+                     "reading them %.2f CPU-s, then host_buckets + score_all + result rows %.2f "
+                     "CPU-s, peak RSS %.0f MB" % (direct["aggregate_cpu"], direct["score_cpu"],
+                                                  direct["max_rss_kb"] / 1024))
         for phase in ("map", "reduce"):
             entry = profile[phase]
             stages = "; ".join("%s %.0f%%" % (stage, 100 * entry["stages"][stage] /
