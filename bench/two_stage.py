@@ -525,12 +525,12 @@ def section(report: dict) -> str:
     ] + table(report) + [
         "",
         "- **Input** (`bench/workload.py fleet_rows`): per host and 10-minute bucket, the rows "
-        "`tstats … BY _time span=10m src_ip src_port dest_ip dest_port app` returns for "
-        "outbound-direction UDP: DNS to internal resolvers (45%%), QUIC (40%%), public DNS "
+        "`tstats … BY _time span=10m src_ip src_port dest_ip dest_port app` returns for the "
+        "hosts' UDP: DNS to internal resolvers (45%%), QUIC (40%%), public DNS "
         "(12%%), NTP (3%%), each from an ephemeral port, three quarters in working hours; 22%% of "
         "the hosts run a Teredo client (one server row per on-bucket, 20-30 refreshes; relay rows "
-        "in 30%% of them), %.0f host-buckets per host-week. Teredo is %s of the rows at 1,000 rows per "
-        "host-day and %s at 5,000." % (per_host, report["teredo_share"]["1000"],
+        "in 30%% of them), %.0f host-buckets per host-week. Teredo is %s of the rows at 1,000 "
+        "rows per host-day and %s at 5,000." % (per_host, report["teredo_share"]["1000"],
                                         report["teredo_share"]["5000"]),
         "- **(c) is measured on fleets of up to %s hosts** from their Teredo rows alone. At %d "
         "hosts, the week's summary rows with ordinary UDP absent, doubled, and at 5,000 rows "

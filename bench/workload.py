@@ -192,13 +192,13 @@ def aggregated_bodies(directory: str, hosts: int, active_buckets: int, chunk_siz
                         chunk_size)
 
 
-# ---- realistic density: every outbound-UDP tstats row of a fleet (bench/two_stage.py) -------------
+# ---- realistic density: every outbound-UDP tstats row of a fleet (bench/two_stage.py) ----------
 #
 # Rows as `tstats ... WHERE All_Traffic.transport=udp BY _time span=10m src_ip src_port dest_ip
-# dest_port app` returns them: one per (host, source port, destination, port, app) and bucket. Each
-# host-bucket draws from random generators of its own, seeded by (host, bucket, kind), so that any
-# window can be generated alone (the summary stage's 30 minutes) and gives the same rows as the week,
-# and ordinary UDP can be scaled with the Teredo rows left exactly as they are.
+# dest_port app` returns them: one per (host, source port, destination, port, app) and bucket.
+# Each host-bucket draws from random generators of its own, seeded by (host, bucket, kind), so
+# that any window can be generated alone (the summary stage's 30 minutes) and gives the same rows
+# as the week, and ordinary UDP can be scaled with the Teredo rows left exactly as they are.
 
 DAY_BUCKETS = 144
 WORK_BUCKETS = range(48, 108)        # 08:00-18:00 UTC: three quarters of a workstation's UDP
@@ -258,7 +258,8 @@ def _ordinary(rng: random.Random, t: str, src: str, count: int, taken: int
 
 def _teredo(rng: random.Random, t: str, src: str, port: int) -> Iterator[List[str]]:
     """A live client's host-bucket: its server refreshes every 20-30 s (one row: 20-30 flows of a
-    packet each), and in some buckets relay traffic from the same port to relays' arbitrary ports."""
+    packet each), and in some buckets relay traffic from the same port to relays' arbitrary
+    ports."""
     refreshes = rng.randint(20, 30)
     yield [t, src, str(port), TEREDO_SERVER, "3544", "teredo", str(refreshes * rng.randint(61, 75)),
            str(refreshes), str(refreshes)]
@@ -273,9 +274,10 @@ def _teredo(rng: random.Random, t: str, src: str, port: int) -> Iterator[List[st
 def fleet_rows(fleet: Fleet, rows_per_day: int, first: int, last: int, ordinary_scale: float = 1.0
                ) -> Iterator[List[str]]:
     """Rows (AGGREGATED_FIELDS) of buckets `first` <= b < `last` (numbered from T0; negative is
-    before it), bucket by bucket, host by host. A host sends about `rows_per_day` ordinary UDP rows a
-    day (times its volume and `ordinary_scale`), three quarters of them in working hours; a Teredo
-    host adds a server row per on-bucket and relay rows (the same whatever `ordinary_scale`)."""
+    before it), bucket by bucket, host by host. A host sends about `rows_per_day` ordinary UDP rows
+    a day (times its volume and `ordinary_scale`), three quarters of them in working hours; a
+    Teredo host adds a server row per on-bucket and relay rows (the same whatever
+    `ordinary_scale`)."""
     volumes = [fleet.volume(h) for h in range(fleet.hosts)]
     teredo = [fleet.teredo(h) for h in range(fleet.hosts)]
     sources = [_internal_host(h) for h in range(fleet.hosts)]
