@@ -619,7 +619,14 @@ def main(argv: Sequence[str] = ()) -> int:
                         help="where performance.md (its section) and performance-two-stage.json "
                         "go (default docs/)")
     parser.add_argument("--python", help="interpreter to measure (default: pyenv 3.9.18)")
+    parser.add_argument("--render", metavar="JSON",
+                        help="measure nothing: write the section again from a run's "
+                        "performance-two-stage.json")
     options = parser.parse_args(list(argv))
+    if options.render:
+        with open(options.render) as f:
+            write(json.load(f), options.out)
+        return 0
     config = dict(QUICK if options.quick else FULL)
     python = options.python or pyenv_python("3.9.18")
 
