@@ -17,6 +17,7 @@ reduce phase (search head):
 - hostbuckets     METRICS; each host's cells summed per bucket (HostBucket, Traffic)
 - scoring         baselines, z-scores, fleet correction, familiar use, is_spike, episodes
 - output          result rows, severity and the `reason` sentence
+- summary         the summary stage's rows (output=buckets): layout, bucket ownership, reading back
 both:
 - phases          MapPhase and ReducePhase, as the command, tools/verdicts.py and bench/ drive them
 - options         the command's options, declared once (OPTIONS), checked with messages
