@@ -514,6 +514,7 @@ def table(report: dict) -> List[str]:
 def section(report: dict) -> str:
     checks = report["result"]["summary_checks"]
     per_host = report["analysis"]["host_buckets_per_host_week"]
+    rate = report["analysis"]["host_buckets_per_cpu_s"]["marginal"]
     profile = report["result"].get("profile", {})
     lines = [
         TWO_STAGE_SECTION, "",
@@ -555,6 +556,13 @@ def section(report: dict) -> str:
             _n(checks["chunking"]["rows"][0]),
             _identical(report["result"]["doubling"]["output_all_identical"]),
             _identical(report["result"]["doubling"]["one_pass_identical"])),
+        "- **(c)'s projection depends on how many host-buckets a week holds**: this fleet has "
+        "%.0f per host-week. At the rate measured (%s host-buckets per CPU-second), 60 CPU-s "
+        "holds %s host-buckets, %.0f per host-week at 10,000 hosts; a site where every host "
+        "keeps an idle client all week (1,008 per host-week) would need about %s CPU-s at "
+        "10,000 hosts." % (
+            per_host, _n(rate), _n(60 * rate), 60 * rate / 10_000,
+            _n(10_000 * WEEK / rate)),
     ]
     if profile:
         lines += ["", "Where (c)'s CPU goes (cProfile, %d hosts, which inflates small calls; the "
@@ -563,8 +571,7 @@ def section(report: dict) -> str:
         direct = report["result"]["in_process"]
         lines.append("- without a profiler, in process (`bench/scoring.py` on the same rows): "
                      "reading them %.2f CPU-s, then host_buckets + score_all + result rows %.2f "
-                     "CPU-s, peak RSS %.0f MB" % (direct["aggregate_cpu"], direct["score_cpu"],
-                                                  direct["max_rss_kb"] / 1024))
+                     "CPU-s" % (direct["aggregate_cpu"], direct["score_cpu"]))
         for phase in ("map", "reduce"):
             entry = profile[phase]
             stages = "; ".join("%s %.0f%%" % (stage, 100 * entry["stages"][stage] /
