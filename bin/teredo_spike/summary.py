@@ -102,7 +102,8 @@ def owned_range(earliest: float, latest: float, span: int) -> Tuple[float, float
 def bucket_rows(cells: Dict[Key, Cell], span: int, earliest: float, latest: float,
                 hosts: AbstractSet[str], written: int) -> List[Dict[str, object]]:
     """The rows of the buckets this run owns (of `hosts`, or every host when empty), in order of
-    bucket, host and port: the output of `output=buckets`."""
+    bucket, host and port: the output of `output=buckets`. Every list is sorted, so that a row
+    does not depend on the order in which the records arrived (chunk boundaries, indexers)."""
     first, last = owned_range(earliest, latest, span)
     join = VALUE_SEPARATOR.join
     rows = []
@@ -113,7 +114,7 @@ def bucket_rows(cells: Dict[Key, Cell], span: int, earliest: float, latest: floa
         cell = cells[key]
         rows.append({SUMMARY_MARKER: 1, "_time": bucket, "src": src, "src_port": port,
                      "packets": cell.packets, "bytes": cell.bytes, "flows": cell.flows,
-                     "evidence": cell.evidence, "dests": join(dest_values(cell.dests)),
+                     "evidence": cell.evidence, "dests": join(sorted(dest_values(cell.dests))),
                      "servers": join(sorted(cell.servers)), "mapped": join(sorted(cell.mapped)),
                      STAMP_FIELD: written})
     return rows
