@@ -538,24 +538,26 @@ def section(report: dict) -> str:
         "rows per host-day and %s at 5,000." % (per_host, report["teredo_share"]["1000"],
                                         report["teredo_share"]["5000"]),
         "- **(c) is measured on fleets of up to %s hosts** from their Teredo rows alone. At %d "
-        "hosts, the week's summary rows with ordinary UDP absent, doubled, and at 5,000 rows "
-        "per host-day, against those at 1,000: %s; one 10-minute run's rows against the week "
-        "run's rows of that bucket: %s; the same flows sent in chunks of %s rows instead of %s: "
-        "%s (%s of %s rows differ). `dests` lists a cell's destinations in the order they were "
-        "merged into it (summary.bucket_rows writes partials.dest_values unsorted), and that "
-        "order moves with the chunk boundaries, which the ordinary rows around the Teredo rows "
-        "shift: whether a relay row met its live port in the map phase or reached the reduce "
-        "phase as a candidate. Every other field, and every pair, is the same. The detection "
-        "stage's `output=all` on the rows with UDP as generated and doubled: %s; against the "
-        "one-pass run's over the week's flows: %s." % (
+        "hosts, the week's summary rows (their stamps aside) with ordinary UDP absent, doubled, "
+        "and at 5,000 rows per host-day, against those at 1,000: %s; one 10-minute run's rows "
+        "against the week run's rows of that bucket: %s; the same flows sent in chunks of %s "
+        "rows instead of %s: %s. The detection stage's `output=all` on the rows with UDP as "
+        "generated and doubled: %s; against the one-pass run's over the week's flows: %s." % (
             _n(max(report["config"]["detection_hosts"])), report["config"]["check_hosts"],
             _all_three([_same(checks[label]) for label in ("0x", "2x", "other")]),
             _same(checks["window_in_week"]), _n(CHUNKING_CHECK), _n(report["config"]["chunk"]),
             _same(checks["chunking"]),
-            _n(checks["chunking"].get("differing_fields", {}).get("dests", 0)),
-            _n(checks["chunking"]["rows"][0]),
             _identical(report["result"]["doubling"]["output_all_identical"]),
             _identical(report["result"]["doubling"]["one_pass_identical"])),
+    ] + ([
+        "- **Why rows can be the same but not identical**: `dests` listed a cell's destinations "
+        "in the order they were merged into it, and that order moved with the chunk boundaries "
+        "(whether a relay row met its live port in the map phase or reached the reduce phase "
+        "as a candidate), which the ordinary rows around the Teredo rows shift (%s of %s rows "
+        "differed between chunkings). Every other field, and every pair, is the same." % (
+            _n(checks["chunking"].get("differing_fields", {}).get("dests", 0)),
+            _n(checks["chunking"]["rows"][0]))
+    ] if not all(check["identical"] for check in checks.values()) else []) + [
         "- **(c)'s projection depends on how many host-buckets a week holds**: this fleet has "
         "%.0f per host-week. At the rate measured (%s host-buckets per CPU-second), 60 CPU-s "
         "holds %s host-buckets, %.0f per host-week at 10,000 hosts; a site where every host "
