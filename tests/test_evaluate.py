@@ -184,7 +184,7 @@ def test_worst_family_per_metric_takes_direction_and_ties_into_account_and_skips
 
 def test_matrix_runs_each_family_through_the_command(tmp_path):
     lines, table = evaluate.matrix_report(["default", "bubbles"], 3, 40, 5, 50000, lambda text: None,
-                                          details=tmp_path, tuning=False)
+                                          details=tmp_path, tuning=False, warmup_days=2)
     text = "\n".join(lines)
     assert set(table) == {"default", "bubbles"}
     for name, row in table.items():

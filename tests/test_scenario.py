@@ -359,3 +359,25 @@ def test_default_behaviour_is_not_written_into_the_truth_and_families_are():
     assert set(scenario.FAMILIES) >= {"default", "fresh-destinations", "shared-relays", "bubbles", "nat-bursts",
                                       "heavy-share", "port-reuse", "hard"}
     assert scenario.FAMILIES["default"] == scenario.Behaviour()
+
+
+def test_heavy_tunnels_are_sized_on_the_heavy_hosts_routine_and_leave_the_other_tunnels_alone():
+    def run(**extra):
+        params = scenario.Params(seed=3, hosts=60, days=6, behaviour=scenario.Behaviour(heavy_share=0.1), **extra)
+        rows, truth = scenario.generate(params)
+        return [dict(zip(scenario.HEADER, row)) for row in rows], truth
+    _, plain = run()
+    rows, truth = run(heavy_tunnels=4, heavy_tunnel_factor=(5.0, 20.0))
+    assert "heavy_tunnels" not in plain["parameters"] and truth["parameters"]["heavy_tunnels"] == 4
+    assert truth["tunnels"][:len(plain["tunnels"])] == plain["tunnels"]
+    extra = truth["tunnels"][len(plain["tunnels"]):]
+    assert 3 <= len(extra) <= 4 and all(t["host_kind"] == "heavy" for t in extra)
+    for t in extra:  # two days from any other tunnel of the host
+        assert all(abs(o["start_index"] - t["start_index"]) >= scenario.HEAVY_TUNNEL_SPACING - o["buckets"]
+                   for o in truth["tunnels"] if o["src"] == t["src"] and o is not t)
+    # the default rhythm's session level is 1,500 packets per bucket: 5-20x that
+    assert all(5 * 1500 <= t["extra_packets"] <= 20 * 1500 for t in extra)
+    for t in extra:  # in the rows: the host's client port carries at least the tunnel's volume
+        sent = sum(r["packets_out"] for r in rows if r["All_Traffic.src_ip"] == t["src"]
+                   and r["_time"] == t["start"] and r["All_Traffic.src_port"] == t["client_port"])
+        assert sent >= 0.8 * t["extra_packets"]

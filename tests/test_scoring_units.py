@@ -5,8 +5,10 @@ from array import array
 from typing import Sequence
 
 from teredo_spike.hostbuckets import METRICS, HostBucket, Traffic
-from teredo_spike.scoring import (EPISODE_GAP, MIN_SD, Settings, discount_familiar_peaks,
-                                  episodes, is_spike, score_host)
+from teredo_spike.output import severity
+from teredo_spike.scoring import (EPISODE_GAP, MIN_SD, RELAY_MIN_PACKETS, ROUTINE_RATIO, Settings,
+                                  discount_familiar_peaks, episodes, fleet_use_level, is_spike,
+                                  score_host)
 
 SPAN = 600
 DAY = 86400
@@ -62,9 +64,9 @@ def test_a_high_score_below_the_volume_floor_is_learned():
     assert list(series[-1].baseline) != list(series[-2].baseline)
 
 
-def spiked(at: int, dests: Sequence[str] = (RELAY,)) -> HostBucket:
+def spiked(at: int, dests: Sequence[str] = (RELAY,), packets: int = 3000) -> HostBucket:
     """A spike bucket as score_host would leave it: z 10 on every metric, sd 1."""
-    hb = bucket(at, 3000, dests)
+    hb = bucket(at, packets, dests)
     hb.z = array("d", [10.0] * len(METRICS))
     hb.baseline_sd = array("d", [1.0] * len(METRICS))
     hb.score = 10.0
@@ -92,17 +94,106 @@ def test_within_twelve_hours_a_spike_never_excuses_itself():
     assert scores_after_discount([spiked(0), spiked(6 * 3600)]) == [10.0, 10.0]
 
 
-def test_the_same_level_to_new_destinations_is_new_use():
+def test_the_same_level_to_new_destinations_is_routine_when_it_recurs():
+    # destination novelty never vetoes the routine rule: peers are other people every session
     new = spiked(2 * DAY, dests=("198.51.100.1", "198.51.100.2"))
-    assert scores_after_discount([spiked(0), spiked(DAY), new]) == [10.0, 0.0, 10.0]
+    assert scores_after_discount([spiked(0), spiked(DAY), new])[-1] < SETTINGS.threshold
 
 
-def test_a_relay_new_to_the_host_with_a_fifth_of_the_packets_is_new_use():
-    # three familiar destinations and one new, each with a quarter of the packets
+def test_a_relay_new_to_the_host_is_not_familiar_destinations_after_days_away():
+    # one session 3 days ago (neither routine rule applies): the familiar-destination rule alone
+    # would excuse the same relays, not a new relay with a fifth of the packets
     familiar = ("198.51.100.1", "198.51.100.2", "198.51.100.3")
-    mixed = spiked(2 * DAY, dests=familiar + ("203.0.113.9",))
-    before = [spiked(0, familiar), spiked(DAY, familiar)]
-    assert scores_after_discount(before + [mixed])[-1] == 10.0
+    mixed = spiked(3 * DAY, dests=familiar + ("203.0.113.9",))
+    same = spiked(3 * DAY, dests=familiar)
+    assert scores_after_discount([spiked(0, familiar), mixed])[-1] == 10.0
+    assert scores_after_discount([spiked(0, familiar), spiked(DAY, familiar), same])[-1] == 0.0
+
+
+def daily_sessions(days: int, hour: int = 20, packets: int = 3000) -> list:
+    """A heavy user's evening session every day, 6 buckets, to destinations new every day."""
+    series = []
+    for day in range(days):
+        dests = tuple("198.51.%d.%d" % (day, i) for i in range(1, 41))
+        series += [spiked(day * DAY + hour * 3600 + i * SPAN, dests, packets) for i in range(6)]
+    return series
+
+
+def pages(series) -> list:
+    """Per day, whether any of its buckets is still a spike after discount_familiar_peaks."""
+    discount_familiar_peaks(series, SETTINGS)
+    out = {}
+    for hb in series:
+        out[hb.bucket // DAY] = out.get(hb.bucket // DAY, False) or is_spike(hb.score, hb, SETTINGS)
+    return [out[day] for day in sorted(out)]
+
+
+def test_a_heavy_user_whose_destinations_change_every_day_stops_paging_by_day_three():
+    assert pages(daily_sessions(7))[2:] == [False] * 5
+
+
+def test_a_heavy_users_tunnel_six_times_its_routine_pages():
+    series = daily_sessions(5)
+    tunnel = spiked(5 * DAY + 20 * 3600, packets=6 * 3000)
+    pages(series + [tunnel])
+    assert 6 > ROUTINE_RATIO and tunnel.score == 10.0
+
+
+def test_the_routine_level_at_an_hour_the_host_never_uses_pages():
+    # sessions at 20:00 on days 0-2, new destinations each: the next morning at 10:00 (14 hours
+    # after the last one started) pages, that evening and three days later at 20:00 do not
+    series = daily_sessions(3)
+    morning, evening = spiked(3 * DAY + 10 * 3600), spiked(3 * DAY + 20 * 3600)
+    pages(series + [morning, evening])
+    assert morning.score == 10.0 and evening.score < SETTINGS.threshold
+    series = daily_sessions(3)
+    later = spiked(6 * DAY + 21 * 3600)
+    pages(series + [later])
+    assert later.score < SETTINGS.threshold
+
+
+def test_a_few_bubble_packets_with_a_zero_baseline_never_page():
+    # an idle client: 25 packets a bucket to its server only (relay packets 0); then its
+    # qualification burst (60 more to the server) and 8 bubble packets to two new peers
+    server = "65.55.158.80"
+
+    def idle(at: int, to_server: int, bubbles: int = 0) -> HostBucket:
+        dests = (server,) + (("198.51.100.7", "198.51.100.8") if bubbles else ())
+        shares = (to_server,) + ((bubbles // 2,) * 2 if bubbles else ())
+        return HostBucket("10.0.0.2", Traffic(
+            bucket=at, packets=sum(shares), bytes=90 * sum(shares), flows=len(dests) + 24,
+            relay_packets=bubbles, dest_count=len(dests), dests=dests, dest_packets=shares,
+            client_ports=("3797",), servers=(server,), mapped=(), evidence=0))
+
+    import math
+    prior = [(math.log1p(v), MIN_SD ** 2) for v in idle(0, 25).values]  # a fleet of idle clients
+    series = [idle(i * SPAN, 25) for i in range(100)] + [idle(100 * SPAN, 85, bubbles=8)]
+    score_host(series, prior, SETTINGS)
+    last = series[-1]
+    assert last.packets >= SETTINGS.min_packets and 8 < RELAY_MIN_PACKETS
+    assert last.z[METRICS.index("relay_packets")] >= SETTINGS.threshold  # z alone would page
+    assert not is_spike(last.score, last, SETTINGS)
+    # the same bucket with a tunnel's relay packets does page
+    series[-1] = idle(100 * SPAN, 85, bubbles=2 * RELAY_MIN_PACKETS)
+    score_host(series, prior, SETTINGS)
+    assert is_spike(series[-1].score, series[-1], SETTINGS)
+
+
+def test_critical_needs_a_high_score_and_volume_far_above_the_fleets_use():
+    assert severity(30.0, False, 1, relay_packets=30000, fleet_level=1500.0) == "critical"
+    assert severity(30.0, False, 1, relay_packets=29999, fleet_level=1500.0) == "high"
+    assert severity(20.0, True, 10, relay_packets=30000, fleet_level=1500.0) == "high"
+    assert severity(9.5, True, 1) == "high" and severity(9.5, False, 1) == "medium"
+    assert severity(6.0, False, 1) == "low" and severity(6.0, False, 3) == "medium"
+    # no relay use in the fleet: the relay floor still applies
+    assert severity(30.0, False, 1, relay_packets=RELAY_MIN_PACKETS - 1) == "high"
+
+
+def test_the_fleet_use_level_is_the_median_of_buckets_with_relay_use():
+    hosts = {"a": [bucket(i * SPAN, p) for i, p in enumerate((10, 100, 300))],
+             "b": [bucket(0, 1000), bucket(SPAN, RELAY_MIN_PACKETS - 1)]}
+    assert fleet_use_level(hosts) == 300.0
+    assert fleet_use_level({"c": [bucket(0, 5)]}) == 0.0
 
 
 def marked(pattern: str) -> list:
@@ -131,3 +222,32 @@ def test_episodes_split_on_missing_buckets_too():
     series[1].bucket = 4 * SPAN  # the host had no Teredo traffic in buckets 1-3
     assert len(episodes(series, SPAN)) == 2
     assert episodes(marked("...."), SPAN) == []
+
+
+def test_a_host_that_keeps_to_its_destinations_pages_on_a_new_relay_within_its_routine():
+    # daily sessions to the same relay (a game's): at the same hour and level, a new relay carrying
+    # half the packets pages; one whose destinations are new every day (daily_sessions) does not
+    kept = []
+    for day in range(4):
+        kept += [spiked(day * DAY + 20 * 3600 + i * SPAN) for i in range(6)]
+    tunnel = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
+    same = spiked(4 * DAY + 20 * 3600 + SPAN)
+    pages(kept + [tunnel, same])
+    assert tunnel.score == 10.0 and same.score < SETTINGS.threshold
+    fresh = daily_sessions(4)
+    other = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
+    pages(fresh + [other])
+    assert other.score < SETTINGS.threshold
+
+
+def test_a_session_that_began_at_the_usual_hour_stays_routine_past_it():
+    # sessions 20:00-21:00 on days 0-2; on day 3 one from 20:00 runs on to 00:30: its late
+    # buckets are judged at the hour it began; the same level starting at 00:30 pages
+    series = daily_sessions(3)
+    long_evening = [spiked(3 * DAY + 20 * 3600 + i * SPAN, packets=3000) for i in range(28)]
+    pages(series + long_evening)
+    assert all(hb.score < SETTINGS.threshold for hb in long_evening)
+    series = daily_sessions(3)
+    late = spiked(3 * DAY + 24 * 3600 + 30 * 60)
+    pages(series + [late])
+    assert late.score == 10.0

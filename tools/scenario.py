@@ -186,6 +186,12 @@ class Params:
     unlabelled_app: str = "unknown"  # what a source logs for a flow it cannot identify ("", "udp", ...)
     warmup_days: int = 2           # no tunnel starts before this day (hosts need some history)
     behaviour: Behaviour = DEFAULT_BEHAVIOUR
+    # Extra tunnels on heavy users' hosts, sized on the host's own routine: extra packets per bucket
+    # heavy_tunnel_factor (low, high) x its median session level. The grid's tunnels are sized for
+    # idle hosts and mostly vanish inside a heavy user's session; these measure whether a tunnel well
+    # above a heavy user's routine still pages (tools/evaluate.py's heavy recall).
+    heavy_tunnels: int = 0
+    heavy_tunnel_factor: Tuple[float, float] = (5.0, 20.0)
 
     def tunnel_count(self) -> int:
         return self.tunnels if self.tunnels is not None else max(6, self.hosts // 8)
@@ -426,12 +432,43 @@ def plan_tunnels(params: Params, hosts: List[Host], storm: Tuple[int, int]) -> L
         tunnels.append(_tunnel(len(tunnels), host, original["host_class"], original["kind"],
                                original["extra_packets"], start, original["buckets"], original["id"]))
         busy[host.ip][start:start + original["buckets"]] = b"\x01" * original["buckets"]
+    _plan_heavy_tunnels(params, pools["heavy"], busy, storm, tunnels)
     for tunnel in tunnels:
         host = next(h for h in hosts if h.ip == tunnel["src"])
         first, last = tunnel["start_index"], tunnel["end_index"]
         host.online[first:last + 1] = b"\x01" * (last - first + 1)
         host.frozen[first:last + 1] = b"\x01" * (last - first + 1)
     return tunnels
+
+
+HEAVY_TUNNEL_SPACING = 2 * PER_DAY  # buckets between a heavy-user tunnel and its host's other tunnels
+
+
+def _plan_heavy_tunnels(params: Params, heavy: List[Host], busy: Dict[str, bytearray],
+                        storm: Tuple[int, int], tunnels: List[dict]) -> None:
+    """`Params.heavy_tunnels` tunnels on heavy users' hosts (in turn), each heavy_tunnel_factor x the
+    host's session level, from its own random stream (the other tunnels are drawn as without them),
+    each at least HEAVY_TUNNEL_SPACING from any other tunnel of its host: each is a first tunnel, not
+    one repeated the next day (which a detector may well take for the host's new routine)."""
+    if not heavy or not params.heavy_tunnels:
+        return
+    rng = _rng(params, "heavy tunnels")
+    buckets = params.days * PER_DAY
+    for number in range(params.heavy_tunnels):
+        host = heavy[number % len(heavy)]
+        duration = rng.choice(params.durations)
+        magnitude = round(host.level * rng.uniform(*params.heavy_tunnel_factor))
+        kind = TUNNEL_KIND_CYCLE[number % len(TUNNEL_KIND_CYCLE)]
+        spaced = bytearray(busy[host.ip])
+        for b in (b for b, used in enumerate(busy[host.ip]) if used):
+            spaced[max(0, b - HEAVY_TUNNEL_SPACING):b + HEAVY_TUNNEL_SPACING] = \
+                b"\x01" * (min(buckets, b + HEAVY_TUNNEL_SPACING) - max(0, b - HEAVY_TUNNEL_SPACING))
+        start = _pick_window(rng, host, duration, params.warmup_days * PER_DAY, buckets - duration,
+                             spaced, storm)
+        if start is None:
+            continue
+        tunnels.append(_tunnel(len(tunnels), host, "heavy", kind, magnitude, start, duration, None))
+        busy[host.ip][start:start + duration] = b"\x01" * duration
 
 
 def _tunnel(number: int, host: Host, cls: str, kind: str, magnitude: int, start: int, duration: int,
@@ -782,6 +819,8 @@ def _parameters(params: Params) -> dict:
     out = {**asdict(params), "tunnels": params.tunnel_count()}
     if params.behaviour == DEFAULT_BEHAVIOUR:
         del out["behaviour"]
+    if not params.heavy_tunnels:
+        del out["heavy_tunnels"], out["heavy_tunnel_factor"]
     return out
 
 

@@ -13,7 +13,8 @@ from typing import Dict, FrozenSet, Iterable, List, NamedTuple, Tuple
 from .cells import Cell, Key
 
 METRICS = ("packets", "bytes", "flows", "dests", "relay_packets")
-PACKETS, BYTES, FLOWS = (METRICS.index(name) for name in ("packets", "bytes", "flows"))
+PACKETS, BYTES, FLOWS, RELAY_PACKETS = (METRICS.index(name) for name in
+                                        ("packets", "bytes", "flows", "relay_packets"))
 
 _BUCKET_OF = attrgetter("bucket")
 

@@ -5,19 +5,25 @@ import math
 from typing import AbstractSet, Dict, Iterator, Sequence
 
 from . import evidence as ev
-from .hostbuckets import BYTES, METRICS, PACKETS, HostBucket
-from .scoring import Episode, Settings, episodes
+from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, HostBucket
+from .scoring import RELAY_MIN_PACKETS, Episode, Settings, episodes, fleet_use_level
 
 MITRE_TECHNIQUE_ID = "T1572"
 
 SEVERITIES = ("low", "medium", "high", "critical")
 RISK_SCORES = {"informational": 0, "low": 25, "medium": 50, "high": 75, "critical": 100}
 # Severity from the peak's score: low below SEVERITY_MEDIUM, medium below SEVERITY_HIGH, high
-# from it; one step up for a first-seen host or an episode of LONG_EPISODE_BUCKETS or more. Set by
-# reasoning, not tuned: at threshold 6, a score of 9 is x20 the baseline at the sigma floor.
+# from it; one step up for a first-seen host or an episode of LONG_EPISODE_BUCKETS or more, to high
+# at most. Critical only for volume far above both the host's routine and the fleet: a score of
+# CRITICAL_SCORE or more (x6,300 the baseline at the sigma floor) and relay packets at least
+# CRITICAL_FLEET_MULTIPLE x the fleet's use level (scoring.fleet_use_level), so that a heavy user's
+# first session, at the fleet's usual level of use, is high and not critical. Set by reasoning, not
+# tuned: at threshold 6, a score of 9 is x20 the baseline at the sigma floor.
 SEVERITY_MEDIUM = 9.0
 SEVERITY_HIGH = 12.0
 LONG_EPISODE_BUCKETS = 3
+CRITICAL_SCORE = 25.0
+CRITICAL_FLEET_MULTIPLE = 20.0
 
 # Every row carries every field, in this order: splunklib freezes the output header at the first row.
 FIELDS = (
@@ -34,11 +40,17 @@ _PER_METRIC_FIELDS = METRICS + tuple("z_" + metric for metric in METRICS)
 _Z_DIGITS = (2,) * len(METRICS)
 
 
-def severity(score: float, first_seen: bool, buckets: int) -> str:
-    """low [6, 9), medium [9, 12), high >= 12; one step up for a first-seen host or a long spike."""
+def severity(score: float, first_seen: bool, buckets: int, relay_packets: int = 0,
+             fleet_level: float = 0.0) -> str:
+    """low [6, 9), medium [9, 12), high >= 12; one step up (to high at most) for a first-seen host or
+    a long spike; critical for a score >= CRITICAL_SCORE whose relay packets are at least
+    CRITICAL_FLEET_MULTIPLE x `fleet_level` (and RELAY_MIN_PACKETS)."""
+    if score >= CRITICAL_SCORE and relay_packets >= max(RELAY_MIN_PACKETS,
+                                                        CRITICAL_FLEET_MULTIPLE * fleet_level):
+        return "critical"
     level = 0 if score < SEVERITY_MEDIUM else 1 if score < SEVERITY_HIGH else 2
     if first_seen or buckets >= LONG_EPISODE_BUCKETS:
-        level += 1
+        level = min(level + 1, 2)
     return SEVERITIES[level]
 
 
@@ -87,9 +99,11 @@ def _common(hb: HostBucket, values: Sequence[int]) -> Dict[str, object]:
                 mitre_technique_id=MITRE_TECHNIQUE_ID)
 
 
-def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool) -> Dict[str, object]:
+def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool,
+               fleet_level: float = 0.0) -> Dict[str, object]:
     """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
-    level = severity(hb.score, first_seen, 1) if hb.is_spike else "informational"
+    level = (severity(hb.score, first_seen, 1, hb.values[RELAY_PACKETS], fleet_level)
+             if hb.is_spike else "informational")
     row = _common(hb, hb.values)
     row.update({
         "_time": hb.bucket, "episode_end": hb.bucket, "episode_buckets": 1, "src": hb.src,
@@ -105,12 +119,13 @@ def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool) -> Dict[str
     return row
 
 
-def episode_row(episode: Episode, settings: Settings, first_seen: bool) -> Dict[str, object]:
+def episode_row(episode: Episode, settings: Settings, first_seen: bool,
+                fleet_level: float = 0.0) -> Dict[str, object]:
     """`output=spikes`: one row per episode, scored by its peak bucket."""
     buckets = episode.buckets
     peak = episode.peak
     length = (buckets[-1].bucket - buckets[0].bucket) // settings.span + 1
-    level = severity(peak.score, first_seen, length)
+    level = severity(peak.score, first_seen, length, peak.values[RELAY_PACKETS], fleet_level)
     dests, ports, servers, relays, mapped = set(), set(), set(), set(), set()
     mask = 0
     for hb in buckets:
@@ -145,13 +160,14 @@ def result_rows(hosts: Dict[str, Sequence[HostBucket]], settings: Settings,
 
     Each host's rows come in time order already, so merging the hosts' rows sorts them, and makes
     each row only when it is written: `all` never holds a result row per host-bucket at once."""
+    fleet_level = fleet_use_level(hosts)  # over every host, also when `only` names some
     if only:
         hosts = {src: series for src, series in hosts.items() if src in only}
     def host_rows(series: Sequence[HostBucket]) -> Iterator[Dict[str, object]]:
         first_bucket = series[0].bucket
         if output == "all":
-            return (bucket_row(hb, settings, hb.bucket == first_bucket) for hb in series)
-        return (episode_row(e, settings, e.buckets[0].bucket == first_bucket)
+            return (bucket_row(hb, settings, hb.bucket == first_bucket, fleet_level) for hb in series)
+        return (episode_row(e, settings, e.buckets[0].bucket == first_bucket, fleet_level)
                 for e in episodes(series, settings.span))
 
     return heapq.merge(*(host_rows(series) for series in hosts.values()),

@@ -14,25 +14,39 @@ signalling):
 - score = the largest one-sided z over the metrics;
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
-- familiar heavy use: a level the host already reached in spikes 12 hours to 7 days earlier (in two
-  sessions, or in one within the last 2 days), towards the same destinations, is not new (daily
-  gamers and peer-to-peer users page once or twice, not every day); a bucket that sends a fifth of
-  its packets to one destination new to the host, or goes mostly to new destinations, is new
-  (a tunnel inside a game or peer-to-peer session);
-- a spike needs score >= threshold and volume above the floor (packets or bytes);
+- routine heavy use, learned from recurrence whatever the destinations: a level the host already
+  reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2 h) on two
+  earlier days, or in one that started at most 36 hours ago, is routine and does not page
+  (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
+  every session reaches new peers and relays); ROUTINE_RATIO above it still pages (a tunnel on a
+  heavy user's host), and so does a level the host never reached at that hour; a host with a
+  destination habit (its sessions go back to the destinations of its earlier ones, HABIT_SHARE)
+  is not excused for new use of destinations (a tunnel to a new relay inside a game session);
+- familiar destinations, the older excuse kept beside it: a level reached (within ROUTINE_RATIO)
+  in spikes 12 hours to 7 days earlier (in two sessions, or in one within the last 2 days) towards
+  the same destinations is not new. New use of destinations (a fifth of the bucket's packets to
+  one destination new to the host, or mostly new destinations) keeps this rule from applying, and
+  the routine rule only for a host with a destination habit; it never excuses a bucket;
+- a spike needs score >= threshold, volume above the floor (packets or bytes), and at least
+  RELAY_MIN_PACKETS relay packets: data through the tunnel (a metric whose baseline is often zero:
+  an idle client sends none), so that signalling to the server (qualification, NAT retry bursts)
+  and a few bubble packets to new peers never make a spike;
 - a host's spike buckets separated by at most 2 quiet buckets form one episode (one alert).
 
 Measured on generated scenarios (docs/detection-quality.md): without the spike-free baseline and the
 familiar-use rule, the design paged on heavy users' every session and missed repeated tunnels;
 without the new-destination test it missed relay tunnels that ran inside a peer-to-peer session.
+With heavy users whose peers and relays change every session (issue 13, the `hard` family), the
+destination rule alone paged on almost every session (120 false episodes per 1,000 host-days on
+the tuning seed); the routine rule and the relay floor brought that to 0.
 """
 
 import math
 from collections import Counter, deque
 from statistics import median
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
-from .hostbuckets import METRICS, HostBucket
+from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, HostBucket
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -41,17 +55,35 @@ EW_ALPHA = 0.03               # weight of a new bucket in the host's baseline (~
 CLIP_SIGMA = 5.0              # residual clip when updating the baseline
 PRIOR_WEIGHT = 20.0           # buckets of history at which the host's own baseline weighs half
 MIN_SD = 0.35                 # sigma floor on the log scale: x1.4 a sigma, x8 at threshold 6 (seed 1)
+# Relay packets: the data through the tunnel (to relays or peers; a Teredo server carries only the
+# client's signalling, RFC 4380). A spike needs at least this many in the bucket: qualification,
+# NAT retry bursts and storms (all to the server) never page, nor do a few bubble packets to new
+# peers (1-12 a burst; with an idle client's relay baseline of 0, 8 of them make z 6 at the sigma
+# floor). The smallest tunnel the evaluation injects carries 24 or more.
+RELAY_MIN_PACKETS = 20
 # The population prior
 MAD_TO_SD = 1.4826            # MAD x this = sigma of a normal distribution (a constant, not tuned)
 # The fleet
 FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction applies
 FLEET_FLOOR = 1.0             # the part of a crowded bucket's median score above this is discounted
-# Familiar heavy use
-FAMILIAR_WINDOW = 7 * 86400   # a host's familiar heavy use: spikes from 7 days ago...
-FAMILIAR_DELAY = 12 * 3600    # ...to 12 hours ago, so that a tunnel never excuses itself,
+# Sessions: the host's spike buckets (on the fleet-corrected score), earlier ones only
+SESSION_GAP = 2 * 3600        # spike buckets further apart than this are separate sessions
+FAMILIAR_DELAY = 12 * 3600    # a session counts from 12 hours on, so that a tunnel never excuses itself
+# Routine heavy use, from recurrence whatever the destinations
+ROUTINE_WINDOW = 14 * 86400   # sessions up to 14 days old (two weeks of a habit)
+ROUTINE_HOURS = 2 * 3600      # the same time of day: a bucket within 2 h of a session's span, a day apart
+ROUTINE_SESSIONS = 2          # reached in at least 2 such sessions (a tunnel repeated once is new)...
+ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 36 hours ago
+ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
+ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
+                              # a heavy user's tunnel 5x its usual session level must page)
+HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
+                              # (on average this share of each session's) has a destination habit:
+                              # its routine is not new use of destinations (a game's own relays)
+# Familiar destinations (the same level towards the same destinations)
+FAMILIAR_WINDOW = 7 * 86400   # spikes from 7 days ago to FAMILIAR_DELAY ago,
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
 YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours ago (a daily rhythm)
-SESSION_GAP = 12 * 3600       # spike buckets further apart than this are separate sessions
 NOVEL_SHARE = 0.75            # a bucket with at least this share of new destinations is not familiar,
 NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to one new destination
                               # (both seed 1)
@@ -75,12 +107,15 @@ class Episode(NamedTuple):
 
 
 def is_spike(score: float, hb: HostBucket, settings: Settings) -> bool:
-    """The one spike test: a score at or above the threshold, and volume above the floor (packets
-    or bytes). Scoring asks it of three scores in turn: the best z before the fleet correction
+    """The one spike test: a score at or above the threshold, volume above the floor (packets or
+    bytes), and RELAY_MIN_PACKETS relay packets (data through the tunnel). Scoring asks it of three
+    scores in turn: the best z before the fleet correction
     (score_host: a spike does not teach the baseline), the fleet-corrected score (the sessions of
     familiar use), and the final score (HostBucket.is_spike, what is reported)."""
-    return score >= settings.threshold and (hb.packets >= settings.min_packets
-                                            or hb.bytes >= settings.min_bytes)
+    values = hb.values
+    return (score >= settings.threshold
+            and (values[PACKETS] >= settings.min_packets or values[BYTES] >= settings.min_bytes)
+            and values[RELAY_PACKETS] >= RELAY_MIN_PACKETS)
 
 
 def final_score(best_z: float, fleet_adjustment: float) -> float:
@@ -182,56 +217,179 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
         learned += 1
 
 
+class Session(NamedTuple):
+    """A run of a host's spike buckets (gaps up to SESSION_GAP), as the routine rules read it."""
+
+    first: int            # its first and last spike bucket
+    last: int
+    peak: List[float]     # the largest y per metric (the familiar-destination rule's level)
+    level: List[float]    # the ROUTINE_QUANTILE of y per metric (the routine rule's level)
+
+
 def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
-    """Heavy Teredo users (games, peer-to-peer) spike every day from the same few destinations.
-    Where the host already spiked 12 hours to 7 days ago — in at least FAMILIAR_SESSIONS sessions,
-    or in one session that ended at most 48 hours ago — a bucket that the destinations of those
-    spikes explain (not _is_new_use) is scored against that level too (the second-highest session's
-    peak, or the one session's) and keeps the smaller z. A first tunnel, a tunnel repeated days
-    later, or a tunnel to relays new to the host is not discounted."""
+    """Heavy Teredo users (games, peer-to-peer) spike most days. A spike bucket is scored against
+    the host's earlier sessions (those that ended FAMILIAR_DELAY or more before it) and keeps the
+    smaller z when either rule excuses it:
+
+    - routine (routine_level): within ROUTINE_RATIO of the level of ROUTINE_SESSIONS sessions at
+      the same time of day on earlier days, or of one session that started ROUTINE_RECENT ago at
+      most, on every metric that makes the spike, whatever the destinations, unless the host
+      keeps to its destinations (_DestinationHabit) and the bucket is new use of them;
+    - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
+      that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
+      one session's), and not new use (_is_new_use) of destinations.
+
+    A first tunnel, a tunnel repeated days later, one at hours the host does not use Teredo, or one
+    ROUTINE_RATIO above the host's routine level keeps its score."""
     count = len(METRICS)
     # The sessions are the spikes on the fleet-corrected score.
     spiked = [is_spike(hb.score, hb, settings) for hb in series]
     if not any(spiked):
         return  # most hosts: nothing can be familiar
-    # y per metric of the spike buckets (the sessions' peaks); other buckets' only where needed
     log1p = math.log1p
     ys = {i: [log1p(v) for v in series[i].values] for i, spike in enumerate(spiked) if spike}
-    window: deque = deque()  # indices of spike buckets inside the familiar window
+    window = _Window(series, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
+    habit = _DestinationHabit()
     newest = 0
-    sessions: List[Tuple[int, List[float]]] = []
+    sessions: List[Session] = []
+    recent: List[Session] = []  # those inside FAMILIAR_WINDOW
+    familiar: Optional[Set[str]] = None  # their destinations, gathered when first needed
     second_highest: List[float] = []
-    familiar: Set[str] = set()
+    last_spike: Optional[int] = None
+    run_start = 0
     for n, hb in enumerate(series):
         changed = False
         while newest < n and series[newest].bucket <= hb.bucket - FAMILIAR_DELAY:
             if spiked[newest]:
                 window.append(newest)
+                habit.add(series[newest])
                 changed = True
             newest += 1
-        while window and series[window[0]].bucket < hb.bucket - FAMILIAR_WINDOW:
-            window.popleft()
+        if window.expire(hb.bucket - ROUTINE_WINDOW):
             changed = True
-        if changed:
-            sessions, familiar = _sessions(series, ys, window)
-            if len(sessions) >= FAMILIAR_SESSIONS:
-                second_highest = [
-                    sorted((peak[k] for _, peak in sessions), reverse=True)[FAMILIAR_SESSIONS - 1]
-                    for k in range(count)]
-        if len(sessions) >= FAMILIAR_SESSIONS:
-            level = second_highest
-        elif sessions and sessions[0][0] >= hb.bucket - YESTERDAY:
-            level = sessions[0][1]
-        else:
+        if changed or (recent and recent[0].last < hb.bucket - FAMILIAR_WINDOW):
+            sessions = window.sessions()
+            recent = [s for s in sessions if s.last >= hb.bucket - FAMILIAR_WINDOW]
+            familiar = None
+            if len(recent) >= FAMILIAR_SESSIONS:
+                second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
+                                  for k in range(count)]
+        if not spiked[n]:
             continue
-        if _is_new_use(hb, familiar):
+        # The start of the run of spikes this bucket belongs to: a session that began at the host's
+        # usual hour is judged at that hour while it lasts (a long evening runs past it).
+        if last_spike is None or hb.bucket - last_spike > SESSION_GAP:
+            run_start = hb.bucket
+        last_spike = hb.bucket
+        if not sessions:
             continue
-        y = ys.get(n) or [log1p(v) for v in hb.values]
+        y = ys[n]
+        # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
+        # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
+        # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
+        spiking = [k for k in range(count) if hb.z[k] >= settings.threshold + hb.fleet_adjustment]
+        level = routine_level(sessions, hb.bucket, run_start)
+        if level is not None and habit.kept(hb.bucket - ROUTINE_WINDOW):
+            # A host that keeps to its destinations: new ones are new use, not its routine.
+            if familiar is None:
+                familiar = _familiar(series, window, hb.bucket)
+            if _is_new_use(hb, familiar):
+                continue
+        if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
+            if len(recent) >= FAMILIAR_SESSIONS:
+                level = second_highest
+            elif recent and recent[-1].last >= hb.bucket - YESTERDAY:
+                level = recent[-1].peak
+            else:
+                continue
+            if any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
+                continue
+            if familiar is None:
+                familiar = _familiar(series, window, hb.bucket)
+            if _is_new_use(hb, familiar):
+                continue
         for k in range(count):
             z_familiar = (y[k] - level[k]) / hb.baseline_sd[k]
             if z_familiar < hb.z[k]:
                 hb.z[k] = z_familiar
         hb.score = final_score(max(hb.z), hb.fleet_adjustment)
+
+
+LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
+
+
+def _familiar(series: Sequence[HostBucket], window: "_Window", at: int) -> Set[str]:
+    """The destinations of the spikes in `window` from FAMILIAR_WINDOW before `at`."""
+    return {dest for i in window.indices() if series[i].bucket >= at - FAMILIAR_WINDOW
+            for dest in series[i].dests}
+
+
+class _DestinationHabit:
+    """Whether a host's sessions go back to the destinations of its earlier sessions (a game's
+    relays, a fixed set of peers) or reach new ones every time (peer-to-peer, relays chosen by the
+    peer): per session, the share of its destinations seen in an earlier session. Fed the spike
+    buckets in time order, once each (incremental: the hot part is one set lookup per destination)."""
+
+    __slots__ = ("seen", "current", "known", "last", "shares")
+
+    def __init__(self) -> None:
+        self.seen: Set[str] = set()      # destinations of the host's closed sessions
+        self.current: Set[str] = set()   # the open session's
+        self.known = 0                   # how many of those are in seen
+        self.last: Optional[int] = None  # the open session's last bucket
+        self.shares: deque = deque()     # (last bucket, share) of each closed session but the first
+
+    def add(self, hb: HostBucket) -> None:
+        if self.last is not None and hb.bucket - self.last > SESSION_GAP:
+            if self.seen:
+                self.shares.append((self.last, self.known / len(self.current)))
+            self.seen |= self.current
+            self.current = set()
+            self.known = 0
+        for dest in hb.dests:
+            if dest not in self.current:
+                self.current.add(dest)
+                if dest in self.seen:
+                    self.known += 1
+        self.last = hb.bucket
+
+    def kept(self, oldest: int) -> bool:
+        """At least 2 sessions since `oldest` whose destinations were on average HABIT_SHARE known."""
+        shares = self.shares
+        while shares and shares[0][0] < oldest:
+            shares.popleft()
+        return len(shares) >= 2 and sum(share for _, share in shares) >= HABIT_SHARE * len(shares)
+
+
+def routine_level(sessions: Sequence[Session], at: int, started: Optional[int] = None
+                  ) -> Optional[List[float]]:
+    """The host's routine level per metric for bucket `at`, from the sessions at the same time of day
+    (whose span, shifted by whole days, comes within ROUTINE_HOURS of `at`, or of `started`, when
+    the run of spikes that `at` belongs to started): the second-highest
+    level of them (if at least ROUTINE_SESSIONS), and the highest of those that started
+    ROUTINE_RECENT ago at most; the larger of the two per metric. None when neither rule has
+    sessions: use at hours the host never uses Teredo is never routine."""
+    same_hour = []
+    latest: Optional[List[float]] = None
+    for s in sessions:
+        if not (_same_hour(s, at) or (started is not None and _same_hour(s, started))):
+            continue
+        same_hour.append(s.level)
+        if s.first >= at - ROUTINE_RECENT:
+            latest = s.level if latest is None else [max(a, b) for a, b in zip(latest, s.level)]
+    level = latest
+    if len(same_hour) >= ROUTINE_SESSIONS:
+        usual = [sorted(column, reverse=True)[ROUTINE_SESSIONS - 1] for column in zip(*same_hour)]
+        level = usual if level is None else [max(a, b) for a, b in zip(level, usual)]
+    return level
+
+
+def _same_hour(s: Session, at: int) -> bool:
+    """Whether `at`, a whole number k >= 1 of days later, falls within ROUTINE_HOURS of `s`."""
+    # whole days k >= 1 with first - ROUTINE_HOURS <= at - k days <= last + ROUTINE_HOURS
+    most = (at - s.first + ROUTINE_HOURS) // 86400
+    least = -((s.last + ROUTINE_HOURS - at) // 86400)  # ceil((at - last - HOURS) / day)
+    return most >= 1 and most >= least
 
 
 def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
@@ -245,27 +403,59 @@ def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
             or max(novel) >= NEW_DEST_SHARE * hb.packets)
 
 
-def _sessions(series: Sequence[HostBucket], ys: Dict[int, List[float]], window: Sequence[int]
-              ) -> Tuple[List[Tuple[int, List[float]]], Set[str]]:
-    """The spikes in `window` as sessions (last bucket, peak y per metric), and their
-    destinations."""
-    # Called whenever the window changes, over the whole window: a session's peak is taken once
-    # over its buckets' ys (column-wise) rather than pairwise at every bucket.
-    sessions: List[Tuple[int, List[float]]] = []
-    familiar: Set[str] = set()
-    members: List[List[float]] = []  # ys of the current session's buckets
-    last = 0
-    for i in window:
-        hb = series[i]
-        if members and hb.bucket - last > SESSION_GAP:
-            sessions.append((last, [max(column) for column in zip(*members)]))
-            members = []
-        members.append(ys[i])
-        last = hb.bucket
-        familiar.update(hb.dests)
-    if members:
-        sessions.append((last, [max(column) for column in zip(*members)]))
-    return sessions, familiar
+class _Window:
+    """A host's spike buckets from ROUTINE_WINDOW to FAMILIAR_DELAY ago, as sessions (runs with
+    gaps up to SESSION_GAP). Kept incrementally: buckets join at the end and expire from the start,
+    and only a session that changed is summarised again (a heavy host has hundreds of spikes in the
+    window, and the window changes at nearly every one)."""
+
+    __slots__ = ("series", "ys", "runs")
+
+    def __init__(self, series: Sequence[HostBucket], ys: Dict[int, List[float]]) -> None:
+        self.series = series
+        self.ys = ys
+        self.runs: deque = deque()  # per session: [indices (a deque), its Session or None]
+
+    def append(self, index: int) -> None:
+        runs = self.runs
+        if runs and self.series[index].bucket - self.series[runs[-1][0][-1]].bucket <= SESSION_GAP:
+            runs[-1][0].append(index)
+            runs[-1][1] = None
+        else:
+            runs.append([deque((index,)), None])
+
+    def expire(self, oldest: int) -> bool:
+        """Drop the buckets before `oldest`; whether any went."""
+        runs = self.runs
+        changed = False
+        while runs and self.series[runs[0][0][0]].bucket < oldest:
+            members = runs[0][0]
+            members.popleft()
+            changed = True
+            if members:
+                runs[0][1] = None
+            else:
+                runs.popleft()
+        return changed
+
+    def sessions(self) -> List[Session]:
+        series, ys = self.series, self.ys
+        for run in self.runs:
+            if run[1] is None:
+                members = run[0]
+                run[1] = _session(series[members[0]].bucket, series[members[-1]].bucket,
+                                  [ys[i] for i in members])
+        return [run[1] for run in self.runs]
+
+    def indices(self) -> Iterator[int]:
+        for members, _ in self.runs:
+            yield from members
+
+
+def _session(first: int, last: int, members: List[List[float]]) -> Session:
+    columns = [sorted(column) for column in zip(*members)]
+    at = int(ROUTINE_QUANTILE * (len(members) - 1))
+    return Session(first, last, [column[-1] for column in columns], [column[at] for column in columns])
 
 
 def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
@@ -298,6 +488,15 @@ def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
         for hb in members:
             hb.fleet_adjustment = adjustment
             hb.score = final_score(hb.score, adjustment)
+
+
+def fleet_use_level(hosts: Dict[str, Sequence[HostBucket]]) -> float:
+    """The fleet's usual level of Teredo use: the median relay packets of the host-buckets that
+    carry at least RELAY_MIN_PACKETS (0 when none do). Severity holds critical to volume far above
+    it (output.severity)."""
+    used = [hb.values[RELAY_PACKETS] for series in hosts.values() for hb in series
+            if hb.values[RELAY_PACKETS] >= RELAY_MIN_PACKETS]
+    return float(median(used)) if used else 0.0
 
 
 def mark_spikes(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
