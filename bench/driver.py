@@ -15,7 +15,7 @@ bytes. What it measures:
 import shlex
 import tempfile
 import time
-from typing import Collection, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Collection, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from tools import scpv2
 
@@ -43,11 +43,16 @@ def preop_args(python: str, script: str, args: Sequence[str]) -> Tuple[List[str]
 
 
 def run(python: str, script: str, args: Sequence[str], bodies: Collection[bytes],
-        final_body: bytes) -> Measurement:
-    """Spawn, getinfo, every body as an execute chunk, then `final_body` as the finished chunk."""
+        final_body: bytes, times: Optional[Tuple[int, int]] = None,
+        env: Optional[Dict[str, str]] = None) -> Measurement:
+    """Spawn, getinfo, every body as an execute chunk, then `final_body` as the finished chunk.
+    `times`: the search's (earliest, latest) in getinfo; `env`: the process's environment."""
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as dispatch:
-        process = scpv2.CommandProcess(script, python, dispatch)
-        process.getinfo(args)
+        process = scpv2.CommandProcess(script, python, dispatch, env)
+        if times is None:
+            process.getinfo(args)
+        else:
+            process.getinfo(args, earliest=times[0], latest=times[1])
         getinfo = time.perf_counter() - process.started
         if process.finished:
             raise scpv2.ProtocolError("refused at getinfo: %r" % process.messages)

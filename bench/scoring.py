@@ -1,7 +1,7 @@
 """Scoring rate measured directly on the scoring functions (run under the Python being measured).
 
-Reads aggregated (tstats) chunk bodies written by bench/workload.py, aggregates them as the command
-does (phases.ReducePhase), then times, separately, what it does at the end of input
+Reads aggregated (tstats) or summary-row chunk bodies written by bench/workload.py, aggregates them
+as the command does (phases.ReducePhase), then times, separately, what it does at the end of input
 (ReducePhase.scored: attribution, host_buckets, score_all; then result_rows). Prints JSON.
 """
 

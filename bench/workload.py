@@ -190,3 +190,121 @@ def aggregated_bodies(directory: str, hosts: int, active_buckets: int, chunk_siz
     path = os.path.join(directory, "agg-%d-%d-%d.body" % (hosts, active_buckets, chunk_size))
     return write_bodies(path, AGGREGATED_FIELDS, aggregated_rows(hosts, active_buckets),
                         chunk_size)
+
+
+# ---- realistic density: every outbound-UDP tstats row of a fleet (bench/two_stage.py) ----------
+#
+# Rows as `tstats ... WHERE All_Traffic.transport=udp BY _time span=10m src_ip src_port dest_ip
+# dest_port app` returns them: one per (host, source port, destination, port, app) and bucket.
+# Each host-bucket draws from random generators of its own, seeded by (host, bucket, kind), so
+# that any window can be generated alone (the summary stage's 30 minutes) and gives the same rows
+# as the week, and ordinary UDP can be scaled with the Teredo rows left exactly as they are.
+
+DAY_BUCKETS = 144
+WORK_BUCKETS = range(48, 108)        # 08:00-18:00 UTC: three quarters of a workstation's UDP
+WORK_SHARE = 0.75
+TEREDO_FLEET_SHARE = 0.22            # hosts with a Teredo client (qualified, mostly idle)
+RELAY_BUCKET_SHARE = 0.3             # a Teredo host's on-buckets with relay traffic
+RESOLVERS = ("10.16.0.53", "10.16.0.54")
+PUBLIC_DNS = ("8.8.8.8", "1.1.1.1", "9.9.9.9", "208.67.222.222")
+NTP_SERVERS = ("162.159.200.1", "129.6.15.28", "17.253.34.125")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fleet:
+    """Who sends what, fixed by `seed` and the host count alone: each host's UDP volume (a factor
+    around 1), and, for Teredo hosts, the client port its Teredo socket holds all week and its
+    daily on-period (first bucket of the day, length)."""
+
+    hosts: int
+    seed: int = 3
+
+    def volume(self, host: int) -> float:
+        return random.Random("volume %d %d" % (self.seed, host)).uniform(0.5, 1.5)
+
+    def teredo(self, host: int):
+        """(client port, first on-bucket of the day, on-buckets a day), or None."""
+        rng = random.Random("teredo %d %d" % (self.seed, host))
+        if rng.random() >= TEREDO_FLEET_SHARE:
+            return None
+        return rng.randint(49152, 65535), rng.randint(42, 54), rng.randint(48, 72)
+
+
+def _ordinary(rng: random.Random, t: str, src: str, count: int, taken: int
+              ) -> Iterator[List[str]]:
+    """`count` ordinary UDP rows of one host-bucket: DNS to the internal resolvers, QUIC to the
+    web, public DNS and NTP, each from an ephemeral port. `taken` is the host's Teredo client port:
+    the operating system never hands out a port a socket holds."""
+    rand = rng.random  # random() scaled by hand: randint costs a microsecond a call
+    for _ in range(count):
+        port = 49152 + int(rand() * 16384)
+        while port == taken:
+            port = 49152 + int(rand() * 16384)
+        r = rand()
+        if r < 0.45:
+            yield [t, src, str(port), RESOLVERS[r < 0.225], "53", "dns", "74", "1", "1"]
+        elif r < 0.85:
+            packets = 5 + int(rand() * 896)
+            octets = packets * (60 + int(rand() * 1291))
+            web = int(rand() * 2 ** 26)
+            yield [t, src, str(port), "%d.%d.%d.%d" % (
+                (142, 151, 172, 104)[web & 3], (web >> 2) & 255, (web >> 10) & 255,
+                1 + (web >> 18) % 254), "443", "quic", str(octets), str(packets), "1"]
+        elif r < 0.97:
+            yield [t, src, str(port), PUBLIC_DNS[int(rand() * 4)], "53", "dns", "76", "1", "1"]
+        else:
+            yield [t, src, str(port), NTP_SERVERS[int(rand() * 3)], "123", "ntp", "76", "1", "1"]
+
+
+def _teredo(rng: random.Random, t: str, src: str, port: int) -> Iterator[List[str]]:
+    """A live client's host-bucket: its server refreshes every 20-30 s (one row: 20-30 flows of a
+    packet each), and in some buckets relay traffic from the same port to relays' arbitrary
+    ports."""
+    refreshes = rng.randint(20, 30)
+    yield [t, src, str(port), TEREDO_SERVER, "3544", "teredo", str(refreshes * rng.randint(61, 75)),
+           str(refreshes), str(refreshes)]
+    if rng.random() < RELAY_BUCKET_SHARE:
+        for _ in range(rng.randint(1, 4)):
+            packets = rng.randint(5, 400)
+            yield [t, src, str(port), RELAYS[rng.randint(0, 2)], str(rng.randint(1024, 65535)),
+                   "unknown-udp", str(packets * rng.randint(90, 1280)), str(packets),
+                   str(rng.randint(1, 6))]
+
+
+def fleet_rows(fleet: Fleet, rows_per_day: int, first: int, last: int, ordinary_scale: float = 1.0
+               ) -> Iterator[List[str]]:
+    """Rows (AGGREGATED_FIELDS) of buckets `first` <= b < `last` (numbered from T0; negative is
+    before it), bucket by bucket, host by host. A host sends about `rows_per_day` ordinary UDP rows
+    a day (times its volume and `ordinary_scale`), three quarters of them in working hours; a
+    Teredo host adds a server row per on-bucket and relay rows (the same whatever
+    `ordinary_scale`)."""
+    volumes = [fleet.volume(h) for h in range(fleet.hosts)]
+    teredo = [fleet.teredo(h) for h in range(fleet.hosts)]
+    sources = [_internal_host(h) for h in range(fleet.hosts)]
+    work = WORK_SHARE / len(WORK_BUCKETS)
+    rest = (1 - WORK_SHARE) / (DAY_BUCKETS - len(WORK_BUCKETS))
+    for b in range(first, last):
+        t = str(T0 + b * 600)
+        of_day = b % DAY_BUCKETS
+        share = work if of_day in WORK_BUCKETS else rest
+        for h in range(fleet.hosts):
+            src, client = sources[h], teredo[h]
+            if client is not None:
+                port, start, length = client
+                if 0 <= of_day - start < length:
+                    yield from _teredo(random.Random("t %d %d %d" % (fleet.seed, h, b)), t, src,
+                                       port)
+            if not ordinary_scale:
+                continue
+            rng = random.Random("u %d %d %d" % (fleet.seed, h, b))
+            expected = rows_per_day * volumes[h] * ordinary_scale * share
+            count = int(expected) + (rng.random() < expected % 1)
+            yield from _ordinary(rng, t, src, count, client[0] if client else 0)
+
+
+def fleet_bodies(directory: str, fleet: Fleet, rows_per_day: int, first: int, last: int,
+                 chunk_size: int, ordinary_scale: float = 1.0) -> BodySet:
+    path = os.path.join(directory, "fleet-%d-%d-%g-%d-%d.body" % (
+        fleet.hosts, rows_per_day, ordinary_scale, first, last))
+    return write_bodies(path, AGGREGATED_FIELDS,
+                        fleet_rows(fleet, rows_per_day, first, last, ordinary_scale), chunk_size)

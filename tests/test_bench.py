@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from bench import report as report_module
 from bench import workload
 from tests.conftest import ROOT
 from tools import scpv2
@@ -70,3 +71,41 @@ def test_reference_command_counts_per_host(python):
                         script=os.path.join(ROOT, "bench", "reference_command.py"))
     assert {(r["src_ip"], r["count"]) for r in result.rows} == {
         ("10.0.0.0", "10"), ("10.0.0.1", "10"), ("10.0.0.2", "10")}
+
+
+def test_two_stage_quick_measures_every_stage(tmp_path, python):
+    """bench/two_stage.py --quick: the three measures, the checks on the summary rows and the
+    section of performance.md, which bench/run.py keeps when it rewrites the page."""
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "performance.md").write_text("# Performance\n\nthe page bench/run.py writes\n")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "two_stage.py"), "--quick",
+                    "--out", str(out), "--python", python], check=True,
+                   capture_output=True, timeout=600)
+    report = json.loads((out / "performance-two-stage.json").read_text())
+    result = report["result"]
+    for density in ("1000", "5000"):
+        assert all(p["cpu_s"] > 0 and p["peak_kb"] > 0 for p in result["one_pass"][density])
+        assert all(p["rows_out"] > 0 for p in result["window"][density])  # it owns Teredo rows
+    # The week's summary rows are the same whatever the ordinary UDP beside the Teredo traffic
+    # and however the flows are chunked, and a 10-minute run writes what the week run wrote for
+    # its bucket (stamps aside).
+    checks = result["summary_checks"]
+    assert all(check["identical"] for check in checks.values()), checks
+    assert result["doubling"]["output_all_identical"] and result["doubling"]["one_pass_identical"]
+    assert all(p["host_buckets"] > 0 for p in result["detection"].values())
+    profile = result["profile"]["reduce"]
+    assert profile["total_s"] > 0 and profile["top"]
+    assert set(profile["stages"]) == {"read the summary rows", "host_buckets", "score_all",
+                                      "result rows written"}
+    analysis = report["analysis"]
+    assert set(analysis["projections"]) == {"10000", "50000"}
+    page = (out / "performance.md").read_text()
+    assert page.startswith("# Performance\n\nthe page bench/run.py writes\n\n## Two-stage path")
+    table = [line for line in page.split("## Two-stage path")[1].splitlines()
+             if line.startswith("|")]
+    assert len(table) >= 10 and len({line.count("|") for line in table}) == 1
+
+    # bench/run.py rewrites the page above the section and keeps the section.
+    assert report_module.two_stage_section(page).startswith("\n## Two-stage path")
+    assert report_module.two_stage_section("# Performance\n") == ""
