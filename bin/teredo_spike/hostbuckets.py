@@ -89,7 +89,7 @@ class HostBucket:
     a tuple of five ints above 256 costs 80 + 4 x 28), a tuple only for a value beyond 2**63
     (in_domain allows up to MAX_VOLUME). Its per-metric scores (z, baseline, baseline_sd) are one
     array of 15 doubles (184 bytes; three arrays of five cost 312, three lists of five floats 648);
-    `z`, `baseline` and `baseline_sd` are writable views on it, for the readers outside the hot loop.
+    `z`, `baseline` and `baseline_sd` are writable views on it, for readers outside the hot loop.
     """
 
     __slots__ = ("src", "bucket", "values", "dests", "dest_packets", "client_ports", "servers",

@@ -153,7 +153,8 @@ class SummaryReader:
          dests_at, servers_at, mapped_at, stamp_at) = at
         width = max(at) + 1
         ports, addresses = self.ports, self.addresses
-        kept, stamps, skipped, span, share = self.kept, self.stamps, self.skipped, self.span, self.share
+        kept, stamps, skipped, span = self.kept, self.stamps, self.skipped, self.span
+        share = self.share
         intern = sys.intern
         for row in rows:
             if len(row) < width:
