@@ -5,7 +5,8 @@ import math
 from typing import AbstractSet, Dict, Iterator, Sequence
 
 from . import evidence as ev
-from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, HostBucket
+from .hostbuckets import (BASELINE, BASELINE_SD, BYTES, METRICS, PACKETS, RELAY_PACKETS, Z,
+                          HostBucket)
 from .scoring import RELAY_MIN_PACKETS, Episode, Settings, episodes, fleet_use_level
 
 MITRE_TECHNIQUE_ID = "T1572"
@@ -62,7 +63,8 @@ def format_span(seconds: int) -> str:
 
 
 def _expected(hb: HostBucket, k: int, sigmas: float = 0.0) -> int:
-    return int(round(math.expm1(hb.baseline[k] + sigmas * hb.baseline_sd[k])))
+    scores = hb.scores  # read in place: a row per host-bucket with output=all
+    return int(round(math.expm1(scores[BASELINE + k] + sigmas * scores[BASELINE_SD + k])))
 
 
 def reason(peak: HostBucket, settings: Settings, first_seen: bool, buckets: int) -> str:
@@ -93,7 +95,7 @@ def _port_order(port: str) -> tuple:
 
 def _common(hb: HostBucket, values: Sequence[int]) -> Dict[str, object]:
     """The fields a bucket row and an episode row fill alike; `values` per METRICS."""
-    return dict(zip(_PER_METRIC_FIELDS, (*values, *map(round, hb.z, _Z_DIGITS))),
+    return dict(zip(_PER_METRIC_FIELDS, (*values, *map(round, hb.scores[Z:BASELINE], _Z_DIGITS))),
                 baseline_packets=_expected(hb, PACKETS), baseline_bytes=_expected(hb, BYTES),
                 fleet_adjustment=round(hb.fleet_adjustment, 2),
                 mitre_technique_id=MITRE_TECHNIQUE_ID)

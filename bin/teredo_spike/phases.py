@@ -40,9 +40,10 @@ class TooManyHostBuckets(Exception):
             .format(limit))
 
 
-def _check_size(cells: Dict[Key, Cell], limit: Optional[int]) -> None:
-    """Once a chunk: stop before memory grows past what a search head or indexer should give."""
-    if limit is not None and len(cells) > limit:
+def _check_size(cells: Dict[Key, Cell], limit: Optional[int], summarised: int = 0) -> None:
+    """Once a chunk: stop before memory grows past what a search head or indexer should give
+    (`summarised`: the (host, client port, bucket)s read from summary rows, held apart)."""
+    if limit is not None and len(cells) + summarised > limit:
         raise TooManyHostBuckets(limit)
 
 
@@ -93,7 +94,7 @@ class ReducePhase:
         # Reads raw records (when no map phase ran); holds the phase's cells and record counts.
         self.reader = RecordReader(span, internal)
         self.spool = Spool(self.reader.cells, span)
-        self.summary = SummaryReader(self.reader.cells, span, self.reader.skipped)
+        self.summary = SummaryReader(span, self.reader.skipped)
         self.max_cells = max_cells
         self.flows_seen = False  # flow records here or in a map phase (not only empty counts)
 
@@ -133,7 +134,7 @@ class ReducePhase:
             self.flows_seen = self.flows_seen or self.reader.records > records
         if self.flows_seen and self.summary.rows:
             raise MixedInput()
-        _check_size(self.cells, self.max_cells)
+        _check_size(self.cells, self.max_cells, len(self.summary.kept))
 
     def read_partials(self, header: List[str], rows: Iterable[List[str]]) -> None:
         reader, spool = self.reader, self.spool
@@ -159,16 +160,23 @@ class ReducePhase:
                 reader.skipped[SKIP_FOREIGN_PARTIAL] += 1
 
     def attributed(self) -> Dict[Key, Cell]:
-        """At end of input: attribute the spool; every (host, client port, bucket) cell."""
-        self.spool.resolve()
-        _check_size(self.cells, self.max_cells)
-        if self.spool.foreign:
-            self.reader.skipped[SKIP_FOREIGN_PARTIAL] += self.spool.foreign
+        """At end of input: attribute the spool; every (host, client port, bucket) cell, those of
+        summary rows too (output=buckets)."""
+        self._resolve()
+        self.summary.into_cells(self.cells)
         return self.cells
 
+    def _resolve(self) -> None:
+        self.spool.resolve()
+        _check_size(self.cells, self.max_cells, len(self.summary.kept))
+        if self.spool.foreign:
+            self.reader.skipped[SKIP_FOREIGN_PARTIAL] += self.spool.foreign
+
     def scored(self, settings: Settings) -> Dict[str, List[HostBucket]]:
-        """At end of input: the attributed cells, each host's buckets, scored (empties `cells`)."""
-        hosts = host_buckets(self.attributed())
+        """At end of input: the attributed cells and summary rows, each host's buckets, scored
+        (empties `cells` and the summary reader)."""
+        self._resolve()
+        hosts = host_buckets(self.cells, self.summary.by_host())
         score_all(hosts, settings)
         return hosts
 

@@ -46,7 +46,8 @@ from collections import Counter, deque
 from statistics import median
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
-from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, HostBucket
+from .hostbuckets import (BASELINE, BASELINE_SD, BYTES, METRICS, PACKETS, RELAY_PACKETS, Z,
+                          HostBucket)
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -125,16 +126,18 @@ def final_score(best_z: float, fleet_adjustment: float) -> float:
 
 def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
     """(mean, variance) of y per metric over every host-bucket, robustly (median, MAD)."""
-    every = [hb.values for series in hosts.values() for hb in series]
-    if not every:
+    if not any(hosts.values()):
         return [(0.0, MIN_SD * MIN_SD)] * len(METRICS)
     prior = []
     log1p = math.log1p
-    for column in zip(*every):  # one metric's values
+    for k in range(len(METRICS)):
         # Counted, not listed: a week of host-buckets repeats few distinct values, and the median
-        # of a multiset is the same float as statistics.median over the list of its values.
+        # of a multiset is the same float as statistics.median over the list of its values. One
+        # metric at a time, from the HostBuckets: no column of every value is held (on 100,800
+        # host-buckets the peak while scoring was 126 B a host-bucket above what they hold).
+        column = Counter(hb.values[k] for series in hosts.values() for hb in series)
         ys: Counter = Counter()
-        for x, n in Counter(column).items():
+        for x, n in column.items():
             ys[log1p(x)] += n
         centre = _median(ys)
         deviations: Counter = Counter()
@@ -170,6 +173,8 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
     # and max/min written as comparisons.
     count = len(METRICS)
     metrics = range(count)
+    # Per metric: its index, and where its z, baseline and baseline_sd go in HostBucket.scores.
+    columns = [(k, Z + k, BASELINE + k, BASELINE_SD + k) for k in metrics]
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
@@ -179,18 +184,18 @@ def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: S
     for hb in series:
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
-        values, zs, baseline, baseline_sd = hb.values, hb.z, hb.baseline, hb.baseline_sd
+        values, scores = hb.values, hb.scores
         best = 0.0
-        for k in metrics:
+        for k, at_z, at_baseline, at_sd in columns:
             y = ys[k] = log1p(values[k])
             prior_mean, prior_var = prior[k]
             expected = own * mean[k] + rest * prior_mean
             blended = own * var[k] + rest * prior_var
             spread = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
-            zs[k] = z
-            baseline[k] = expected
-            baseline_sd[k] = spread
+            scores[at_z] = z
+            scores[at_baseline] = expected
+            scores[at_sd] = spread
             if z > best:
                 best = z
         hb.score = best
@@ -284,10 +289,11 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
         if not sessions:
             continue
         y = ys[n]
+        zs = hb.z  # a view on hb.scores, made once here
         # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
         # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
         # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
-        spiking = [k for k in range(count) if hb.z[k] >= settings.threshold + hb.fleet_adjustment]
+        spiking = [k for k in range(count) if zs[k] >= settings.threshold + hb.fleet_adjustment]
         level = routine_level(sessions, hb.bucket, run_start)
         if level is not None and habit.kept(hb.bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
@@ -308,11 +314,12 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
                 familiar = _familiar(series, window, hb.bucket)
             if _is_new_use(hb, familiar):
                 continue
+        sds = hb.baseline_sd
         for k in range(count):
-            z_familiar = (y[k] - level[k]) / hb.baseline_sd[k]
-            if z_familiar < hb.z[k]:
-                hb.z[k] = z_familiar
-        hb.score = final_score(max(hb.z), hb.fleet_adjustment)
+            z_familiar = (y[k] - level[k]) / sds[k]
+            if z_familiar < zs[k]:
+                zs[k] = z_familiar
+        hb.score = final_score(max(zs), hb.fleet_adjustment)
 
 
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
