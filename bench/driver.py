@@ -12,7 +12,10 @@ bytes. What it measures:
   waits for input (so it includes the end-of-input work).
 """
 
+import os
 import shlex
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Collection, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -28,6 +31,24 @@ class Measurement(NamedTuple):
     replies: List[bytes]      # execute reply bodies
     messages: List[Tuple[str, str]]
     exit_code: int
+
+
+def pyenv_python(version: str) -> str:
+    """The interpreter of a pyenv version (Splunk's Pythons are on these machines through pyenv)."""
+    prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    return os.path.join(prefix, "bin", "python3")
+
+
+def python_version(python: str) -> str:
+    """The version of the interpreter `python`, e.g. 3.9.18."""
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+def log(text: str) -> None:
+    """A progress line on stderr (stdout may be a report)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def preop_args(python: str, script: str, args: Sequence[str]) -> Tuple[List[str], float]:

@@ -2,6 +2,8 @@
 
 import json
 import os
+import platform
+import time
 from typing import List
 
 # The heading of bench/two_stage.py's section of performance.md (its one owner is two_stage.py).
@@ -161,17 +163,36 @@ def markdown(report: dict) -> str:
     ])
 
 
-def write_reports(report: dict, directory: str) -> None:
+def run_facts(started: float) -> dict:
+    """When and on what a run was made, and how long it took (the page's first line)."""
+    return {"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "load_average_at_end": os.getloadavg()},
+            "duration_s": time.time() - started}
+
+
+def write_json(report: dict, directory: str, name: str) -> None:
+    """A run's figures as JSON beside the page (docs/performance*.json)."""
     os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "performance.json"), "w") as f:
+    with open(os.path.join(directory, name), "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
         f.write("\n")
+
+
+def read_page(directory: str) -> str:
+    """performance.md as it is, or empty: bench/run.py and bench/two_stage.py each rewrite their
+    own part of it and keep the other's."""
     path = os.path.join(directory, "performance.md")
-    kept = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            kept = two_stage_section(f.read())
-    with open(path, "w") as f:
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
+def write_reports(report: dict, directory: str) -> None:
+    write_json(report, directory, "performance.json")
+    kept = two_stage_section(read_page(directory))
+    with open(os.path.join(directory, "performance.md"), "w") as f:
         f.write(markdown(report) + kept)
 
 

@@ -21,7 +21,6 @@ Every figure is the median of --runs runs. CPU seconds come from the command's r
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench import driver, workload  # noqa: E402
-from bench.report import write_reports  # noqa: E402
+from bench.report import run_facts, write_reports  # noqa: E402
 
 COMMAND = os.path.join(ROOT, "bin", "teredospike.py")
 REFERENCE = os.path.join(ROOT, "bench", "reference_command.py")
@@ -49,12 +48,6 @@ FULL = {"sizes": [1_000_000, 4_000_000], "hosts": 5_000, "many_hosts": 50_000,
 QUICK = {"sizes": [20_000, 40_000], "hosts": 200, "many_hosts": 2_000,
          "many_hosts_records": 20_000, "chunk": 5_000, "runs": 1,
          "scoring_hosts": 20, "scoring_buckets": 30}
-
-
-def pyenv_python(version: str) -> str:
-    prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    return os.path.join(prefix, "bin", "python3")
 
 
 def median(values: Sequence[float]) -> float:
@@ -75,7 +68,7 @@ def _summary(measurements: Sequence[driver.Measurement], records: int) -> Dict[s
             "runs": len(measurements)}
 
 
-def raw_records(python: str, bodies: workload.BodySet, config: dict, log) -> dict:
+def raw_records(python: str, bodies: workload.BodySet, config: dict) -> dict:
     """Map phase on raw records: teredospike, reference, floor; then the reduce phase."""
     map_args, _ = driver.preop_args(python, COMMAND, [])
     reference_args, _ = driver.preop_args(python, REFERENCE, [])
@@ -85,7 +78,7 @@ def raw_records(python: str, bodies: workload.BodySet, config: dict, log) -> dic
         reference.append(driver.run(python, REFERENCE, reference_args, bodies,
                                     bodies.final_body))
         ours.append(driver.run(python, COMMAND, map_args, bodies, bodies.final_body))
-        log("    run %d: floor %.2fs, reference %.2fs, teredospike %.2fs CPU"
+        driver.log("    run %d: floor %.2fs, reference %.2fs, teredospike %.2fs CPU"
             % (run + 1, floors[-1], reference[-1].cpu, ours[-1].cpu))
     records = bodies.records
     result = {
@@ -177,16 +170,12 @@ def main(argv: Sequence[str] = ()) -> int:
     config = dict(QUICK if options.quick else FULL)
     if options.runs:
         config["runs"] = options.runs
-    pythons = options.python or [pyenv_python(v) for v in PYTHONS]
-
-    def log(text: str) -> None:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
+    pythons = options.python or [driver.pyenv_python(v) for v in PYTHONS]
 
     started = time.time()
     work = tempfile.mkdtemp(prefix="teredospike-bench-")
     try:
-        log("encoding chunk bodies in %s" % work)
+        driver.log("encoding chunk bodies in %s" % work)
         raw = {str(size): workload.raw_bodies(work, size, config["hosts"], config["chunk"])
                for size in config["sizes"]}
         # The same at the first size with outbound QUIC blocked (as firewall vendors advise):
@@ -199,31 +188,24 @@ def main(argv: Sequence[str] = ()) -> int:
                                                 config["scoring_buckets"], config["chunk"])
         results = {}
         for python in pythons:
-            version = subprocess.run([python, "-c", "import platform; print("
-                                      "platform.python_version())"], capture_output=True,
-                                     text=True, check=True).stdout.strip()
-            log("Python %s" % version)
+            version = driver.python_version(python)
+            driver.log("Python %s" % version)
             entry: dict = {"getinfo": getinfo_latency(python, config["runs"]), "raw": {}}
             for key, bodies in raw.items():
-                log("  %s raw records" % key)
-                entry["raw"][key] = raw_records(python, bodies, config, log)
+                driver.log("  %s raw records" % key)
+                entry["raw"][key] = raw_records(python, bodies, config)
                 entry["raw"][key]["label"] = "{:,} raw records{}".format(
                     bodies.records, ", QUIC blocked" if key.endswith("no-quic") else "")
-            log("  %d hosts" % config["many_hosts"])
+            driver.log("  %d hosts" % config["many_hosts"])
             entry["many_hosts"] = many_hosts(python, many, config)
-            log("  scoring")
+            driver.log("  scoring")
             entry["scoring"] = scoring(python, aggregated, config)
             results[version] = entry
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report = {
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_end": os.getloadavg()},
-        "config": config, "duration_s": time.time() - started, "pythons": results,
-    }
+    report = dict(run_facts(started), config=config, pythons=results)
     write_reports(report, options.out)
-    log("wrote %s in %.0f s" % (os.path.join(options.out, "performance.md"),
+    driver.log("wrote %s in %.0f s" % (os.path.join(options.out, "performance.md"),
                                 report["duration_s"]))
     return 0
 

@@ -26,7 +26,6 @@ rows alone. Every size is fitted with a line in hosts (least squares) and projec
 import argparse
 import json
 import os
-import platform
 import pstats
 import shutil
 import statistics
@@ -41,7 +40,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench import driver, workload  # noqa: E402
-from bench.report import TWO_STAGE_SECTION  # noqa: E402
+from bench.report import TWO_STAGE_SECTION, read_page, run_facts, write_json  # noqa: E402
 from tools import scpv2  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "bin"))
@@ -66,12 +65,6 @@ QUICK = {"one_pass": {"1000": [5, 10], "5000": [2, 10]},
          "profile_hosts": 40}
 TARGETS = {"ratio_5000": 1 / 20, "ratio_1000": 1 / 5, "detection_10k_cpu_s": 60.0,
            "host_buckets_per_cpu_s": 60_000, "doubling_change": 0.05, "bytes_per_host_bucket": 300}
-
-
-def pyenv_python(version: str) -> str:
-    prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    return os.path.join(prefix, "bin", "python3")
 
 
 def epoch(bucket: int) -> int:
@@ -271,7 +264,7 @@ def profile_top(path: str, limit: int = 15) -> dict:
     return {"total_s": total, "top": entries[:limit], "stages": stages}
 
 
-def measure(python: str, config: dict, work: str, log) -> dict:
+def measure(python: str, config: dict, work: str) -> dict:
     bench = Bench(python, config["chunk"])
     loads = Workloads(work, config["chunk"])
     runs = config["runs"]
@@ -285,7 +278,7 @@ def measure(python: str, config: dict, work: str, log) -> dict:
             measures, _, rows = bench.search([], bodies, bodies.final_body)
             measures.update(hosts=hosts, rows_in=bodies.records, results=len(rows))
             result["one_pass"][density].append(measures)
-            log("  (a) %s rows/host-day, %d hosts: %s rows, %.2f CPU-s, %.0f MB" % (
+            driver.log("  (a) %s rows/host-day, %d hosts: %s rows, %.2f CPU-s, %.0f MB" % (
                 density, hosts, "{:,}".format(bodies.records), measures["cpu_s"],
                 measures["peak_kb"] / 1024))
 
@@ -298,7 +291,7 @@ def measure(python: str, config: dict, work: str, log) -> dict:
                                                      bodies.final_body, WINDOW_TIMES)
             measures.update(hosts=hosts, rows_in=bodies.records)
             result["window"][density].append(measures)
-            log("  (b) %s rows/host-day, %d hosts: %s rows, %.2f CPU-s, %d summary rows" % (
+            driver.log("  (b) %s rows/host-day, %d hosts: %s rows, %.2f CPU-s, %d summary rows" % (
                 density, hosts, "{:,}".format(bodies.records), measures["cpu_s"], len(rows)))
 
     # The summary rows do not depend on ordinary UDP: the week's rows at the check size, with
@@ -310,7 +303,7 @@ def measure(python: str, config: dict, work: str, log) -> dict:
                                   ("2x", densities[0], 2.0), ("other", densities[1], 1.0)):
         measures, fields, rows = summary_rows(bench, loads, hosts, int(density), scale)
         made[label] = (measures, fields, rows)
-        log("  summary rows of the week, %d hosts, %s rows/host-day x %g: %d rows, %.2f CPU-s" % (
+        driver.log("  summary rows of the week, %d hosts, %s rows/host-day x %g: %d rows, %.2f CPU-s" % (
             hosts, density, scale, len(rows), measures["cpu_s"]))
     base = made["1x"][1:]
     checks = {label: compare(base, made[label][1:]) for label in ("0x", "2x", "other")}
@@ -329,7 +322,7 @@ def measure(python: str, config: dict, work: str, log) -> dict:
     result["backfill_week"] = {label: dict(made[label][0], hosts=hosts)
                                for label in ("1x", "2x", "other")}
     for label, check in checks.items():
-        log("  summary rows %s: %s" % (label, json.dumps(check)[:600]))
+        driver.log("  summary rows %s: %s" % (label, json.dumps(check)[:600]))
 
     # (c) on the doubled-UDP rows against the generated ones, interleaved: a run of a second or
     # less, so more runs than elsewhere; then output=all once each, row for row.
@@ -350,7 +343,7 @@ def measure(python: str, config: dict, work: str, log) -> dict:
     week = loads.week(hosts, int(densities[0]))
     one_pass_all = bench.search(["output=all"], week, week.final_body)
     result["doubling"]["one_pass_identical"] = one_pass_all[1:] == alerts["1x"]
-    log("  (c) with ordinary UDP doubled: %+.1f%% CPU, output=all %d rows, identical: %s, "
+    driver.log("  (c) with ordinary UDP doubled: %+.1f%% CPU, output=all %d rows, identical: %s, "
         "identical to one pass: %s" % (
             100 * result["doubling"]["change"], result["doubling"]["output_all_rows"],
             result["doubling"]["output_all_identical"], result["doubling"]["one_pass_identical"]))
@@ -363,7 +356,7 @@ def measure(python: str, config: dict, work: str, log) -> dict:
         measures.update(hosts=hosts, summary_rows=len(rows),
                         host_buckets=host_buckets(fields, rows), results=len(results))
         result["detection"][str(hosts)] = measures
-        log("  (c) %d hosts: %d summary rows, %d host-buckets, %.2f CPU-s, reduce %.0f MB" % (
+        driver.log("  (c) %d hosts: %d summary rows, %d host-buckets, %.2f CPU-s, reduce %.0f MB" % (
             hosts, len(rows), measures["host_buckets"], measures["cpu_s"],
             measures["reduce_hwm_kb"] / 1024))
         if hosts == config["profile_hosts"]:
@@ -605,17 +598,9 @@ def _identical(same: bool) -> str:
 
 
 def write(report: dict, directory: str) -> None:
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "performance-two-stage.json"), "w") as f:
-        json.dump(report, f, indent=1, sort_keys=True)
-        f.write("\n")
-    path = os.path.join(directory, "performance.md")
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    head = text.split(TWO_STAGE_SECTION)[0].rstrip("\n")
-    with open(path, "w") as f:
+    write_json(report, directory, "performance-two-stage.json")
+    head = read_page(directory).split(TWO_STAGE_SECTION)[0].rstrip("\n")
+    with open(os.path.join(directory, "performance.md"), "w") as f:
         f.write((head + "\n\n" if head else "") + section(report))
 
 
@@ -641,32 +626,21 @@ def main(argv: Sequence[str] = ()) -> int:
             write(json.load(f), options.out)
         return 0
     config = dict(QUICK if options.quick else FULL)
-    python = options.python or pyenv_python("3.9.18")
-
-    def log(text: str) -> None:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
+    python = options.python or driver.pyenv_python("3.9.18")
 
     started = time.time()
     work = tempfile.mkdtemp(prefix="teredospike-two-stage-")
     try:
-        result = measure(python, config, work, log)
+        result = measure(python, config, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report = {
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_end": os.getloadavg()},
-        "python": subprocess.run([python, "-c", "import platform; print(platform."
-                                  "python_version())"], capture_output=True, text=True,
-                                 check=True).stdout.strip(),
-        "config": config, "duration_s": time.time() - started, "result": result,
-        "teredo_share": {d: teredo_share(int(d)) for d in config["one_pass"]},
-    }
+    report = dict(run_facts(started), python=driver.python_version(python), config=config,
+                  result=result,
+                  teredo_share={d: teredo_share(int(d)) for d in config["one_pass"]})
     report["analysis"] = analyse(result)
     write(report, options.out)
-    log("\n".join(table(report)))
-    log("wrote %s in %.0f s" % (os.path.join(options.out, "performance.md"),
+    driver.log("\n".join(table(report)))
+    driver.log("wrote %s in %.0f s" % (os.path.join(options.out, "performance.md"),
                                 report["duration_s"]))
     return 0
 

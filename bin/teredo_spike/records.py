@@ -87,10 +87,12 @@ def read_count(cell: str, default: int) -> int:
 
 
 def read_bucket(cell: str, span: int) -> int:
-    """The start of the bucket of a `_time` cell (epoch seconds). ValueError when it is not a
-    number; UnusableTime (a ValueError with its reason) when it is not a time from MIN_TIME to
-    MAX_TIME."""
-    seconds = float(cell)
+    """The start of the bucket of a `_time` cell (epoch seconds). UnusableTime (a ValueError with
+    its skip reason) when it is not a number, or not a time from MIN_TIME to MAX_TIME."""
+    try:
+        seconds = float(cell)
+    except ValueError:
+        raise UnusableTime(SKIP_NO_TIME) from None
     if not MIN_TIME <= seconds < MAX_TIME:  # also NaN and the infinities
         raise UnusableTime(time_skip_reason(seconds))
     return bucket_of(seconds, span)
@@ -258,9 +260,6 @@ class RecordReader:
                 bucket = read_bucket(row[time_at], span)
             except UnusableTime as unusable:
                 skipped[unusable.reason] += 1
-                continue
-            except ValueError:
-                skipped[SKIP_NO_TIME] += 1
                 continue
             try:
                 flows = read_count(row[count_at], 1) if count_at is not None else 1

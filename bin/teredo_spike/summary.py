@@ -43,7 +43,7 @@ from typing import AbstractSet, Counter, Dict, Iterable, Iterator, List, Sequenc
 from .cells import Cell, Key
 from .hostbuckets import Traffic, traffic_of
 from .partials import address_values, dest_packets, dest_values
-from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, SKIP_NO_TIME, Memo,
+from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
                       UnusableTime, read_bucket, read_count, read_port)
 
 SUMMARY_MARKER = "teredospike_summary"
@@ -168,9 +168,6 @@ class SummaryReader:
             except UnusableTime as unusable:
                 skipped[unusable.reason] += 1
                 continue
-            except ValueError:
-                skipped[SKIP_NO_TIME] += 1
-                continue
             if float(row[time_at]) != bucket:
                 skipped[SKIP_OTHER_SPAN] += 1
                 continue
@@ -229,11 +226,7 @@ class SummaryReader:
         kept = self.kept
         while kept:
             (src, _, _), copied = kept.popitem()
-            host = traffic.get(src)
-            if host is None:
-                traffic[src] = [copied]
-            else:
-                host.append(copied)
+            traffic.setdefault(src, []).append(copied)
         kept.clear()  # popitem leaves the dict's table allocated; clear() frees it
         return traffic
 
