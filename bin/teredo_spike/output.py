@@ -102,7 +102,7 @@ def _common(hb: HostBucket, values: Sequence[int]) -> Dict[str, object]:
 
 
 def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool,
-               fleet_level: float = 0.0) -> Dict[str, object]:
+               fleet_level: float) -> Dict[str, object]:
     """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
     level = (severity(hb.score, first_seen, 1, hb.values[RELAY_PACKETS], fleet_level)
              if hb.is_spike else "informational")
@@ -122,7 +122,7 @@ def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool,
 
 
 def episode_row(episode: Episode, settings: Settings, first_seen: bool,
-                fleet_level: float = 0.0) -> Dict[str, object]:
+                fleet_level: float) -> Dict[str, object]:
     """`output=spikes`: one row per episode, scored by its peak bucket."""
     buckets = episode.buckets
     peak = episode.peak
@@ -168,7 +168,8 @@ def result_rows(hosts: Dict[str, Sequence[HostBucket]], settings: Settings,
     def host_rows(series: Sequence[HostBucket]) -> Iterator[Dict[str, object]]:
         first_bucket = series[0].bucket
         if output == "all":
-            return (bucket_row(hb, settings, hb.bucket == first_bucket, fleet_level) for hb in series)
+            return (bucket_row(hb, settings, hb.bucket == first_bucket, fleet_level)
+                    for hb in series)
         return (episode_row(e, settings, e.buckets[0].bucket == first_bucket, fleet_level)
                 for e in episodes(series, settings.span))
 
