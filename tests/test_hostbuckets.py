@@ -34,7 +34,7 @@ def test_each_output_field_reads_its_own_metric():
     for k, name in enumerate(METRICS):
         hb.z[k] = 1.0 + k  # distinct per metric
     row = output.bucket_row(hb, Settings(span=600, threshold=6.0, min_packets=50,
-                                         min_bytes=16000), False)
+                                         min_bytes=16000), False, 0.0)
     assert (row["z_packets"], row["z_bytes"], row["z_flows"], row["z_dests"],
             row["z_relay_packets"]) == (1.0, 2.0, 3.0, 4.0, 5.0)
     assert (row["packets"], row["bytes"], row["flows"], row["dests"],

@@ -183,10 +183,10 @@ def test_critical_needs_a_high_score_and_volume_far_above_the_fleets_use():
     assert severity(30.0, False, 1, relay_packets=30000, fleet_level=1500.0) == "critical"
     assert severity(30.0, False, 1, relay_packets=29999, fleet_level=1500.0) == "high"
     assert severity(20.0, True, 10, relay_packets=30000, fleet_level=1500.0) == "high"
-    assert severity(9.5, True, 1) == "high" and severity(9.5, False, 1) == "medium"
-    assert severity(6.0, False, 1) == "low" and severity(6.0, False, 3) == "medium"
+    assert severity(9.5, True, 1, 0, 0.0) == "high" and severity(9.5, False, 1, 0, 0.0) == "medium"
+    assert severity(6.0, False, 1, 0, 0.0) == "low" and severity(6.0, False, 3, 0, 0.0) == "medium"
     # no relay use in the fleet: the relay floor still applies
-    assert severity(30.0, False, 1, relay_packets=RELAY_MIN_PACKETS - 1) == "high"
+    assert severity(30.0, False, 1, relay_packets=RELAY_MIN_PACKETS - 1, fleet_level=0.0) == "high"
 
 
 def test_the_fleet_use_level_is_the_median_of_buckets_with_relay_use():

@@ -41,8 +41,8 @@ _PER_METRIC_FIELDS = METRICS + tuple("z_" + metric for metric in METRICS)
 _Z_DIGITS = (2,) * len(METRICS)
 
 
-def severity(score: float, first_seen: bool, buckets: int, relay_packets: int = 0,
-             fleet_level: float = 0.0) -> str:
+def severity(score: float, first_seen: bool, buckets: int, relay_packets: int,
+             fleet_level: float) -> str:
     """low [6, 9), medium [9, 12), high >= 12; one step up (to high at most) for a first-seen host or
     a long spike; critical for a score >= CRITICAL_SCORE whose relay packets are at least
     CRITICAL_FLEET_MULTIPLE x `fleet_level` (and RELAY_MIN_PACKETS)."""
