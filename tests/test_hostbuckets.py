@@ -1,8 +1,8 @@
-"""METRICS is the one statement of the per-metric quantities: HostBucket.values follows its order,
+"""METRICS is the one statement of the per-metric quantities: a HostSeries' values follow its order,
 and every per-metric result field is found by its name."""
 
 from teredo_spike import output
-from teredo_spike.hostbuckets import MAX_VOLUME, METRICS, HostBucket, Traffic, metric_values
+from teredo_spike.hostbuckets import MAX_VOLUME, METRICS, HostSeries, Traffic, metric_values
 from teredo_spike.scoring import Settings
 
 
@@ -23,14 +23,14 @@ def test_metric_values_stay_in_the_scorings_domain():
 
 
 def test_a_host_bucket_names_its_metrics():
-    hb = HostBucket("10.0.0.1", TRAFFIC)
+    hb = HostSeries("10.0.0.1", [TRAFFIC])[0]
     assert dict(zip(METRICS, hb.values)) == {"packets": 70, "bytes": 9000, "flows": 3,
                                              "dests": 2, "relay_packets": 40}
     assert (hb.packets, hb.bytes) == (70, 9000)
 
 
 def test_each_output_field_reads_its_own_metric():
-    hb = HostBucket("10.0.0.1", TRAFFIC)
+    hb = HostSeries("10.0.0.1", [TRAFFIC])[0]
     for k, name in enumerate(METRICS):
         hb.z[k] = 1.0 + k  # distinct per metric
     row = output.bucket_row(hb, Settings(span=600, threshold=6.0, min_packets=50,
