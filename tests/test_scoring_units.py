@@ -3,7 +3,9 @@ check by hand against the rule it names (scoring.py's docstring)."""
 
 from typing import List, NamedTuple, Sequence, Tuple, Union
 
-from teredo_spike.hostbuckets import METRICS, HostSeries, Traffic
+import pytest
+
+from teredo_spike.hostbuckets import BYTES, METRICS, PACKETS, HostSeries, Traffic
 from teredo_spike.output import severity
 from teredo_spike.scoring import (EPISODE_GAP, MIN_SD, RELAY_MIN_PACKETS, ROUTINE_RATIO, Settings,
                                   discount_familiar_peaks, episodes, fleet_use_level, is_spike,
@@ -40,7 +42,7 @@ def series_of(made: Sequence[Made], src: str = "10.0.0.1") -> HostSeries:
         if isinstance(m, Spiked):
             hb = series[index]
             hb.z = [10.0] * len(METRICS)
-            hb.baseline_sd = [1.0] * len(METRICS)
+            series.keep_spike_baseline(index, [0.0] * len(METRICS) + [1.0] * len(METRICS))
             hb.score = 10.0
     return series
 
@@ -54,15 +56,17 @@ def test_first_bucket_is_scored_against_the_prior_alone():
     expected = [(math.log1p(v) - 0.5) / 2.0 for v in hb.values]
     assert list(hb.z) == expected
     assert hb.score == max(expected)
-    assert list(hb.baseline) == [0.5] * len(METRICS)
-    assert list(hb.baseline_sd) == [2.0] * len(METRICS)
+    assert (hb.baseline(PACKETS), hb.baseline(BYTES), hb.baseline_sd(PACKETS)) == (0.5, 0.5, 2.0)
+    # what is kept of the baseline of a bucket that is no spike: what result rows report
+    with pytest.raises(KeyError):
+        hb.baseline(METRICS.index("flows"))
 
 
 def test_the_sigma_floor_holds_when_the_prior_is_tight():
     series = series_of([bucket(0, 20)])
     hb = series[0]
     score_host(series, [(0.0, 0.0)] * len(METRICS), SETTINGS)
-    assert list(hb.baseline_sd) == [MIN_SD] * len(METRICS)
+    assert hb.baseline_sd(PACKETS) == MIN_SD
 
 
 def test_a_spike_does_not_teach_the_baseline_but_a_quiet_bucket_does():
@@ -73,9 +77,12 @@ def test_a_spike_does_not_teach_the_baseline_but_a_quiet_bucket_does():
     first, second = series[-2], series[-1]
     assert (is_spike(first.score, first.values, SETTINGS)
             and is_spike(second.score, second.values, SETTINGS))
-    assert list(second.baseline) == list(first.baseline)  # the first spike was not learned
+    # a spike keeps its baseline of every metric
+    every = range(len(METRICS))
+    assert [second.baseline(k) for k in every] == [first.baseline(k) for k in every]  # not learned
+    assert [second.baseline_sd(k) for k in every] == [first.baseline_sd(k) for k in every]
     assert series[-3].score < SETTINGS.threshold
-    assert list(series[-3].baseline) != list(first.baseline)  # the quiet bucket before was
+    assert series[-3].baseline(PACKETS) != first.baseline(PACKETS)  # the quiet bucket before was
 
 
 def test_a_high_score_below_the_volume_floor_is_learned():
@@ -85,7 +92,7 @@ def test_a_high_score_below_the_volume_floor_is_learned():
     score_host(series, [(0.0, 1.0)] * len(METRICS), floor)
     assert (series[-2].score >= floor.threshold
             and not is_spike(series[-2].score, series[-2].values, floor))
-    assert list(series[-1].baseline) != list(series[-2].baseline)
+    assert series[-1].baseline(PACKETS) != series[-2].baseline(PACKETS)
 
 
 def spiked(at: int, dests: Sequence[str] = (RELAY,), packets: int = 3000) -> Spiked:

@@ -6,10 +6,11 @@ by name (METRICS.index, or the offsets PACKETS, Z, ... made from it), never by a
 """
 
 from array import array
+from bisect import bisect_left
 from functools import partial
 from operator import attrgetter, itemgetter
 from typing import (Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List, NamedTuple,
-                    Sequence, Tuple)
+                    Optional, Sequence, Tuple)
 
 from .cells import Cell, Key
 
@@ -41,9 +42,13 @@ def in_domain(values: Tuple[int, ...]) -> Tuple[int, ...]:
     return values
 
 
-# Where z, baseline and baseline_sd start in a bucket's SCORES doubles of HostSeries.scores.
-Z, BASELINE, BASELINE_SD = (i * len(METRICS) for i in range(3))
-SCORES = 3 * len(METRICS)
+# A bucket's doubles in HostSeries.scores: z per metric, then what every result row reports of
+# its baseline (expected packets and bytes, and the packets' spread for the upper bound).
+Z = 0
+PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD = (len(METRICS) + i for i in range(3))
+SCORES = len(METRICS) + 3
+# A spike's baseline and spread of every metric (HostSeries.spike_baselines): where each starts.
+BASELINE, BASELINE_SD = 0, len(METRICS)
 # The largest metric value an array("q") holds; HostSeries.values falls back to a list above it.
 _MAX_Q = 2 ** 63 - 1
 
@@ -75,25 +80,45 @@ _METRIC_VALUES = itemgetter(*(Traffic._fields.index(_METRIC_FIELD[name]) for nam
 _FIELD = {name: itemgetter(at) for at, name in enumerate(Traffic._fields)}
 
 
+class Detail(NamedTuple):
+    """What a bucket's traffic reached, beside its counts (HostSeries.details)."""
+
+    dests: Tuple[str, ...]
+    dest_packets: Tuple[int, ...]  # packets to each of dests
+    client_ports: Tuple[str, ...]
+    servers: Tuple[str, ...]
+    mapped: Tuple[str, ...]
+
+
+_DETAIL = itemgetter(*map(Traffic._fields.index, Detail._fields))
+_detail = partial(tuple.__new__, Detail)
+
+
 class HostSeries:
     """One host's Teredo traffic in each bucket it had any (summed over its client ports), in time
     order, with its scores: columns with one entry per bucket, not an object per bucket.
 
     The search head holds every host-bucket of the search (millions, for thousands of always-on
-    clients over a week), so they are kept as arrays per host (issue 15: ~230 bytes a host-bucket,
-    where an object per bucket with arrays of its own took ~490):
+    clients over a week), so they are kept as arrays per host (issue 15: an object per bucket,
+    with arrays of its own, took ~490 bytes a host-bucket):
     - `buckets`: the bucket start times; `values`: the METRICS of bucket i at
       values[i * len(METRICS) + k] (64-bit integers; a list for a host with a value beyond 2**63,
       which in_domain allows up to MAX_VOLUME);
-    - `scores`: bucket i's z, baseline and baseline_sd per metric, SCORES doubles from
-      i * SCORES (Z, BASELINE and BASELINE_SD are where each starts); `score`,
-      `fleet_adjustment` and `is_spike` one per bucket; all filled by scoring;
-    - `dests`, `dest_packets`, `client_ports`, `servers`, `mapped`: a tuple per bucket (equal
-      ones shared: most buckets of an idle client repeat its server and port); `evidence`.
-    `series[i]` is a Bucket, the same by name, for readers outside the scoring's loops."""
+    - `scores`: SCORES doubles a bucket from i * SCORES: z per metric from Z, then the baseline
+      that result rows report (PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD); `score` and
+      `is_spike` one per bucket; `fleet_adjustment` only where the fleet correction applied;
+    - `spike_baseline(i)`: for a bucket that scored as a spike before the fleet correction (only
+      these can be reported as spikes, and only theirs do the routine rules and reasons read),
+      the baseline and its spread of every metric (from BASELINE and BASELINE_SD); a heavy
+      user's buckets are often such spikes (30% of the bench's host-buckets), so they are kept
+      in two arrays (88 bytes each) rather than a dict of arrays (~200);
+    - `details`: a Detail per bucket (equal ones shared: most buckets of an idle client repeat
+      its server and port); `evidence`.
+    All but the traffic are filled by scoring. `series[i]` is a Bucket, the same by name, for
+    readers outside the scoring's loops."""
 
-    __slots__ = ("src", "buckets", "values", "scores", "score", "fleet_adjustment", "is_spike",
-                 "dests", "dest_packets", "client_ports", "servers", "mapped", "evidence")
+    __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
+                 "spiked", "spike_baselines", "details", "evidence")
 
     def __init__(self, src: str, traffic: Sequence[Traffic]) -> None:
         """`traffic`: one per bucket, in time order."""
@@ -105,14 +130,14 @@ class HostSeries:
                                       else values)
         self.scores = array("d", bytes(8 * SCORES * count))  # zeros
         self.score = array("d", bytes(8 * count))
-        self.fleet_adjustment = array("d", bytes(8 * count))
         self.is_spike = bytearray(count)
-        self.dests: List[Tuple[str, ...]] = list(map(_FIELD["dests"], traffic))
-        self.dest_packets: List[Tuple[int, ...]] = list(map(_FIELD["dest_packets"], traffic))
-        self.client_ports: List[Tuple[str, ...]] = list(map(_FIELD["client_ports"], traffic))
-        self.servers: List[Tuple[str, ...]] = list(map(_FIELD["servers"], traffic))
-        self.mapped: List[Tuple[str, ...]] = list(map(_FIELD["mapped"], traffic))
-        self.evidence = array("q", map(_FIELD["evidence"], traffic))
+        self.fleet_adjustment: Dict[int, float] = {}
+        self.spiked = array("q")            # the buckets with a spike baseline, in order
+        self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
+        share = {}.setdefault
+        self.details: List[Detail] = [share(detail, detail) for detail in
+                                      map(_detail, map(_DETAIL, traffic))]
+        self.evidence = array("H", map(_FIELD["evidence"], traffic))
 
     def __len__(self) -> int:
         return len(self.buckets)
@@ -130,6 +155,23 @@ class HostSeries:
         at = index * len(METRICS)
         return self.values[at:at + len(METRICS)]
 
+    def keep_spike_baseline(self, index: int, baselines: Sequence[float]) -> None:
+        """Keep bucket `index`'s baseline and spread of every metric (buckets in time order)."""
+        self.spiked.append(index)
+        self.spike_baselines.extend(baselines)
+
+    def spike_baseline(self, index: int) -> Optional[Sequence[float]]:
+        """Bucket `index`'s baseline and spread of every metric, if it scored as a spike."""
+        at = bisect_left(self.spiked, index)
+        if at == len(self.spiked) or self.spiked[at] != index:
+            return None
+        width = 2 * len(METRICS)
+        return self.spike_baselines[at * width:(at + 1) * width]
+
+    def forget_spike_baselines(self) -> None:
+        """Before scoring (again)."""
+        del self.spiked[:], self.spike_baselines[:]
+
 
 class Bucket:
     """Bucket `index` of a HostSeries, by name: a view (writing it writes the series), made where
@@ -140,10 +182,6 @@ class Bucket:
     def __init__(self, series: HostSeries, index: int) -> None:
         self.series = series
         self.index = index
-
-    def _scores(self, first: int) -> memoryview:
-        at = self.index * SCORES + first
-        return memoryview(self.series.scores)[at:at + len(METRICS)]
 
     @property
     def src(self) -> str:
@@ -172,25 +210,30 @@ class Bucket:
     @property
     def z(self) -> memoryview:
         """z per metric (a view on the series' scores)."""
-        return self._scores(Z)
+        at = self.index * SCORES + Z
+        return memoryview(self.series.scores)[at:at + len(METRICS)]
 
     @z.setter
     def z(self, zs: Sequence[float]) -> None:
-        self._scores(Z)[:] = array("d", zs)
+        self.z[:] = array("d", zs)
 
-    @property
-    def baseline(self) -> memoryview:
-        """Expected y per metric before this bucket."""
-        return self._scores(BASELINE)
+    def baseline(self, k: int) -> float:
+        """Metric k's expected y before this bucket: kept for packets and bytes, and for every
+        metric of a bucket that scored as a spike (KeyError for another)."""
+        return self._kept(k, BASELINE, {PACKETS: PACKETS_BASELINE, BYTES: BYTES_BASELINE})
 
-    @property
-    def baseline_sd(self) -> memoryview:
-        """The baseline's spread per metric."""
-        return self._scores(BASELINE_SD)
+    def baseline_sd(self, k: int) -> float:
+        """The spread of metric k's baseline: kept for packets, and for every metric of a bucket
+        that scored as a spike (KeyError for another)."""
+        return self._kept(k, BASELINE_SD, {PACKETS: PACKETS_SD})
 
-    @baseline_sd.setter
-    def baseline_sd(self, sds: Sequence[float]) -> None:
-        self._scores(BASELINE_SD)[:] = array("d", sds)
+    def _kept(self, k: int, first: int, reported: Dict[int, int]) -> float:
+        full = self.series.spike_baseline(self.index)
+        if full is not None:
+            return full[first + k]
+        if k not in reported:
+            raise KeyError("kept for spikes only: " + METRICS[k])
+        return self.series.scores[self.index * SCORES + reported[k]]
 
     @property
     def score(self) -> float:
@@ -202,7 +245,7 @@ class Bucket:
 
     @property
     def fleet_adjustment(self) -> float:
-        return self.series.fleet_adjustment[self.index]
+        return self.series.fleet_adjustment.get(self.index, 0.0)
 
     @property
     def is_spike(self) -> bool:
@@ -213,24 +256,24 @@ class Bucket:
         self.series.is_spike[self.index] = spike
 
     @property
-    def dests(self) -> Tuple[str, ...]:
-        return self.series.dests[self.index]
+    def detail(self) -> Detail:
+        return self.series.details[self.index]
 
     @property
-    def dest_packets(self) -> Tuple[int, ...]:
-        return self.series.dest_packets[self.index]
+    def dests(self) -> Tuple[str, ...]:
+        return self.detail.dests
 
     @property
     def client_ports(self) -> Tuple[str, ...]:
-        return self.series.client_ports[self.index]
+        return self.detail.client_ports
 
     @property
     def servers(self) -> Tuple[str, ...]:
-        return self.series.servers[self.index]
+        return self.detail.servers
 
     @property
     def mapped(self) -> Tuple[str, ...]:
-        return self.series.mapped[self.index]
+        return self.detail.mapped
 
     @property
     def evidence(self) -> int:

@@ -62,8 +62,8 @@ def format_span(seconds: int) -> str:
 
 
 def _expected(hb: Bucket, k: int, sigmas: float = 0.0) -> int:
-    baseline, baseline_sd = hb.baseline, hb.baseline_sd
-    return int(round(math.expm1(baseline[k] + sigmas * baseline_sd[k])))
+    y = hb.baseline(k) + sigmas * hb.baseline_sd(k) if sigmas else hb.baseline(k)
+    return int(round(math.expm1(y)))
 
 
 def reason(peak: Bucket, settings: Settings, first_seen: bool, buckets: int) -> str:

@@ -42,12 +42,14 @@ the tuning seed); the routine rule and the relay floor brought that to 0.
 """
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import Counter, deque
+from itertools import chain
 from statistics import median
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .hostbuckets import (BASELINE, BASELINE_SD, BYTES, METRICS, PACKETS, RELAY_PACKETS, SCORES,
-                          Z, HostSeries)
+from .hostbuckets import (BASELINE_SD, BYTES, BYTES_BASELINE, METRICS, PACKETS, PACKETS_BASELINE,
+                          PACKETS_SD, RELAY_PACKETS, SCORES, Z, HostSeries)
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -132,43 +134,55 @@ def population_prior(hosts: Dict[str, HostSeries]) -> List[tuple]:
     if not any(map(len, hosts.values())):
         return [(0.0, MIN_SD * MIN_SD)] * len(METRICS)
     prior = []
-    log1p = math.log1p
     for k in range(len(METRICS)):
-        # Counted, not listed: a week of host-buckets repeats few distinct values, and the median
-        # of a multiset is the same float as statistics.median over the list of its values. One
-        # metric at a time, from each series' values: no column of every value is held (on
-        # 100,800 host-buckets the peak while scoring was 126 B a host-bucket above what they hold).
-        column: Counter = Counter()
-        for series in hosts.values():
-            column.update(series.values[k::len(METRICS)])
-        ys: Counter = Counter()
-        for x, n in column.items():
-            ys[log1p(x)] += n
-        centre = _median(ys)
-        deviations: Counter = Counter()
-        for y, n in ys.items():
-            deviations[abs(y - centre)] += n
-        spread = MAD_TO_SD * _median(deviations)
+        # One metric at a time, its values sorted (y = ln(1 + x) keeps their order): no column
+        # of y or of deviations is held (a Counter of each took ~90 B a host-bucket at the peak).
+        xs = sorted(chain.from_iterable(series.values[k::len(METRICS)]
+                                        for series in hosts.values()))
+        centre = _median_y(xs)
+        spread = MAD_TO_SD * _median_deviation(xs, centre)
         sd = max(spread, MIN_SD)
         prior.append((centre, sd * sd))
     return prior
 
 
-def _median(counts: Counter) -> float:
-    """statistics.median of the multiset `counts` (value -> how many times): the middle value,
-    or the mean of the two middle values."""
-    total = sum(counts.values())
-    middle = total // 2  # the index of the upper middle value in the sorted multiset
-    seen = 0
-    lower = upper = 0.0
-    for value, n in sorted(counts.items()):
-        if seen <= middle - 1 < seen + n:
-            lower = value
-        if seen <= middle < seen + n:
-            upper = value
-            break
-        seen += n
-    return upper if total % 2 else (lower + upper) / 2
+def _median_y(xs: Sequence[int]) -> float:
+    """statistics.median of ln(1 + x) over the sorted `xs`."""
+    middle = len(xs) // 2
+    upper = math.log1p(xs[middle])
+    return upper if len(xs) % 2 else (math.log1p(xs[middle - 1]) + upper) / 2
+
+
+def _median_deviation(xs: Sequence[int], centre: float) -> float:
+    """statistics.median of |ln(1 + x) - centre| over the sorted `xs`, walking out from the centre:
+    the deviations fall towards it from both sides, so the two sides merged in order are the
+    deviations sorted. Runs of equal values (most of an idle fleet's) are stepped over at once."""
+    log1p = math.log1p
+    total = len(xs)
+    wanted = (total - 1) // 2, total // 2  # the ranks of the middle deviation(s)
+    below = bisect_left(xs, xs[total // 2])
+    while below > 0 and log1p(xs[below - 1]) >= centre:  # the first x whose y is >= centre
+        below -= 1
+    above = below            # xs[above:] not yet taken, rising from the centre
+    below -= 1               # xs[:below + 1] not yet taken, falling from the centre
+    taken = 0
+    found = []
+    while len(found) < 2:
+        up = log1p(xs[above]) - centre if above < total else math.inf
+        down = centre - log1p(xs[below]) if below >= 0 else math.inf
+        if up <= down:
+            run = bisect_right(xs, xs[above], above) - above
+            deviation = up
+            above += run
+        else:
+            run = below + 1 - bisect_left(xs, xs[below], 0, below + 1)
+            deviation = down
+            below -= run
+        for rank in wanted[len(found):]:
+            if taken <= rank < taken + run:
+                found.append(deviation)
+        taken += run
+    return found[1] if total % 2 else (found[0] + found[1]) / 2
 
 
 def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -> None:
@@ -178,15 +192,17 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
     # and max/min written as comparisons.
     count = len(METRICS)
     metrics = range(count)
-    # Per metric: its index, and where its z, baseline and baseline_sd go in a bucket's scores.
-    columns = [(k, Z + k, BASELINE + k, BASELINE_SD + k) for k in metrics]
+    # Per metric: its index, and where its z goes in a bucket's scores.
+    columns = [(k, Z + k) for k in metrics]
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
     log1p, sqrt = math.log1p, math.sqrt
     learned = 0
     ys = [0.0] * count
+    baselines = [0.0] * (2 * count)  # the bucket's baseline, then its spread, per metric
     all_values, scores, best_z = series.values, series.scores, series.score
+    series.forget_spike_baselines()
     for i in range(len(series)):
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
@@ -194,20 +210,22 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
         values = all_values[at:at + count]
         at = i * SCORES
         best = 0.0
-        for k, at_z, at_baseline, at_sd in columns:
+        for k, at_z in columns:
             y = ys[k] = log1p(values[k])
             prior_mean, prior_var = prior[k]
-            expected = own * mean[k] + rest * prior_mean
+            expected = baselines[k] = own * mean[k] + rest * prior_mean
             blended = own * var[k] + rest * prior_var
-            spread = sqrt(min_var if min_var > blended else blended)
+            spread = baselines[count + k] = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
             scores[at + at_z] = z
-            scores[at + at_baseline] = expected
-            scores[at + at_sd] = spread
             if z > best:
                 best = z
+        scores[at + PACKETS_BASELINE] = baselines[PACKETS]
+        scores[at + BYTES_BASELINE] = baselines[BYTES]
+        scores[at + PACKETS_SD] = baselines[count + PACKETS]
         best_z[i] = best
         if is_spike(best, values, settings):
+            series.keep_spike_baseline(i, baselines)
             continue
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
         if learned == 0:
@@ -276,7 +294,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         while newest < n and buckets[newest] <= bucket - FAMILIAR_DELAY:
             if spiked[newest]:
                 window.append(newest)
-                habit.add(buckets[newest], series.dests[newest])
+                habit.add(buckets[newest], series.details[newest].dests)
                 changed = True
             newest += 1
         if window.expire(bucket - ROUTINE_WINDOW):
@@ -300,7 +318,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         y = ys[n]
         at = n * SCORES
         zs = scores[at + Z:at + Z + count]
-        fleet_adjustment = series.fleet_adjustment[n]
+        fleet_adjustment = series.fleet_adjustment.get(n, 0.0)
         # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
         # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
         # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
@@ -325,8 +343,9 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 familiar = _familiar(series, window, bucket)
             if _is_new_use(series, n, familiar):
                 continue
+        sds = series.spike_baseline(n)
         for k in range(count):
-            z_familiar = (y[k] - level[k]) / scores[at + BASELINE_SD + k]
+            z_familiar = (y[k] - level[k]) / sds[BASELINE_SD + k]
             if z_familiar < zs[k]:
                 zs[k] = z_familiar
         scores[at + Z:at + Z + count] = zs
@@ -338,9 +357,9 @@ LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
 
 def _familiar(series: HostSeries, window: "_Window", at: int) -> Set[str]:
     """The destinations of the spikes in `window` from FAMILIAR_WINDOW before `at`."""
-    buckets, dests = series.buckets, series.dests
+    buckets, details = series.buckets, series.details
     return {dest for i in window.indices() if buckets[i] >= at - FAMILIAR_WINDOW
-            for dest in dests[i]}
+            for dest in details[i].dests}
 
 
 class _DestinationHabit:
@@ -415,9 +434,8 @@ def _is_new_use(series: HostSeries, index: int, familiar: Set[str]) -> bool:
     """Bucket `index`'s traffic that a familiar session does not explain: mostly to new
     destinations (a tunnel to peers), or a fifth of the packets to one new destination (a relay
     tunnel, also when it runs inside a session to familiar peers)."""
-    dests = series.dests[index]
-    novel = [packets for dest, packets in zip(dests, series.dest_packets[index])
-             if dest not in familiar]
+    dests, dest_packets = series.details[index][:2]
+    novel = [packets for dest, packets in zip(dests, dest_packets) if dest not in familiar]
     if not novel:
         return False
     return (len(novel) >= NOVEL_SHARE * len(dests)
