@@ -4,7 +4,7 @@ with statistics.median over every host-bucket."""
 
 import math
 import statistics
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 from hypothesis import given, strategies as st
 
