@@ -192,8 +192,8 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
     # and max/min written as comparisons.
     count = len(METRICS)
     metrics = range(count)
-    # Per metric: its index, and where its z goes in a bucket's scores.
-    columns = [(k, Z + k) for k in metrics]
+    # Per metric: its index, where its z goes in a bucket's scores, and its population prior.
+    columns = [(k, Z + k, prior[k][0], prior[k][1]) for k in metrics]
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
@@ -210,9 +210,8 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
         values = all_values[at:at + count]
         at = i * SCORES
         best = 0.0
-        for k, at_z in columns:
+        for k, at_z, prior_mean, prior_var in columns:
             y = ys[k] = log1p(values[k])
-            prior_mean, prior_var = prior[k]
             expected = baselines[k] = own * mean[k] + rest * prior_mean
             blended = own * var[k] + rest * prior_var
             spread = baselines[count + k] = sqrt(min_var if min_var > blended else blended)
@@ -274,8 +273,11 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     ROUTINE_RATIO above the host's routine level keeps its score."""
     count = len(METRICS)
     buckets, scores, final = series.buckets, series.scores, series.score
-    # The sessions are the spikes on the fleet-corrected score.
-    spiked = [is_spike(final[i], series.values_at(i), settings) for i in range(len(series))]
+    # The sessions are the spikes on the fleet-corrected score (among the spikes before it: a
+    # score the correction lowered is no spike if it was none before).
+    spiked = [False] * len(series)
+    for i in series.spiked:
+        spiked[i] = is_spike(final[i], series.values_at(i), settings)
     if not any(spiked):
         return  # most hosts: nothing can be familiar
     log1p = math.log1p
@@ -537,9 +539,12 @@ def fleet_use_level(hosts: Dict[str, HostSeries]) -> float:
 
 
 def mark_spikes(hosts: Dict[str, HostSeries], settings: Settings) -> None:
+    """HostSeries.is_spike on the final score (among the spikes before the fleet correction and
+    the routine rules, which only lower scores)."""
     for series in hosts.values():
-        for index, score in enumerate(series.score):
-            series.is_spike[index] = is_spike(score, series.values_at(index), settings)
+        for index in series.spiked:
+            series.is_spike[index] = is_spike(series.score[index], series.values_at(index),
+                                              settings)
 
 
 def episodes(series: HostSeries, span: int) -> List[Episode]:
