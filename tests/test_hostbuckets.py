@@ -1,8 +1,8 @@
-"""METRICS is the one statement of the per-metric quantities: HostBucket.values follows its order,
+"""METRICS is the one statement of the per-metric quantities: a HostSeries' values follow its order,
 and every per-metric result field is found by its name."""
 
 from teredo_spike import output
-from teredo_spike.hostbuckets import MAX_VOLUME, METRICS, HostBucket, Traffic, metric_values
+from teredo_spike.hostbuckets import MAX_VOLUME, METRICS, HostSeries, Traffic, metric_values
 from teredo_spike.scoring import Settings
 
 
@@ -23,14 +23,14 @@ def test_metric_values_stay_in_the_scorings_domain():
 
 
 def test_a_host_bucket_names_its_metrics():
-    hb = HostBucket("10.0.0.1", TRAFFIC)
+    hb = HostSeries("10.0.0.1", [TRAFFIC])[0]
     assert dict(zip(METRICS, hb.values)) == {"packets": 70, "bytes": 9000, "flows": 3,
                                              "dests": 2, "relay_packets": 40}
     assert (hb.packets, hb.bytes) == (70, 9000)
 
 
 def test_each_output_field_reads_its_own_metric():
-    hb = HostBucket("10.0.0.1", TRAFFIC)
+    hb = HostSeries("10.0.0.1", [TRAFFIC])[0]
     for k, name in enumerate(METRICS):
         hb.z[k] = 1.0 + k  # distinct per metric
     row = output.bucket_row(hb, Settings(span=600, threshold=6.0, min_packets=50,
@@ -40,3 +40,23 @@ def test_each_output_field_reads_its_own_metric():
     assert (row["packets"], row["bytes"], row["flows"], row["dests"],
             row["relay_packets"]) == (70, 9000, 3, 2, 40)
     assert set(output.FIELDS) >= set(METRICS) | {"z_" + name for name in METRICS}
+
+
+def test_a_value_beyond_64_bits_keeps_its_host_scorable():
+    """in_domain allows values up to MAX_VOLUME; a host with one beyond 2**63 keeps its values in
+    a list (exact) rather than an array of 64-bit integers, and scores like any other."""
+    from teredo_spike.scoring import population_prior, score_host
+    huge = TRAFFIC._replace(bucket=1200, bytes=MAX_VOLUME * 10)
+    series = HostSeries("10.0.0.1", [TRAFFIC, huge])
+    assert isinstance(series.values, list) and series[1].bytes == MAX_VOLUME
+    settings = Settings(span=600, threshold=6.0, min_packets=50, min_bytes=16000)
+    score_host(series, population_prior({"10.0.0.1": series}), settings)
+    assert series[1].z[METRICS.index("bytes")] > series[0].z[METRICS.index("bytes")]
+
+
+def test_equal_details_are_held_once():
+    later = TRAFFIC._replace(bucket=1200)
+    series = HostSeries("10.0.0.1", [TRAFFIC, later])
+    assert series.details[0] is series.details[1]
+    assert (series[1].dests, series[1].client_ports, series[1].servers) == (("a", "b"), ("3797",),
+                                                                            ("a",))

@@ -4,11 +4,11 @@ with statistics.median over every host-bucket."""
 
 import math
 import statistics
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 from hypothesis import given, strategies as st
 
-from teredo_spike.hostbuckets import METRICS, HostBucket, Traffic
+from teredo_spike.hostbuckets import METRICS, HostSeries, Traffic
 from teredo_spike.scoring import (FLEET_FLOOR, FLEET_MIN_HOSTS, MIN_SD, fleet_correct,
                                   population_prior)
 
@@ -18,25 +18,28 @@ COUNTS = st.one_of(st.integers(0, 40), st.integers(0, 10 ** 12))
 SCORES = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0]), st.floats(0.0, 20.0))
 
 
-def host_bucket(src: str, bucket: int, packets: int, bytes_: int, flows: int, dests: int,
-                relay_packets: int) -> HostBucket:
-    """A HostBucket as host_buckets makes it, with these METRICS values."""
+def traffic(bucket: int, packets: int, bytes_: int, flows: int, dests: int, relay_packets: int
+            ) -> Traffic:
+    """A host-bucket's traffic with these METRICS values."""
     addresses = tuple("198.51.100.%d" % n for n in range(dests))
     dest_packets = (relay_packets,) + (0,) * (dests - 1)
-    return HostBucket(src, Traffic(bucket=bucket, packets=packets, bytes=bytes_, flows=flows,
-                                   relay_packets=relay_packets, dest_count=dests,
-                                   dests=addresses, dest_packets=dest_packets,
-                                   client_ports=("3544",), servers=(), mapped=(), evidence=0))
+    return Traffic(bucket=bucket, packets=packets, bytes=bytes_, flows=flows,
+                   relay_packets=relay_packets, dest_count=dests, dests=addresses,
+                   dest_packets=dest_packets, client_ports=("3544",), servers=(), mapped=(),
+                   evidence=0)
+
+
+def hosts_of(made: Dict[str, List[Traffic]]) -> Dict[str, HostSeries]:
+    return {src: HostSeries(src, host) for src, host in made.items()}
 
 
 @given(st.lists(st.tuples(COUNTS, COUNTS, COUNTS, st.integers(1, 4), COUNTS), min_size=1,
                 max_size=150))
 def test_population_prior_is_the_median_and_mad_of_every_host_bucket(values):
-    hosts: Dict[str, List[HostBucket]] = {}
+    made: Dict[str, List[Traffic]] = {}
     for n, metrics in enumerate(values):
-        src = "10.0.0.%d" % (n % 7)
-        hosts.setdefault(src, []).append(host_bucket(src, n * SPAN, *metrics))
-    priors = population_prior(hosts)
+        made.setdefault("10.0.0.%d" % (n % 7), []).append(traffic(n * SPAN, *metrics))
+    priors = population_prior(hosts_of(made))
     assert len(priors) == len(METRICS)
     for k, prior in enumerate(priors):
         ys = [math.log1p(v[k]) for v in values]
@@ -50,20 +53,22 @@ def test_population_prior_is_the_median_and_mad_of_every_host_bucket(values):
 def test_fleet_correction_is_each_crowded_buckets_median_above_one(buckets, hosts_scores):
     """`hosts_scores`: each host's score in each bucket, None where it has no Teredo traffic
     (so that buckets fall on both sides of FLEET_MIN_HOSTS)."""
-    hosts: Dict[str, List[HostBucket]] = {}
+    made: Dict[str, List[Traffic]] = {}
     for h, scores in enumerate(hosts_scores):
-        src = "10.0.1.%d" % h
         for b, score in enumerate(scores[:buckets]):
             if score is not None:
-                hb = host_bucket(src, b * SPAN, 1, 100, 1, 1, 0)
-                hb.score = score
-                hosts.setdefault(src, []).append(hb)
+                made.setdefault("10.0.1.%d" % h, []).append(traffic(b * SPAN, 1, 100, 1, 1, 0))
+    hosts = hosts_of(made)
+    for h, scores in enumerate(hosts_scores):
+        series = hosts.get("10.0.1.%d" % h)
+        for hb, score in zip(series or (), (s for s in scores[:buckets] if s is not None)):
+            hb.score = score
     expected = _corrected(hosts)
     fleet_correct(hosts)
     assert [(hb.score, hb.fleet_adjustment) for series in hosts.values() for hb in series] == expected
 
 
-def _corrected(hosts: Dict[str, Sequence[HostBucket]]) -> List[Tuple[float, float]]:
+def _corrected(hosts: Dict[str, HostSeries]) -> List[Tuple[float, float]]:
     """(score, fleet_adjustment) of every host-bucket by the definition."""
     in_bucket: Dict[int, List[float]] = {}
     for series in hosts.values():

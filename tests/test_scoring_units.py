@@ -1,10 +1,11 @@
 """score_host, discount_familiar_peaks and episodes on hand-made hosts, each case small enough to
 check by hand against the rule it names (scoring.py's docstring)."""
 
-from array import array
-from typing import Sequence
+from typing import List, NamedTuple, Sequence, Tuple, Union
 
-from teredo_spike.hostbuckets import METRICS, HostBucket, Traffic
+import pytest
+
+from teredo_spike.hostbuckets import BYTES, METRICS, PACKETS, HostSeries, Traffic
 from teredo_spike.output import severity
 from teredo_spike.scoring import (EPISODE_GAP, MIN_SD, RELAY_MIN_PACKETS, ROUTINE_RATIO, Settings,
                                   discount_familiar_peaks, episodes, fleet_use_level, is_spike,
@@ -16,67 +17,94 @@ SETTINGS = Settings(span=SPAN, threshold=6.0, min_packets=50, min_bytes=16000)
 RELAY = "83.170.1.38"
 
 
-def bucket(at: int, packets: int, dests: Sequence[str] = (RELAY,), flows: int = 0) -> HostBucket:
+def bucket(at: int, packets: int, dests: Sequence[str] = (RELAY,), flows: int = 0) -> Traffic:
     share = packets // len(dests)
-    return HostBucket("10.0.0.1", Traffic(
+    return Traffic(
         bucket=at, packets=packets, bytes=100 * packets, flows=flows or max(1, packets // 10),
         relay_packets=packets, dest_count=len(dests), dests=tuple(dests),
         dest_packets=(share,) * len(dests), client_ports=("3797",), servers=(), mapped=(),
-        evidence=0))
+        evidence=0)
+
+
+class Spiked(NamedTuple):
+    """A bucket as score_host leaves a spike: z 10 on every metric, sd 1 (series_of)."""
+
+    traffic: Traffic
+
+
+Made = Union[Traffic, Spiked]
+
+
+def series_of(made: Sequence[Made], src: str = "10.0.0.1") -> HostSeries:
+    """A host's series of these buckets (in time order), the Spiked ones scored as spikes."""
+    series = HostSeries(src, [m.traffic if isinstance(m, Spiked) else m for m in made])
+    for index, m in enumerate(made):
+        if isinstance(m, Spiked):
+            hb = series[index]
+            hb.z = [10.0] * len(METRICS)
+            series.keep_spike_baseline(index, [0.0] * len(METRICS) + [1.0] * len(METRICS))
+            hb.score = 10.0
+    return series
 
 
 def test_first_bucket_is_scored_against_the_prior_alone():
     import math
-    hb = bucket(0, 20)
+    series = series_of([bucket(0, 20)])
+    hb = series[0]
     prior = [(0.5, 4.0)] * len(METRICS)  # sd 2.0, above MIN_SD
-    score_host([hb], prior, SETTINGS)
+    score_host(series, prior, SETTINGS)
     expected = [(math.log1p(v) - 0.5) / 2.0 for v in hb.values]
     assert list(hb.z) == expected
     assert hb.score == max(expected)
-    assert list(hb.baseline) == [0.5] * len(METRICS)
-    assert list(hb.baseline_sd) == [2.0] * len(METRICS)
+    assert (hb.baseline(PACKETS), hb.baseline(BYTES), hb.baseline_sd(PACKETS)) == (0.5, 0.5, 2.0)
+    # what is kept of the baseline of a bucket that is no spike: what result rows report
+    with pytest.raises(KeyError):
+        hb.baseline(METRICS.index("flows"))
 
 
 def test_the_sigma_floor_holds_when_the_prior_is_tight():
-    hb = bucket(0, 20)
-    score_host([hb], [(0.0, 0.0)] * len(METRICS), SETTINGS)
-    assert list(hb.baseline_sd) == [MIN_SD] * len(METRICS)
+    series = series_of([bucket(0, 20)])
+    hb = series[0]
+    score_host(series, [(0.0, 0.0)] * len(METRICS), SETTINGS)
+    assert hb.baseline_sd(PACKETS) == MIN_SD
 
 
 def test_a_spike_does_not_teach_the_baseline_but_a_quiet_bucket_does():
-    series = [bucket(i * SPAN, 10) for i in range(40)] + [bucket(40 * SPAN, 5000),
-                                                          bucket(41 * SPAN, 5000)]
+    series = series_of([bucket(i * SPAN, 10) for i in range(40)] + [bucket(40 * SPAN, 5000),
+                                                                    bucket(41 * SPAN, 5000)])
     prior = [(0.0, 1.0)] * len(METRICS)
     score_host(series, prior, SETTINGS)
     first, second = series[-2], series[-1]
-    assert is_spike(first.score, first, SETTINGS) and is_spike(second.score, second, SETTINGS)
-    assert list(second.baseline) == list(first.baseline)  # the first spike was not learned
+    assert (is_spike(first.score, first.values, SETTINGS)
+            and is_spike(second.score, second.values, SETTINGS))
+    # a spike keeps its baseline of every metric
+    every = range(len(METRICS))
+    assert [second.baseline(k) for k in every] == [first.baseline(k) for k in every]  # not learned
+    assert [second.baseline_sd(k) for k in every] == [first.baseline_sd(k) for k in every]
     assert series[-3].score < SETTINGS.threshold
-    assert list(series[-3].baseline) != list(first.baseline)  # the quiet bucket before was
+    assert series[-3].baseline(PACKETS) != first.baseline(PACKETS)  # the quiet bucket before was
 
 
 def test_a_high_score_below_the_volume_floor_is_learned():
     floor = Settings(span=SPAN, threshold=6.0, min_packets=10 ** 9, min_bytes=10 ** 12)
-    series = [bucket(i * SPAN, 10) for i in range(40)] + [bucket(40 * SPAN, 5000),
-                                                          bucket(41 * SPAN, 5000)]
+    series = series_of([bucket(i * SPAN, 10) for i in range(40)] + [bucket(40 * SPAN, 5000),
+                                                                    bucket(41 * SPAN, 5000)])
     score_host(series, [(0.0, 1.0)] * len(METRICS), floor)
-    assert series[-2].score >= floor.threshold and not is_spike(series[-2].score, series[-2], floor)
-    assert list(series[-1].baseline) != list(series[-2].baseline)
+    assert (series[-2].score >= floor.threshold
+            and not is_spike(series[-2].score, series[-2].values, floor))
+    assert series[-1].baseline(PACKETS) != series[-2].baseline(PACKETS)
 
 
 def spiked(at: int, dests: Sequence[str] = (RELAY,), packets: int = 3000, flows: int = 0
-           ) -> HostBucket:
+           ) -> Spiked:
     """A spike bucket as score_host would leave it: z 10 on every metric, sd 1."""
-    hb = bucket(at, packets, dests, flows)
-    hb.z = array("d", [10.0] * len(METRICS))
-    hb.baseline_sd = array("d", [1.0] * len(METRICS))
-    hb.score = 10.0
-    return hb
+    return Spiked(bucket(at, packets, dests, flows))
 
 
-def scores_after_discount(series):
+def scores_after_discount(made: Sequence[Made]) -> List[float]:
+    series = series_of(made)
     discount_familiar_peaks(series, SETTINGS)
-    return [hb.score for hb in series]
+    return list(series.score)
 
 
 def test_a_level_reached_on_two_earlier_days_is_familiar():
@@ -111,7 +139,7 @@ def test_a_relay_new_to_the_host_is_not_familiar_destinations_after_days_away():
     assert scores_after_discount([spiked(0, familiar), spiked(DAY, familiar), same])[-1] == 0.0
 
 
-def daily_sessions(days: int, hour: int = 20, packets: int = 3000) -> list:
+def daily_sessions(days: int, hour: int = 20, packets: int = 3000) -> List[Made]:
     """A heavy user's evening session every day, 6 buckets, to destinations new every day."""
     series = []
     for day in range(days):
@@ -120,37 +148,37 @@ def daily_sessions(days: int, hour: int = 20, packets: int = 3000) -> list:
     return series
 
 
-def pages(series) -> list:
-    """Per day, whether any of its buckets is still a spike after discount_familiar_peaks."""
+def pages(made: Sequence[Made]) -> Tuple[List[bool], HostSeries]:
+    """Per day, whether any of its buckets is still a spike after discount_familiar_peaks; and
+    the series."""
+    series = series_of(made)
     discount_familiar_peaks(series, SETTINGS)
     out = {}
     for hb in series:
-        out[hb.bucket // DAY] = out.get(hb.bucket // DAY, False) or is_spike(hb.score, hb, SETTINGS)
-    return [out[day] for day in sorted(out)]
+        out[hb.bucket // DAY] = (out.get(hb.bucket // DAY, False)
+                                 or is_spike(hb.score, hb.values, SETTINGS))
+    return [out[day] for day in sorted(out)], series
 
 
 def test_a_heavy_user_whose_destinations_change_every_day_stops_paging_by_day_three():
-    assert pages(daily_sessions(7))[2:] == [False] * 5
+    assert pages(daily_sessions(7))[0][2:] == [False] * 5
 
 
 def test_a_heavy_users_tunnel_six_times_its_routine_pages():
     series = daily_sessions(5)
-    tunnel = spiked(5 * DAY + 20 * 3600, packets=6 * 3000)
-    pages(series + [tunnel])
-    assert 6 > ROUTINE_RATIO and tunnel.score == 10.0
+    _, scored = pages(series + [spiked(5 * DAY + 20 * 3600, packets=6 * 3000)])
+    assert 6 > ROUTINE_RATIO and scored[-1].score == 10.0
 
 
 def test_the_routine_level_at_an_hour_the_host_never_uses_pages():
     # sessions at 20:00 on days 0-2, new destinations each: the next morning at 10:00 (14 hours
     # after the last one started) pages, that evening and three days later at 20:00 do not
     series = daily_sessions(3)
-    morning, evening = spiked(3 * DAY + 10 * 3600), spiked(3 * DAY + 20 * 3600)
-    pages(series + [morning, evening])
+    _, scored = pages(series + [spiked(3 * DAY + 10 * 3600), spiked(3 * DAY + 20 * 3600)])
+    morning, evening = scored[-2], scored[-1]
     assert morning.score == 10.0 and evening.score < SETTINGS.threshold
-    series = daily_sessions(3)
-    later = spiked(6 * DAY + 21 * 3600)
-    pages(series + [later])
-    assert later.score < SETTINGS.threshold
+    _, scored = pages(daily_sessions(3) + [spiked(6 * DAY + 21 * 3600)])
+    assert scored[-1].score < SETTINGS.threshold
 
 
 def test_a_few_bubble_packets_with_a_zero_baseline_never_page():
@@ -158,26 +186,28 @@ def test_a_few_bubble_packets_with_a_zero_baseline_never_page():
     # qualification burst (60 more to the server) and 8 bubble packets to two new peers
     server = "65.55.158.80"
 
-    def idle(at: int, to_server: int, bubbles: int = 0) -> HostBucket:
+    def idle(at: int, to_server: int, bubbles: int = 0) -> Traffic:
         dests = (server,) + (("198.51.100.7", "198.51.100.8") if bubbles else ())
         shares = (to_server,) + ((bubbles // 2,) * 2 if bubbles else ())
-        return HostBucket("10.0.0.2", Traffic(
+        return Traffic(
             bucket=at, packets=sum(shares), bytes=90 * sum(shares), flows=len(dests) + 24,
             relay_packets=bubbles, dest_count=len(dests), dests=dests, dest_packets=shares,
-            client_ports=("3797",), servers=(server,), mapped=(), evidence=0))
+            client_ports=("3797",), servers=(server,), mapped=(), evidence=0)
 
     import math
-    prior = [(math.log1p(v), MIN_SD ** 2) for v in idle(0, 25).values]  # a fleet of idle clients
-    series = [idle(i * SPAN, 25) for i in range(100)] + [idle(100 * SPAN, 85, bubbles=8)]
+    # a fleet of idle clients
+    prior = [(math.log1p(v), MIN_SD ** 2) for v in series_of([idle(0, 25)])[0].values]
+    quiet = [idle(i * SPAN, 25) for i in range(100)]
+    series = series_of(quiet + [idle(100 * SPAN, 85, bubbles=8)], "10.0.0.2")
     score_host(series, prior, SETTINGS)
     last = series[-1]
     assert last.packets >= SETTINGS.min_packets and 8 < RELAY_MIN_PACKETS
     assert last.z[METRICS.index("relay_packets")] >= SETTINGS.threshold  # z alone would page
-    assert not is_spike(last.score, last, SETTINGS)
+    assert not is_spike(last.score, last.values, SETTINGS)
     # the same bucket with a tunnel's relay packets does page
-    series[-1] = idle(100 * SPAN, 85, bubbles=2 * RELAY_MIN_PACKETS)
+    series = series_of(quiet + [idle(100 * SPAN, 85, bubbles=2 * RELAY_MIN_PACKETS)], "10.0.0.2")
     score_host(series, prior, SETTINGS)
-    assert is_spike(series[-1].score, series[-1], SETTINGS)
+    assert is_spike(series[-1].score, series[-1].values, SETTINGS)
 
 
 def test_critical_needs_a_high_score_and_volume_far_above_the_fleets_use():
@@ -191,20 +221,18 @@ def test_critical_needs_a_high_score_and_volume_far_above_the_fleets_use():
 
 
 def test_the_fleet_use_level_is_the_median_of_buckets_with_relay_use():
-    hosts = {"a": [bucket(i * SPAN, p) for i, p in enumerate((10, 100, 300))],
-             "b": [bucket(0, 1000), bucket(SPAN, RELAY_MIN_PACKETS - 1)]}
+    hosts = {"a": series_of([bucket(i * SPAN, p) for i, p in enumerate((10, 100, 300))], "a"),
+             "b": series_of([bucket(0, 1000), bucket(SPAN, RELAY_MIN_PACKETS - 1)], "b")}
     assert fleet_use_level(hosts) == 300.0
-    assert fleet_use_level({"c": [bucket(0, 5)]}) == 0.0
+    assert fleet_use_level({"c": series_of([bucket(0, 5)], "c")}) == 0.0
 
 
-def marked(pattern: str) -> list:
+def marked(pattern: str) -> HostSeries:
     """Buckets one span apart; "S" a spike (its score its position), "." a quiet bucket."""
-    series = []
-    for i, mark in enumerate(pattern):
-        hb = bucket(i * SPAN, 100)
+    series = series_of([bucket(i * SPAN, 100) for i in range(len(pattern))])
+    for hb, mark in zip(series, pattern):
         hb.is_spike = mark == "S"
-        hb.score = float(i) if hb.is_spike else 0.0
-        series.append(hb)
+        hb.score = float(hb.index) if hb.is_spike else 0.0
     return series
 
 
@@ -212,10 +240,10 @@ def test_episodes_allow_up_to_episode_gap_quiet_buckets():
     assert EPISODE_GAP == 2
     series = marked("SS..S...S.")
     found = episodes(series, SPAN)
-    assert [(e.buckets[0].bucket, e.buckets[-1].bucket) for e in found] == [
+    assert [(series[e.first].bucket, series[e.last].bucket) for e in found] == [
         (0, 4 * SPAN), (8 * SPAN, 8 * SPAN)]
-    assert [e.peak.bucket for e in found] == [4 * SPAN, 8 * SPAN]
-    assert len(found[0].buckets) == 5  # the quiet buckets inside are part of the episode
+    assert [series[e.peak].bucket for e in found] == [4 * SPAN, 8 * SPAN]
+    assert found[0].last - found[0].first + 1 == 5  # the quiet buckets inside are in the episode
 
 
 def test_episodes_split_on_missing_buckets_too():
@@ -228,30 +256,26 @@ def test_episodes_split_on_missing_buckets_too():
 def test_a_host_that_keeps_to_its_destinations_pages_on_a_new_relay_within_its_routine():
     # daily sessions to the same relay (a game's): at the same hour and level, a new relay carrying
     # half the packets pages; one whose destinations are new every day (daily_sessions) does not
-    kept = []
+    kept: List[Made] = []
     for day in range(4):
         kept += [spiked(day * DAY + 20 * 3600 + i * SPAN) for i in range(6)]
     tunnel = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
     same = spiked(4 * DAY + 20 * 3600 + SPAN)
-    pages(kept + [tunnel, same])
-    assert tunnel.score == 10.0 and same.score < SETTINGS.threshold
-    fresh = daily_sessions(4)
+    _, scored = pages(kept + [tunnel, same])
+    assert scored[-2].score == 10.0 and scored[-1].score < SETTINGS.threshold
     other = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
-    pages(fresh + [other])
-    assert other.score < SETTINGS.threshold
+    _, scored = pages(daily_sessions(4) + [other])
+    assert scored[-1].score < SETTINGS.threshold
 
 
 def test_a_session_that_began_at_the_usual_hour_stays_routine_past_it():
     # sessions 20:00-21:00 on days 0-2; on day 3 one from 20:00 runs on to 00:30: its late
     # buckets are judged at the hour it began; the same level starting at 00:30 pages
-    series = daily_sessions(3)
     long_evening = [spiked(3 * DAY + 20 * 3600 + i * SPAN, packets=3000) for i in range(28)]
-    pages(series + long_evening)
-    assert all(hb.score < SETTINGS.threshold for hb in long_evening)
-    series = daily_sessions(3)
-    late = spiked(3 * DAY + 24 * 3600 + 30 * 60)
-    pages(series + [late])
-    assert late.score == 10.0
+    _, scored = pages(daily_sessions(3) + long_evening)
+    assert all(score < SETTINGS.threshold for score in scored.score[-28:])
+    _, scored = pages(daily_sessions(3) + [spiked(3 * DAY + 24 * 3600 + 30 * 60)])
+    assert scored[-1].score == 10.0
 
 
 def test_a_nat_retry_burst_inside_a_routine_session_does_not_page():
@@ -259,9 +283,8 @@ def test_a_nat_retry_burst_inside_a_routine_session_does_not_page():
     # whose client re-qualifies ten times faster (a NAT retry burst: ten times the flows, all of
     # them signalling to its server) is routine: flows are not judged against the routine level.
     # The same bucket with six times the routine packets still pages.
-    series = daily_sessions(3)
     burst = spiked(3 * DAY + 20 * 3600, dests=("203.0.113.1", "203.0.113.2"), flows=10 * 300)
     tunnel = spiked(3 * DAY + 20 * 3600 + SPAN, dests=("203.0.113.1", "203.0.113.2"),
                     packets=6 * 3000)
-    pages(series + [burst, tunnel])
-    assert burst.score < SETTINGS.threshold and tunnel.score == 10.0
+    _, scored = pages(daily_sessions(3) + [burst, tunnel])
+    assert scored[-2].score < SETTINGS.threshold and scored[-1].score == 10.0

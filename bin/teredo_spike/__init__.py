@@ -14,7 +14,7 @@ map phase (indexers):
 - partials        the wire formats between the phases: partial rows, candidate entries
 reduce phase (search head):
 - attribution     the spool of candidates, attributed once every live port is known
-- hostbuckets     METRICS; each host's cells summed per bucket (HostBucket, Traffic)
+- hostbuckets     METRICS; each host's cells summed per bucket (HostSeries in columns, Traffic)
 - scoring         baselines, z-scores, fleet correction, familiar use, is_spike, episodes
 - output          result rows, severity and the `reason` sentence
 - summary         the summary stage's rows (output=buckets): layout, bucket ownership, reading back

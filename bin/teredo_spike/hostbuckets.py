@@ -1,15 +1,15 @@
 """Each host's Teredo traffic per bucket: the attributed cells summed over client ports.
 
-METRICS names the per-bucket quantities scoring works on; `HostBucket.values`, `z`, `baseline`
-and `baseline_sd` hold one number per metric in METRICS order, and every reader takes them by
-name (METRICS.index), never by a literal position. `HostBucket.scores` holds z, baseline and
-baseline_sd one after the other (Z, BASELINE and BASELINE_SD are where each starts).
+METRICS names the per-bucket quantities scoring works on; a HostSeries holds, per bucket, one
+value and one z, baseline and baseline_sd per metric in METRICS order, and every reader takes them
+by name (METRICS.index, or the offsets PACKETS, Z, ... made from it), never by a literal position.
 """
 
 from array import array
+from bisect import bisect_left
 from functools import partial
 from operator import attrgetter, itemgetter
-from typing import (AbstractSet, Callable, Dict, FrozenSet, Hashable, Iterable, List, NamedTuple,
+from typing import (Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List, NamedTuple,
                     Optional, Sequence, Tuple)
 
 from .cells import Cell, Key
@@ -42,12 +42,15 @@ def in_domain(values: Tuple[int, ...]) -> Tuple[int, ...]:
     return values
 
 
-# Where z, baseline and baseline_sd start in HostBucket.scores.
-Z, BASELINE, BASELINE_SD = (i * len(METRICS) for i in range(3))
-NO_SCORES = array("d", (0.0,) * (3 * len(METRICS)))  # HostBucket.scores before scoring
-# The largest metric value an array("q") holds; HostBucket.values falls back to a tuple above it.
+# A bucket's doubles in HostSeries.scores: z per metric, then what every result row reports of
+# its baseline (expected packets and bytes, and the packets' spread for the upper bound).
+Z = 0
+PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD = (len(METRICS) + i for i in range(3))
+SCORES = len(METRICS) + 3
+# A spike's baseline and spread of every metric (HostSeries.spike_baselines): where each starts.
+BASELINE, BASELINE_SD = 0, len(METRICS)
+# The largest metric value an array("q") holds; HostSeries.values falls back to a list above it.
 _MAX_Q = 2 ** 63 - 1
-
 
 
 class Traffic(NamedTuple):
@@ -70,84 +73,131 @@ class Traffic(NamedTuple):
 # Traffic from a tuple in field order, without the Python-level __new__ of a NamedTuple (one per
 # cell: hundreds of thousands at the search head).
 _traffic = partial(tuple.__new__, Traffic)
-# What a HostBucket takes from its Traffic, by field name, in one C call each.
-_KEPT = itemgetter(*map(Traffic._fields.index, (
-    "bucket", "dests", "dest_packets", "client_ports", "servers", "mapped", "evidence")))
 # The Traffic field that holds each metric.
 _METRIC_FIELD = {"packets": "packets", "bytes": "bytes", "flows": "flows", "dests": "dest_count",
                  "relay_packets": "relay_packets"}
 _METRIC_VALUES = itemgetter(*(Traffic._fields.index(_METRIC_FIELD[name]) for name in METRICS))
+_FIELD = {name: itemgetter(at) for at, name in enumerate(Traffic._fields)}
 
 
-class HostBucket:
-    """One host's Teredo traffic in one bucket, summed over its client ports, with its scores.
+class Detail(NamedTuple):
+    """What a bucket's traffic reached, beside its counts (HostSeries.details)."""
 
-    The search head holds one per host and bucket with Teredo traffic (millions, for thousands of
-    always-on clients over a week), so it is kept small: its destinations, client ports, servers and
-    mapped addresses are tuples of distinct values (48-56 bytes for one or two, a set costs 216;
-    host_buckets shares equal ones). Its metric values are an array of 64-bit integers (104 bytes;
-    a tuple of five ints above 256 costs 80 + 4 x 28), a tuple only for a value beyond 2**63
-    (in_domain allows up to MAX_VOLUME). Its per-metric scores (z, baseline, baseline_sd) are one
-    array of 15 doubles (184 bytes; three arrays of five cost 312, three lists of five floats 648);
-    `z`, `baseline` and `baseline_sd` are writable views on it, for readers outside the hot loop.
-    """
+    dests: Tuple[str, ...]
+    dest_packets: Tuple[int, ...]  # packets to each of dests
+    client_ports: Tuple[str, ...]
+    servers: Tuple[str, ...]
+    mapped: Tuple[str, ...]
 
-    __slots__ = ("src", "bucket", "values", "dests", "dest_packets", "client_ports", "servers",
-                 "mapped", "evidence", "scores", "score", "fleet_adjustment", "is_spike")
 
-    def __init__(self, src: str, traffic: Traffic) -> None:
+_DETAIL = itemgetter(*map(Traffic._fields.index, Detail._fields))
+_detail = partial(tuple.__new__, Detail)
+
+
+class HostSeries:
+    """One host's Teredo traffic in each bucket it had any (summed over its client ports), in time
+    order, with its scores: columns with one entry per bucket, not an object per bucket.
+
+    The search head holds every host-bucket of the search (millions, for thousands of always-on
+    clients over a week), so they are kept as arrays per host (issue 15: an object per bucket,
+    with arrays of its own, took ~490 bytes a host-bucket):
+    - `buckets`: the bucket start times; `values`: the METRICS of bucket i at
+      values[i * len(METRICS) + k] (64-bit integers; a list for a host with a value beyond 2**63,
+      which in_domain allows up to MAX_VOLUME);
+    - `scores`: SCORES doubles a bucket from i * SCORES: z per metric from Z, then the baseline
+      that result rows report (PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD); `score` and
+      `is_spike` one per bucket; `fleet_adjustment` only where the fleet correction applied;
+    - `spike_baseline(i)`: for a bucket that scored as a spike before the fleet correction (only
+      these can be reported as spikes, and only theirs do the routine rules and reasons read),
+      the baseline and its spread of every metric (from BASELINE and BASELINE_SD); a heavy
+      user's buckets are often such spikes (30% of the bench's host-buckets), so they are kept
+      in two arrays (88 bytes each) rather than a dict of arrays (~200);
+    - `details`: a Detail per bucket (equal ones shared: most buckets of an idle client repeat
+      its server and port); `evidence`.
+    All but the traffic are filled by scoring. `series[i]` is a Bucket, the same by name, for
+    readers outside the scoring's loops."""
+
+    __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
+                 "spiked", "spike_baselines", "details", "evidence")
+
+    def __init__(self, src: str, traffic: Sequence[Traffic]) -> None:
+        """`traffic`: one per bucket, in time order."""
+        count = len(traffic)
         self.src = src
-        (self.bucket, self.dests, self.dest_packets, self.client_ports, self.servers,
-         self.mapped, self.evidence) = _KEPT(traffic)
-        # Made here rather than copied out with the cell, so that it sits by the HostBucket.
-        self.values = _compact(in_domain(_METRIC_VALUES(traffic)))
-        # Filled by score_host (and discount_familiar_peaks for z and score). A copy of a template
-        # (a slice copies the doubles) is made three times faster than an array from a tuple.
-        self.scores = NO_SCORES[:]
-        self.score = 0.0
-        self.fleet_adjustment = 0.0
-        self.is_spike = False
+        self.buckets = array("q", map(_FIELD["bucket"], traffic))
+        values = [x for copied in traffic for x in in_domain(_METRIC_VALUES(copied))]
+        self.values: Sequence[int] = (array("q", values) if not values or max(values) <= _MAX_Q
+                                      else values)
+        self.scores = array("d", bytes(8 * SCORES * count))  # zeros
+        self.score = array("d", bytes(8 * count))
+        self.is_spike = bytearray(count)
+        self.fleet_adjustment: Dict[int, float] = {}
+        self.spiked = array("q")            # the buckets with a spike baseline, in order
+        self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
+        share = {}.setdefault
+        self.details: List[Detail] = [share(detail, detail) for detail in
+                                      map(_detail, map(_DETAIL, traffic))]
+        self.evidence = array("H", map(_FIELD["evidence"], traffic))
 
-    def merge(self, other: "HostBucket") -> None:
-        """Add the host's traffic from other client ports in the same bucket (before scoring)."""
-        dests = dict(zip(self.dests, self.dest_packets))
-        for dest, packets in zip(other.dests, other.dest_packets):
-            dests[dest] = dests.get(dest, 0) + packets
-        servers = set(self.servers).union(other.servers)
-        mine, others = self.values, other.values
-        self.values = _compact(metric_values(
-            packets=mine[PACKETS] + others[PACKETS], bytes=mine[BYTES] + others[BYTES],
-            flows=mine[FLOWS] + others[FLOWS], dests=len(dests),
-            relay_packets=_relay_packets(dests, servers)))
-        self.dests = tuple(dests)
-        self.dest_packets = tuple(dests.values())
-        self.client_ports += other.client_ports
-        self.servers = tuple(servers)
-        self.mapped = tuple(set(self.mapped).union(other.mapped))
-        self.evidence |= other.evidence
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def __getitem__(self, index: int) -> "Bucket":
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return Bucket(self, index % len(self))
+
+    def __iter__(self) -> Iterator["Bucket"]:
+        return map(partial(Bucket, self), range(len(self)))
+
+    def values_at(self, index: int) -> Sequence[int]:
+        """Bucket `index`'s METRICS values."""
+        at = index * len(METRICS)
+        return self.values[at:at + len(METRICS)]
+
+    def keep_spike_baseline(self, index: int, baselines: Sequence[float]) -> None:
+        """Keep bucket `index`'s baseline and spread of every metric (buckets in time order)."""
+        self.spiked.append(index)
+        self.spike_baselines.extend(baselines)
+
+    def spike_baseline(self, index: int) -> Optional[Sequence[float]]:
+        """Bucket `index`'s baseline and spread of every metric, if it scored as a spike."""
+        at = bisect_left(self.spiked, index)
+        if at == len(self.spiked) or self.spiked[at] != index:
+            return None
+        width = 2 * len(METRICS)
+        return self.spike_baselines[at * width:(at + 1) * width]
+
+    def forget_spike_baselines(self) -> None:
+        """Before scoring (again)."""
+        del self.spiked[:], self.spike_baselines[:]
+
+
+class Bucket:
+    """Bucket `index` of a HostSeries, by name: a view (writing it writes the series), made where
+    a result row is written and in tests, never in the scoring's loops."""
+
+    __slots__ = ("series", "index")
+
+    def __init__(self, series: HostSeries, index: int) -> None:
+        self.series = series
+        self.index = index
 
     @property
-    def z(self) -> memoryview:
-        """z per metric (a view: writing it writes `scores`)."""
-        return memoryview(self.scores)[Z:BASELINE]
-
-    @z.setter
-    def z(self, zs: Sequence[float]) -> None:
-        self.scores[Z:BASELINE] = array("d", zs)
+    def src(self) -> str:
+        return self.series.src
 
     @property
-    def baseline(self) -> memoryview:
-        """Expected y per metric before this bucket (a view on `scores`)."""
-        return memoryview(self.scores)[BASELINE:BASELINE_SD]
+    def bucket(self) -> int:
+        return self.series.buckets[self.index]
+
+    @bucket.setter
+    def bucket(self, start: int) -> None:
+        self.series.buckets[self.index] = start
 
     @property
-    def baseline_sd(self) -> memoryview:
-        """The baseline's spread per metric (a view on `scores`)."""
-        return memoryview(self.scores)[BASELINE_SD:]
-
-    @baseline_sd.setter
-    def baseline_sd(self, sds: Sequence[float]) -> None:
-        self.scores[BASELINE_SD:] = array("d", sds)
+    def values(self) -> Sequence[int]:
+        return self.series.values_at(self.index)
 
     @property
     def packets(self) -> int:
@@ -158,90 +208,172 @@ class HostBucket:
         return self.values[BYTES]
 
     @property
+    def z(self) -> memoryview:
+        """z per metric (a view on the series' scores)."""
+        at = self.index * SCORES + Z
+        return memoryview(self.series.scores)[at:at + len(METRICS)]
+
+    @z.setter
+    def z(self, zs: Sequence[float]) -> None:
+        self.z[:] = array("d", zs)
+
+    def baseline(self, k: int) -> float:
+        """Metric k's expected y before this bucket: kept for packets and bytes, and for every
+        metric of a bucket that scored as a spike (KeyError for another)."""
+        return self._kept(k, BASELINE, {PACKETS: PACKETS_BASELINE, BYTES: BYTES_BASELINE})
+
+    def baseline_sd(self, k: int) -> float:
+        """The spread of metric k's baseline: kept for packets, and for every metric of a bucket
+        that scored as a spike (KeyError for another)."""
+        return self._kept(k, BASELINE_SD, {PACKETS: PACKETS_SD})
+
+    def _kept(self, k: int, first: int, reported: Dict[int, int]) -> float:
+        full = self.series.spike_baseline(self.index)
+        if full is not None:
+            return full[first + k]
+        if k not in reported:
+            raise KeyError("kept for spikes only: " + METRICS[k])
+        return self.series.scores[self.index * SCORES + reported[k]]
+
+    @property
+    def score(self) -> float:
+        return self.series.score[self.index]
+
+    @score.setter
+    def score(self, score: float) -> None:
+        self.series.score[self.index] = score
+
+    @property
+    def fleet_adjustment(self) -> float:
+        return self.series.fleet_adjustment.get(self.index, 0.0)
+
+    @property
+    def is_spike(self) -> bool:
+        return bool(self.series.is_spike[self.index])
+
+    @is_spike.setter
+    def is_spike(self, spike: bool) -> None:
+        self.series.is_spike[self.index] = spike
+
+    @property
+    def detail(self) -> Detail:
+        return self.series.details[self.index]
+
+    @property
+    def dests(self) -> Tuple[str, ...]:
+        return self.detail.dests
+
+    @property
+    def client_ports(self) -> Tuple[str, ...]:
+        return self.detail.client_ports
+
+    @property
+    def servers(self) -> Tuple[str, ...]:
+        return self.detail.servers
+
+    @property
+    def mapped(self) -> Tuple[str, ...]:
+        return self.detail.mapped
+
+    @property
+    def evidence(self) -> int:
+        return self.series.evidence[self.index]
+
+    @property
     def relays(self) -> FrozenSet[str]:
         """Destinations other than Teredo servers (computed where a result row needs them)."""
         return frozenset(self.dests).difference(self.servers)
 
 
-def _compact(values: Tuple[int, ...]) -> Sequence[int]:
-    """Metric values as an array of 64-bit integers, or the tuple itself if one does not fit."""
-    for x in values:
-        if x > _MAX_Q:
-            return values
-    return array("q", values)
-
-
 def traffic_of(port: str, bucket: int, packets: int, bytes_: int, flows: int, evidence: int,
-               dests: Dict[str, int], servers: AbstractSet[str], mapped: AbstractSet[str],
-               share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
+               dests: Tuple[str, ...], dest_packets: Tuple[int, ...], servers: Iterable[str],
+               mapped: Iterable[str], share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
     """One (host, client port, bucket)'s traffic as host_buckets keeps it (from a cell, or from a
-    summary row: summary.SummaryReader). `share` (a dict's setdefault) keeps each distinct tuple
-    once: host-buckets repeat a few (a host's client port, its Teredo server, a lone destination
-    and its packet count; on the bench, reduce-phase peak RSS 407 -> 354 MB on Python 3.9)."""
-    names, counts = tuple(dests), tuple(dests.values())
+    summary row: summary.SummaryReader); `dest_packets`: the packets to each of `dests`. `share`
+    (a dict's setdefault) keeps each distinct tuple once: host-buckets repeat a few (a host's
+    client port, its Teredo server, a lone destination and its packet count; on the bench,
+    reduce-phase peak RSS 407 -> 354 MB on Python 3.9)."""
     ports, servers = (port,) if port else (), tuple(servers)
-    return _traffic((bucket, packets, bytes_, flows, _relay_packets(dests, servers), len(names),
-                     share(names, names), share(counts, counts), share(ports, ports),
-                     share(servers, servers), tuple(mapped), evidence))
+    return _traffic((bucket, packets, bytes_, flows, relay_packets(dests, dest_packets, servers),
+                     len(dests), share(dests, dests), share(dest_packets, dest_packets),
+                     share(ports, ports), share(servers, servers), tuple(mapped), evidence))
 
 
-def host_buckets(cells: Dict[Key, Cell], traffic: Optional[Dict[str, List[Traffic]]] = None
-                 ) -> Dict[str, List[HostBucket]]:
-    """Sum each host's attributed cells (and `traffic` already copied out: summary rows) per
-    bucket; buckets sorted by time.
+def host_buckets(cells: Dict[Key, Cell],
+                 summarised: Iterable[Tuple[str, List[Traffic]]] = ()) -> Dict[str, HostSeries]:
+    """Sum each host's attributed cells (and the traffic of `summarised` hosts, read from summary
+    rows: summary.SummaryReader.by_host) per bucket, as one HostSeries per host.
 
-    Empties `cells` and `traffic`: each cell is dropped as soon as its traffic is copied out, each
-    host's copies as soon as its HostBuckets are made, so that the search head never holds every
-    cell and every host-bucket at once."""
-    # Two passes, for memory and for speed. The cells come with every host interleaved; each
-    # one's traffic is copied into tuples as it is dropped, so that the cells' memory is reused
-    # as it goes. Then the HostBuckets are made host by host in time order, the order in which
-    # every scoring pass walks them: made together, they sit together in memory. (Measured on
-    # the bench's 403,200 host-buckets: scoring ~15% less CPU than with HostBuckets made in the
-    # cells' order, for 2-5% more peak RSS.)
-    if traffic is None:
-        traffic = {}
+    Empties `cells`: each cell is dropped as soon as its traffic is copied out, each host's
+    copies as soon as its series is made, so that the search head never holds every cell and
+    every host-bucket at once."""
+    # The cells come with every host interleaved; each one's traffic is copied into tuples as it
+    # is dropped, so that the cells' memory is reused as it goes. Then each host's series.
+    traffic: Dict[str, List[Traffic]] = {}
     share = {}.setdefault
     while cells:
         (src, port, bucket), cell = cells.popitem()
         copied = traffic_of(port, bucket, cell.packets, cell.bytes, cell.flows, cell.evidence,
-                            cell.dests, cell.servers, cell.mapped, share)
+                            tuple(cell.dests), tuple(cell.dests.values()), cell.servers,
+                            cell.mapped, share)
         host = traffic.get(src)
         if host is None:
             traffic[src] = [copied]
         else:
             host.append(copied)
     cells.clear()  # popitem leaves the dict's table allocated; clear() frees it
-    hosts: Dict[str, List[HostBucket]] = {}
-    for src in list(traffic):  # in the order the hosts came
-        host = traffic.pop(src)
-        host.sort(key=_BUCKET_OF)
-        series = [HostBucket(src, copied) for copied in host]
-        del host  # the copies go as soon as the host's HostBuckets are made
-        # A cell is one client port's traffic: a host that used two ports in a bucket has two
-        # HostBuckets of that bucket, side by side. Most hosts keep one port.
-        if len(set(map(_BUCKET_OF, series))) < len(series):
-            series = _merge_ports(series)
-        hosts[src] = series
+    hosts: Dict[str, HostSeries] = {}
+    for src, host in summarised:
+        if src in traffic:  # not from the command: it refuses flows and summary rows together
+            traffic[src] += host
+        else:
+            hosts[src] = _series(src, host)
+    for src in list(traffic):
+        hosts[src] = _series(src, traffic.pop(src))
     return hosts
 
 
-def _relay_packets(dests: Dict[str, int], servers: Iterable[str]) -> int:
-    """Packets to destinations other than the Teredo servers (`dests`: destination -> packets):
-    all packets less the servers' (a loop over a cell's one or two servers rather than a filter
-    over its destinations)."""
-    packets = sum(dests.values())
+def _series(src: str, host: List[Traffic]) -> HostSeries:
+    host.sort(key=_BUCKET_OF)
+    # A cell is one client port's traffic: a host that used two ports in a bucket has two of
+    # that bucket, side by side. Most hosts keep one port.
+    if len(set(map(_BUCKET_OF, host))) < len(host):
+        host = _merge_ports(host)
+    return HostSeries(src, host)
+
+
+def relay_packets(dests: Sequence[str], dest_packets: Sequence[int], servers: Iterable[str]
+                  ) -> int:
+    """Packets to destinations other than the Teredo servers: all packets less the servers' (a
+    loop over a cell's one or two servers rather than a filter over its destinations)."""
+    packets = sum(dest_packets)
     for server in servers:
-        packets -= dests.get(server, 0)
+        if server in dests:
+            packets -= dest_packets[dests.index(server)]
     return packets
 
 
-def _merge_ports(series: List[HostBucket]) -> List[HostBucket]:
-    """`series` (sorted by bucket) with each bucket's HostBuckets merged into one."""
-    merged = [series[0]]
-    for hb in series[1:]:
-        if hb.bucket == merged[-1].bucket:
-            merged[-1].merge(hb)
-        else:
-            merged.append(hb)
+def _merge_ports(host: List[Traffic]) -> List[Traffic]:
+    """`host` (sorted by bucket) with each bucket's traffic from several client ports merged into
+    one: every count summed, but destinations (the distinct ones) and relay packets (to the
+    destinations that are no server of any of them)."""
+    merged: List[Traffic] = []
+    for copied in host:
+        if not merged or merged[-1].bucket != copied.bucket:
+            merged.append(copied)
+            continue
+        mine = merged[-1]
+        dests = dict(zip(mine.dests, mine.dest_packets))
+        for dest, packets in zip(copied.dests, copied.dest_packets):
+            dests[dest] = dests.get(dest, 0) + packets
+        names, counts = tuple(dests), tuple(dests.values())
+        servers = tuple(set(mine.servers).union(copied.servers))
+        packets, bytes_, flows, _, relay = metric_values(
+            packets=mine.packets + copied.packets, bytes=mine.bytes + copied.bytes,
+            flows=mine.flows + copied.flows, dests=len(names),
+            relay_packets=relay_packets(names, counts, servers))
+        merged[-1] = _traffic((mine.bucket, packets, bytes_, flows, relay, len(names), names,
+                               counts, mine.client_ports + copied.client_ports, servers,
+                               tuple(set(mine.mapped).union(copied.mapped)),
+                               mine.evidence | copied.evidence))
     return merged

@@ -5,8 +5,7 @@ import math
 from typing import AbstractSet, Dict, Iterator, Sequence
 
 from . import evidence as ev
-from .hostbuckets import (BASELINE, BASELINE_SD, BYTES, METRICS, PACKETS, RELAY_PACKETS, Z,
-                          HostBucket)
+from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, Bucket, HostSeries
 from .scoring import RELAY_MIN_PACKETS, Episode, Settings, episodes, fleet_use_level
 
 MITRE_TECHNIQUE_ID = "T1572"
@@ -62,12 +61,12 @@ def format_span(seconds: int) -> str:
     return "%ds" % seconds
 
 
-def _expected(hb: HostBucket, k: int, sigmas: float = 0.0) -> int:
-    scores = hb.scores  # read in place: a row per host-bucket with output=all
-    return int(round(math.expm1(scores[BASELINE + k] + sigmas * scores[BASELINE_SD + k])))
+def _expected(hb: Bucket, k: int, sigmas: float = 0.0) -> int:
+    y = hb.baseline(k) + sigmas * hb.baseline_sd(k) if sigmas else hb.baseline(k)
+    return int(round(math.expm1(y)))
 
 
-def reason(peak: HostBucket, settings: Settings, first_seen: bool, buckets: int) -> str:
+def reason(peak: Bucket, settings: Settings, first_seen: bool, buckets: int) -> str:
     """E.g. "packets 12,400 in 10m vs baseline 20 (z 14.2); 3 relay destinations via client port
     3797"."""
     k = max(range(len(METRICS)), key=lambda i: peak.z[i])
@@ -93,15 +92,15 @@ def _port_order(port: str) -> tuple:
     return (0, int(port), "") if port.isdigit() and len(port) <= 5 else (1, 0, port)
 
 
-def _common(hb: HostBucket, values: Sequence[int]) -> Dict[str, object]:
+def _common(hb: Bucket, values: Sequence[int]) -> Dict[str, object]:
     """The fields a bucket row and an episode row fill alike; `values` per METRICS."""
-    return dict(zip(_PER_METRIC_FIELDS, (*values, *map(round, hb.scores[Z:BASELINE], _Z_DIGITS))),
+    return dict(zip(_PER_METRIC_FIELDS, (*values, *map(round, hb.z, _Z_DIGITS))),
                 baseline_packets=_expected(hb, PACKETS), baseline_bytes=_expected(hb, BYTES),
                 fleet_adjustment=round(hb.fleet_adjustment, 2),
                 mitre_technique_id=MITRE_TECHNIQUE_ID)
 
 
-def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool,
+def bucket_row(hb: Bucket, settings: Settings, first_seen: bool,
                fleet_level: float) -> Dict[str, object]:
     """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
     level = (severity(hb.score, first_seen, 1, hb.values[RELAY_PACKETS], fleet_level)
@@ -124,8 +123,9 @@ def bucket_row(hb: HostBucket, settings: Settings, first_seen: bool,
 def episode_row(episode: Episode, settings: Settings, first_seen: bool,
                 fleet_level: float) -> Dict[str, object]:
     """`output=spikes`: one row per episode, scored by its peak bucket."""
-    buckets = episode.buckets
-    peak = episode.peak
+    series = episode.series
+    buckets = [series[i] for i in range(episode.first, episode.last + 1)]
+    peak = series[episode.peak]
     length = (buckets[-1].bucket - buckets[0].bucket) // settings.span + 1
     level = severity(peak.score, first_seen, length, peak.values[RELAY_PACKETS], fleet_level)
     dests, ports, servers, relays, mapped = set(), set(), set(), set(), set()
@@ -143,7 +143,7 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool,
     row = _common(peak, [totals[metric] for metric in METRICS])
     row.update({
         "_time": buckets[0].bucket, "episode_end": buckets[-1].bucket, "episode_buckets": length,
-        "src": episode.src, "is_spike": 1, "score": round(peak.score, 2), "severity": level,
+        "src": series.src, "is_spike": 1, "score": round(peak.score, 2), "severity": level,
         "risk_score": RISK_SCORES[level],
         "baseline_packets_upper": _expected(peak, PACKETS, settings.threshold),
         "first_seen": int(first_seen), "evidence": ev.names(mask),
@@ -154,7 +154,7 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool,
     return row
 
 
-def result_rows(hosts: Dict[str, Sequence[HostBucket]], settings: Settings,
+def result_rows(hosts: Dict[str, HostSeries], settings: Settings,
                 output: str, only: AbstractSet[str] = frozenset()) -> Iterator[Dict[str, object]]:
     """Rows in time order, then host: `spikes` (episodes) or `all` (every host-bucket); of the
     hosts in `only` when it names any (option src: a dashboard's one-host panel, whose reply then
@@ -165,12 +165,10 @@ def result_rows(hosts: Dict[str, Sequence[HostBucket]], settings: Settings,
     fleet_level = fleet_use_level(hosts)  # over every host, also when `only` names some
     if only:
         hosts = {src: series for src, series in hosts.items() if src in only}
-    def host_rows(series: Sequence[HostBucket]) -> Iterator[Dict[str, object]]:
-        first_bucket = series[0].bucket
+    def host_rows(series: HostSeries) -> Iterator[Dict[str, object]]:
         if output == "all":
-            return (bucket_row(hb, settings, hb.bucket == first_bucket, fleet_level)
-                    for hb in series)
-        return (episode_row(e, settings, e.buckets[0].bucket == first_bucket, fleet_level)
+            return (bucket_row(hb, settings, hb.index == 0, fleet_level) for hb in series)
+        return (episode_row(e, settings, e.first == 0, fleet_level)
                 for e in episodes(series, settings.span))
 
     return heapq.merge(*(host_rows(series) for series in hosts.values()),

@@ -17,7 +17,7 @@ from .attribution import Spool
 from .cells import Cell, Key, attribute, merge_into
 from .fastpath import read_chunk
 from .fields import Chunk
-from .hostbuckets import HostBucket, host_buckets
+from .hostbuckets import HostSeries, host_buckets
 from .partials import (CELL_ROW, COUNTS_ROW, ENTRIES_ROW, SKIP_FOREIGN_PARTIAL, Candidates,
                        PartialTable, counts_table, is_partial, partial_table, read_rows)
 from .records import RecordReader
@@ -134,7 +134,7 @@ class ReducePhase:
             self.flows_seen = self.flows_seen or self.reader.records > records
         if self.flows_seen and self.summary.rows:
             raise MixedInput()
-        _check_size(self.cells, self.max_cells, len(self.summary.kept))
+        _check_size(self.cells, self.max_cells, self.summary.held)
 
     def read_partials(self, header: List[str], rows: Iterable[List[str]]) -> None:
         reader, spool = self.reader, self.spool
@@ -168,11 +168,11 @@ class ReducePhase:
 
     def _resolve(self) -> None:
         self.spool.resolve()
-        _check_size(self.cells, self.max_cells, len(self.summary.kept))
+        _check_size(self.cells, self.max_cells, self.summary.held)
         if self.spool.foreign:
             self.reader.skipped[SKIP_FOREIGN_PARTIAL] += self.spool.foreign
 
-    def scored(self, settings: Settings) -> Dict[str, List[HostBucket]]:
+    def scored(self, settings: Settings) -> Dict[str, HostSeries]:
         """At end of input: the attributed cells and summary rows, each host's buckets, scored
         (empties `cells` and the summary reader)."""
         self._resolve()

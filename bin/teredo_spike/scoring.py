@@ -43,12 +43,14 @@ the tuning seed); the routine rule and the relay floor brought that to 0.
 """
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import Counter, deque
+from itertools import chain
 from statistics import median
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .hostbuckets import (BASELINE, BASELINE_SD, BYTES, FLOWS, METRICS, PACKETS, RELAY_PACKETS,
-                          Z, HostBucket)
+from .hostbuckets import (BASELINE_SD, BYTES, BYTES_BASELINE, FLOWS, METRICS, PACKETS,
+                          PACKETS_BASELINE, PACKETS_SD, RELAY_PACKETS, SCORES, Z, HostSeries)
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -103,18 +105,21 @@ class Settings(NamedTuple):
 
 
 class Episode(NamedTuple):
-    src: str
-    buckets: List[HostBucket]   # every bucket of the host from the first spike to the last
-    peak: HostBucket
+    """A host's spike buckets (indices into its series) with gaps of at most EPISODE_GAP."""
+
+    series: HostSeries
+    first: int   # the first spike bucket
+    last: int    # the last spike bucket
+    peak: int    # the spike bucket of the highest score
 
 
-def is_spike(score: float, hb: HostBucket, settings: Settings) -> bool:
+def is_spike(score: float, values: Sequence[int], settings: Settings) -> bool:
     """The one spike test: a score at or above the threshold, volume above the floor (packets or
     bytes), and RELAY_MIN_PACKETS relay packets (data through the tunnel). Scoring asks it of three
     scores in turn: the best z before the fleet correction
     (score_host: a spike does not teach the baseline), the fleet-corrected score (the sessions of
-    familiar use), and the final score (HostBucket.is_spike, what is reported)."""
-    values = hb.values
+    familiar use), and the final score (HostSeries.is_spike, what is reported). `values`: the
+    bucket's METRICS values (HostSeries.values_at)."""
     return (score >= settings.threshold
             and (values[PACKETS] >= settings.min_packets or values[BYTES] >= settings.min_bytes)
             and values[RELAY_PACKETS] >= RELAY_MIN_PACKETS)
@@ -125,82 +130,102 @@ def final_score(best_z: float, fleet_adjustment: float) -> float:
     return max(0.0, best_z - fleet_adjustment)
 
 
-def population_prior(hosts: Dict[str, List[HostBucket]]) -> List[tuple]:
+def population_prior(hosts: Dict[str, HostSeries]) -> List[tuple]:
     """(mean, variance) of y per metric over every host-bucket, robustly (median, MAD)."""
-    if not any(hosts.values()):
+    if not any(map(len, hosts.values())):
         return [(0.0, MIN_SD * MIN_SD)] * len(METRICS)
     prior = []
-    log1p = math.log1p
     for k in range(len(METRICS)):
-        # Counted, not listed: a week of host-buckets repeats few distinct values, and the median
-        # of a multiset is the same float as statistics.median over the list of its values. One
-        # metric at a time, from the HostBuckets: no column of every value is held (on 100,800
-        # host-buckets the peak while scoring was 126 B a host-bucket above what they hold).
-        column = Counter(hb.values[k] for series in hosts.values() for hb in series)
-        ys: Counter = Counter()
-        for x, n in column.items():
-            ys[log1p(x)] += n
-        centre = _median(ys)
-        deviations: Counter = Counter()
-        for y, n in ys.items():
-            deviations[abs(y - centre)] += n
-        spread = MAD_TO_SD * _median(deviations)
+        # One metric at a time, its values sorted (y = ln(1 + x) keeps their order): no column
+        # of y or of deviations is held (a Counter of each took ~90 B a host-bucket at the peak).
+        xs = sorted(chain.from_iterable(series.values[k::len(METRICS)]
+                                        for series in hosts.values()))
+        centre = _median_y(xs)
+        spread = MAD_TO_SD * _median_deviation(xs, centre)
         sd = max(spread, MIN_SD)
         prior.append((centre, sd * sd))
     return prior
 
 
-def _median(counts: Counter) -> float:
-    """statistics.median of the multiset `counts` (value -> how many times): the middle value,
-    or the mean of the two middle values."""
-    total = sum(counts.values())
-    middle = total // 2  # the index of the upper middle value in the sorted multiset
-    seen = 0
-    lower = upper = 0.0
-    for value, n in sorted(counts.items()):
-        if seen <= middle - 1 < seen + n:
-            lower = value
-        if seen <= middle < seen + n:
-            upper = value
-            break
-        seen += n
-    return upper if total % 2 else (lower + upper) / 2
+def _median_y(xs: Sequence[int]) -> float:
+    """statistics.median of ln(1 + x) over the sorted `xs`."""
+    middle = len(xs) // 2
+    upper = math.log1p(xs[middle])
+    return upper if len(xs) % 2 else (math.log1p(xs[middle - 1]) + upper) / 2
 
 
-def score_host(series: Sequence[HostBucket], prior: Sequence[tuple], settings: Settings) -> None:
+def _median_deviation(xs: Sequence[int], centre: float) -> float:
+    """statistics.median of |ln(1 + x) - centre| over the sorted `xs`, walking out from the centre:
+    the deviations fall towards it from both sides, so the two sides merged in order are the
+    deviations sorted. Runs of equal values (most of an idle fleet's) are stepped over at once."""
+    log1p = math.log1p
+    total = len(xs)
+    wanted = (total - 1) // 2, total // 2  # the ranks of the middle deviation(s)
+    below = bisect_left(xs, xs[total // 2])
+    while below > 0 and log1p(xs[below - 1]) >= centre:  # the first x whose y is >= centre
+        below -= 1
+    above = below            # xs[above:] not yet taken, rising from the centre
+    below -= 1               # xs[:below + 1] not yet taken, falling from the centre
+    taken = 0
+    found = []
+    while len(found) < 2:
+        up = log1p(xs[above]) - centre if above < total else math.inf
+        down = centre - log1p(xs[below]) if below >= 0 else math.inf
+        if up <= down:
+            run = bisect_right(xs, xs[above], above) - above
+            deviation = up
+            above += run
+        else:
+            run = below + 1 - bisect_left(xs, xs[below], 0, below + 1)
+            deviation = down
+            below -= run
+        for rank in wanted[len(found):]:
+            if taken <= rank < taken + run:
+                found.append(deviation)
+        taken += run
+    return found[1] if total % 2 else (found[0] + found[1]) / 2
+
+
+def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -> None:
     """Score each bucket against the baseline built from the host's earlier buckets. A bucket that
     scores as a spike does not teach the baseline: a long or repeated tunnel stays visible."""
     # The hot loop of the reduce phase (once per host-bucket and metric): names are bound locally
     # and max/min written as comparisons.
     count = len(METRICS)
     metrics = range(count)
-    # Per metric: its index, and where its z, baseline and baseline_sd go in HostBucket.scores.
-    columns = [(k, Z + k, BASELINE + k, BASELINE_SD + k) for k in metrics]
+    # Per metric: its index, where its z goes in a bucket's scores, and its population prior.
+    columns = [(k, Z + k, prior[k][0], prior[k][1]) for k in metrics]
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
     log1p, sqrt = math.log1p, math.sqrt
     learned = 0
     ys = [0.0] * count
-    for hb in series:
+    baselines = [0.0] * (2 * count)  # the bucket's baseline, then its spread, per metric
+    all_values, scores, best_z = series.values, series.scores, series.score
+    series.forget_spike_baselines()
+    for i in range(len(series)):
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
-        values, scores = hb.values, hb.scores
+        at = i * count
+        values = all_values[at:at + count]
+        at = i * SCORES
         best = 0.0
-        for k, at_z, at_baseline, at_sd in columns:
+        for k, at_z, prior_mean, prior_var in columns:
             y = ys[k] = log1p(values[k])
-            prior_mean, prior_var = prior[k]
-            expected = own * mean[k] + rest * prior_mean
+            expected = baselines[k] = own * mean[k] + rest * prior_mean
             blended = own * var[k] + rest * prior_var
-            spread = sqrt(min_var if min_var > blended else blended)
+            spread = baselines[count + k] = sqrt(min_var if min_var > blended else blended)
             z = (y - expected) / spread
-            scores[at_z] = z
-            scores[at_baseline] = expected
-            scores[at_sd] = spread
+            scores[at + at_z] = z
             if z > best:
                 best = z
-        hb.score = best
-        if is_spike(best, hb, settings):
+        scores[at + PACKETS_BASELINE] = baselines[PACKETS]
+        scores[at + BYTES_BASELINE] = baselines[BYTES]
+        scores[at + PACKETS_SD] = baselines[count + PACKETS]
+        best_z[i] = best
+        if is_spike(best, values, settings):
+            series.keep_spike_baseline(i, baselines)
             continue
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
         if learned == 0:
@@ -232,7 +257,7 @@ class Session(NamedTuple):
     level: List[float]    # the ROUTINE_QUANTILE of y per metric (the routine rule's level)
 
 
-def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) -> None:
+def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     """Heavy Teredo users (games, peer-to-peer) spike most days. A spike bucket is scored against
     the host's earlier sessions (those that ended FAMILIAR_DELAY or more before it) and keeps the
     smaller z when either rule excuses it:
@@ -240,8 +265,8 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     - routine (routine_level): within ROUTINE_RATIO of the level of ROUTINE_SESSIONS sessions at
       the same time of day on earlier days, or of one session that started ROUTINE_RECENT ago at
       most, on every metric that makes the spike but flows (signalling, mostly), whatever the
-      destinations, unless the host
-      keeps to its destinations (_DestinationHabit) and the bucket is new use of them;
+      destinations, unless the host keeps to its destinations (_DestinationHabit) and the bucket
+      is new use of them;
     - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
       that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
       one session's), and not new use (_is_new_use) of destinations.
@@ -249,13 +274,17 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     A first tunnel, a tunnel repeated days later, one at hours the host does not use Teredo, or one
     ROUTINE_RATIO above the host's routine level keeps its score."""
     count = len(METRICS)
-    # The sessions are the spikes on the fleet-corrected score.
-    spiked = [is_spike(hb.score, hb, settings) for hb in series]
+    buckets, scores, final = series.buckets, series.scores, series.score
+    # The sessions are the spikes on the fleet-corrected score (among the spikes before it: a
+    # score the correction lowered is no spike if it was none before).
+    spiked = [False] * len(series)
+    for i in series.spiked:
+        spiked[i] = is_spike(final[i], series.values_at(i), settings)
     if not any(spiked):
         return  # most hosts: nothing can be familiar
     log1p = math.log1p
-    ys = {i: [log1p(v) for v in series[i].values] for i, spike in enumerate(spiked) if spike}
-    window = _Window(series, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
+    ys = {i: [log1p(v) for v in series.values_at(i)] for i, spike in enumerate(spiked) if spike}
+    window = _Window(buckets, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
     habit = _DestinationHabit()
     newest = 0
     sessions: List[Session] = []
@@ -264,19 +293,19 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
     second_highest: List[float] = []
     last_spike: Optional[int] = None
     run_start = 0
-    for n, hb in enumerate(series):
+    for n, bucket in enumerate(buckets):
         changed = False
-        while newest < n and series[newest].bucket <= hb.bucket - FAMILIAR_DELAY:
+        while newest < n and buckets[newest] <= bucket - FAMILIAR_DELAY:
             if spiked[newest]:
                 window.append(newest)
-                habit.add(series[newest])
+                habit.add(buckets[newest], series.details[newest].dests)
                 changed = True
             newest += 1
-        if window.expire(hb.bucket - ROUTINE_WINDOW):
+        if window.expire(bucket - ROUTINE_WINDOW):
             changed = True
-        if changed or (recent and recent[0].last < hb.bucket - FAMILIAR_WINDOW):
+        if changed or (recent and recent[0].last < bucket - FAMILIAR_WINDOW):
             sessions = window.sessions()
-            recent = [s for s in sessions if s.last >= hb.bucket - FAMILIAR_WINDOW]
+            recent = [s for s in sessions if s.last >= bucket - FAMILIAR_WINDOW]
             familiar = None
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
@@ -285,13 +314,15 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
             continue
         # The start of the run of spikes this bucket belongs to: a session that began at the host's
         # usual hour is judged at that hour while it lasts (a long evening runs past it).
-        if last_spike is None or hb.bucket - last_spike > SESSION_GAP:
-            run_start = hb.bucket
-        last_spike = hb.bucket
+        if last_spike is None or bucket - last_spike > SESSION_GAP:
+            run_start = bucket
+        last_spike = bucket
         if not sessions:
             continue
         y = ys[n]
-        zs = hb.z  # a view on hb.scores, made once here
+        at = n * SCORES
+        zs = scores[at + Z:at + Z + count]
+        fleet_adjustment = series.fleet_adjustment.get(n, 0.0)
         # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
         # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
         # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
@@ -300,42 +331,44 @@ def discount_familiar_peaks(series: Sequence[HostBucket], settings: Settings) ->
         # session, while data through the tunnel adds one or two flows per relay and one per peer;
         # a tunnel ROUTINE_RATIO above the routine shows in packets, bytes and relay packets.
         spiking = [k for k in range(count)
-                   if k != FLOWS and zs[k] >= settings.threshold + hb.fleet_adjustment]
-        level = routine_level(sessions, hb.bucket, run_start)
-        if level is not None and habit.kept(hb.bucket - ROUTINE_WINDOW):
+                   if k != FLOWS and zs[k] >= settings.threshold + fleet_adjustment]
+        level = routine_level(sessions, bucket, run_start)
+        if level is not None and habit.kept(bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
             if familiar is None:
-                familiar = _familiar(series, window, hb.bucket)
-            if _is_new_use(hb, familiar):
+                familiar = _familiar(series, window, bucket)
+            if _is_new_use(series, n, familiar):
                 continue
         if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
             if len(recent) >= FAMILIAR_SESSIONS:
                 level = second_highest
-            elif recent and recent[-1].last >= hb.bucket - YESTERDAY:
+            elif recent and recent[-1].last >= bucket - YESTERDAY:
                 level = recent[-1].peak
             else:
                 continue
             if any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
                 continue
             if familiar is None:
-                familiar = _familiar(series, window, hb.bucket)
-            if _is_new_use(hb, familiar):
+                familiar = _familiar(series, window, bucket)
+            if _is_new_use(series, n, familiar):
                 continue
-        sds = hb.baseline_sd
+        sds = series.spike_baseline(n)
         for k in range(count):
-            z_familiar = (y[k] - level[k]) / sds[k]
+            z_familiar = (y[k] - level[k]) / sds[BASELINE_SD + k]
             if z_familiar < zs[k]:
                 zs[k] = z_familiar
-        hb.score = final_score(max(zs), hb.fleet_adjustment)
+        scores[at + Z:at + Z + count] = zs
+        final[n] = final_score(max(zs), fleet_adjustment)
 
 
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
 
 
-def _familiar(series: Sequence[HostBucket], window: "_Window", at: int) -> Set[str]:
+def _familiar(series: HostSeries, window: "_Window", at: int) -> Set[str]:
     """The destinations of the spikes in `window` from FAMILIAR_WINDOW before `at`."""
-    return {dest for i in window.indices() if series[i].bucket >= at - FAMILIAR_WINDOW
-            for dest in series[i].dests}
+    buckets, details = series.buckets, series.details
+    return {dest for i in window.indices() if buckets[i] >= at - FAMILIAR_WINDOW
+            for dest in details[i].dests}
 
 
 class _DestinationHabit:
@@ -353,19 +386,19 @@ class _DestinationHabit:
         self.last: Optional[int] = None  # the open session's last bucket
         self.shares: deque = deque()     # (last bucket, share) of each closed session but the first
 
-    def add(self, hb: HostBucket) -> None:
-        if self.last is not None and hb.bucket - self.last > SESSION_GAP:
+    def add(self, bucket: int, dests: Sequence[str]) -> None:
+        if self.last is not None and bucket - self.last > SESSION_GAP:
             if self.seen:
                 self.shares.append((self.last, self.known / len(self.current)))
             self.seen |= self.current
             self.current = set()
             self.known = 0
-        for dest in hb.dests:
+        for dest in dests:
             if dest not in self.current:
                 self.current.add(dest)
                 if dest in self.seen:
                     self.known += 1
-        self.last = hb.bucket
+        self.last = bucket
 
     def kept(self, oldest: int) -> bool:
         """At least 2 sessions since `oldest` whose destinations were on average HABIT_SHARE known."""
@@ -406,15 +439,16 @@ def _same_hour(s: Session, at: int) -> bool:
     return most >= 1 and most >= least
 
 
-def _is_new_use(hb: HostBucket, familiar: Set[str]) -> bool:
-    """Traffic that a familiar session does not explain: mostly to new destinations (a tunnel to
-    peers), or a fifth of the packets to one new destination (a relay tunnel, also when it runs
-    inside a session to familiar peers)."""
-    novel = [packets for dest, packets in zip(hb.dests, hb.dest_packets) if dest not in familiar]
+def _is_new_use(series: HostSeries, index: int, familiar: Set[str]) -> bool:
+    """Bucket `index`'s traffic that a familiar session does not explain: mostly to new
+    destinations (a tunnel to peers), or a fifth of the packets to one new destination (a relay
+    tunnel, also when it runs inside a session to familiar peers)."""
+    dests, dest_packets = series.details[index][:2]
+    novel = [packets for dest, packets in zip(dests, dest_packets) if dest not in familiar]
     if not novel:
         return False
-    return (len(novel) >= NOVEL_SHARE * len(hb.dests)
-            or max(novel) >= NEW_DEST_SHARE * hb.packets)
+    return (len(novel) >= NOVEL_SHARE * len(dests)
+            or max(novel) >= NEW_DEST_SHARE * series.values[index * len(METRICS) + PACKETS])
 
 
 class _Window:
@@ -423,16 +457,16 @@ class _Window:
     and only a session that changed is summarised again (a heavy host has hundreds of spikes in the
     window, and the window changes at nearly every one)."""
 
-    __slots__ = ("series", "ys", "runs")
+    __slots__ = ("buckets", "ys", "runs")
 
-    def __init__(self, series: Sequence[HostBucket], ys: Dict[int, List[float]]) -> None:
-        self.series = series
+    def __init__(self, buckets: Sequence[int], ys: Dict[int, List[float]]) -> None:
+        self.buckets = buckets  # the host's bucket start times (HostSeries.buckets)
         self.ys = ys
         self.runs: deque = deque()  # per session: [indices (a deque), its Session or None]
 
     def append(self, index: int) -> None:
         runs = self.runs
-        if runs and self.series[index].bucket - self.series[runs[-1][0][-1]].bucket <= SESSION_GAP:
+        if runs and self.buckets[index] - self.buckets[runs[-1][0][-1]] <= SESSION_GAP:
             runs[-1][0].append(index)
             runs[-1][1] = None
         else:
@@ -442,7 +476,7 @@ class _Window:
         """Drop the buckets before `oldest`; whether any went."""
         runs = self.runs
         changed = False
-        while runs and self.series[runs[0][0][0]].bucket < oldest:
+        while runs and self.buckets[runs[0][0][0]] < oldest:
             members = runs[0][0]
             members.popleft()
             changed = True
@@ -453,11 +487,11 @@ class _Window:
         return changed
 
     def sessions(self) -> List[Session]:
-        series, ys = self.series, self.ys
+        buckets, ys = self.buckets, self.ys
         for run in self.runs:
             if run[1] is None:
                 members = run[0]
-                run[1] = _session(series[members[0]].bucket, series[members[-1]].bucket,
+                run[1] = _session(buckets[members[0]], buckets[members[-1]],
                                   [ys[i] for i in members])
         return [run[1] for run in self.runs]
 
@@ -472,62 +506,64 @@ def _session(first: int, last: int, members: List[List[float]]) -> Session:
     return Session(first, last, [column[-1] for column in columns], [column[at] for column in columns])
 
 
-def fleet_correct(hosts: Dict[str, List[HostBucket]]) -> None:
+def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
     """Subtract each crowded bucket's median score above FLEET_FLOOR from every host in it."""
     # A bucket's median is above the floor only if at least half of its hosts score above it:
-    # count first,
-    # and gather the members of those buckets alone (most buckets, on most days, have none).
-    hosts_in: Dict[int, int] = {}
-    above_one: Dict[int, int] = {}
+    # count first, and gather the members of those buckets alone (most buckets, on most days,
+    # have none).
+    hosts_in: Counter = Counter()
+    above_one: Counter = Counter()
     for series in hosts.values():
-        for hb in series:
-            bucket = hb.bucket
-            hosts_in[bucket] = hosts_in.get(bucket, 0) + 1
-            if hb.score > FLEET_FLOOR:
-                above_one[bucket] = above_one.get(bucket, 0) + 1
-    by_bucket: Dict[int, List[HostBucket]] = {
-        bucket: [] for bucket, above in above_one.items()
-        if hosts_in[bucket] >= FLEET_MIN_HOSTS and 2 * above >= hosts_in[bucket]}
-    if not by_bucket:
+        hosts_in.update(series.buckets)
+        above_one.update(bucket for bucket, score in zip(series.buckets, series.score)
+                         if score > FLEET_FLOOR)
+    crowded = {bucket for bucket, above in above_one.items()
+               if hosts_in[bucket] >= FLEET_MIN_HOSTS and 2 * above >= hosts_in[bucket]}
+    if not crowded:
         return
+    members: Dict[int, List[Tuple[HostSeries, int]]] = {bucket: [] for bucket in crowded}
     for series in hosts.values():
-        for hb in series:
-            members = by_bucket.get(hb.bucket)
-            if members is not None:
-                members.append(hb)
-    for members in by_bucket.values():
-        adjustment = median(hb.score for hb in members) - FLEET_FLOOR
+        for index, bucket in enumerate(series.buckets):
+            if bucket in crowded:
+                members[bucket].append((series, index))
+    for in_bucket in members.values():
+        adjustment = median(series.score[index] for series, index in in_bucket) - FLEET_FLOOR
         if adjustment <= 0:
             continue
-        for hb in members:
-            hb.fleet_adjustment = adjustment
-            hb.score = final_score(hb.score, adjustment)
+        for series, index in in_bucket:
+            series.fleet_adjustment[index] = adjustment
+            series.score[index] = final_score(series.score[index], adjustment)
 
 
-def fleet_use_level(hosts: Dict[str, Sequence[HostBucket]]) -> float:
+def fleet_use_level(hosts: Dict[str, HostSeries]) -> float:
     """The fleet's usual level of Teredo use: the median relay packets of the host-buckets that
     carry at least RELAY_MIN_PACKETS (0 when none do). Severity holds critical to volume far above
     it (output.severity)."""
-    used = [hb.values[RELAY_PACKETS] for series in hosts.values() for hb in series
-            if hb.values[RELAY_PACKETS] >= RELAY_MIN_PACKETS]
+    used = [packets for series in hosts.values()
+            for packets in series.values[RELAY_PACKETS::len(METRICS)]
+            if packets >= RELAY_MIN_PACKETS]
     return float(median(used)) if used else 0.0
 
 
-def mark_spikes(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
+def mark_spikes(hosts: Dict[str, HostSeries], settings: Settings) -> None:
+    """HostSeries.is_spike on the final score (among the spikes before the fleet correction and
+    the routine rules, which only lower scores)."""
     for series in hosts.values():
-        for hb in series:
-            hb.is_spike = is_spike(hb.score, hb, settings)
+        for index in series.spiked:
+            series.is_spike[index] = is_spike(series.score[index], series.values_at(index),
+                                              settings)
 
 
-def episodes(series: Sequence[HostBucket], span: int) -> List[Episode]:
+def episodes(series: HostSeries, span: int) -> List[Episode]:
     """Group a host's spike buckets: a gap of up to EPISODE_GAP quiet buckets stays in one episode."""
     found: List[Episode] = []
     start: Optional[int] = None
     last: Optional[int] = None
-    for index, hb in enumerate(series):
-        if not hb.is_spike:
+    buckets = series.buckets
+    for index, spike in enumerate(series.is_spike):
+        if not spike:
             continue
-        if last is not None and hb.bucket - series[last].bucket > (EPISODE_GAP + 1) * span:
+        if last is not None and buckets[index] - buckets[last] > (EPISODE_GAP + 1) * span:
             found.append(_episode(series, start, last))
             start = None
         if start is None:
@@ -538,13 +574,13 @@ def episodes(series: Sequence[HostBucket], span: int) -> List[Episode]:
     return found
 
 
-def _episode(series: Sequence[HostBucket], start: int, last: int) -> Episode:
-    buckets = list(series[start:last + 1])
-    peak = max((hb for hb in buckets if hb.is_spike), key=lambda hb: hb.score)
-    return Episode(series[start].src, buckets, peak)
+def _episode(series: HostSeries, start: int, last: int) -> Episode:
+    score, spikes = series.score, series.is_spike
+    peak = max((i for i in range(start, last + 1) if spikes[i]), key=score.__getitem__)
+    return Episode(series, start, last, peak)
 
 
-def score_all(hosts: Dict[str, List[HostBucket]], settings: Settings) -> None:
+def score_all(hosts: Dict[str, HostSeries], settings: Settings) -> None:
     """Score every host-bucket in place."""
     prior = population_prior(hosts)
     for series in hosts.values():

@@ -38,12 +38,13 @@ extraction); partials.dest_values / dest_packets own the `address=packets` value
 import math
 import sys
 import time
+from array import array
 from typing import AbstractSet, Counter, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from .cells import Cell, Key
 from .hostbuckets import Traffic, traffic_of
 from .partials import address_values, dest_packets, dest_values
-from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
+from .records import (MAX_COUNT_DIGITS, MAX_MEMO, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
                       UnusableTime, read_bucket, read_count, read_port)
 
 SUMMARY_MARKER = "teredospike_summary"
@@ -121,26 +122,68 @@ def bucket_rows(cells: Dict[Key, Cell], span: int, earliest: float, latest: floa
     return rows
 
 
+def _stamp(cell: str) -> int:
+    """summary_written as an integer, -1 when it is not one."""
+    try:
+        return int(cell)
+    except ValueError:
+        return -1
+
+
+class _HostRows:
+    """One host's summary rows as read, in columns (a row is ~100 bytes held, where a tuple per row
+    in a dict keyed by (src, src_port, bucket) took ~400): the detection stage holds a week of
+    them before it scores."""
+
+    __slots__ = ("buckets", "stamps", "counts", "evidence", "ports", "dests", "dest_packets",
+                 "servers", "mapped")
+
+    def __init__(self) -> None:
+        self.buckets = array("q")
+        self.stamps = array("q")
+        self.counts = array("q")  # packets, bytes, flows of each row (each below records.MAX_COUNT)
+        self.evidence = array("q")
+        self.ports: List[str] = []
+        self.dests: List[Tuple[str, ...]] = []
+        self.dest_packets: List[Tuple[int, ...]] = []
+        self.servers: List[Tuple[str, ...]] = []
+        self.mapped: List[Tuple[str, ...]] = []
+
+    def newest(self) -> List[int]:
+        """The rows kept: per (src_port, bucket), the first of the newest stamp (a rerun replaces
+        what an earlier run wrote; a duplicate event of the same run counts once)."""
+        buckets, ports, stamps = self.buckets, self.ports, self.stamps
+        order = sorted(range(len(buckets)), key=lambda i: (buckets[i], ports[i], -stamps[i]))
+        kept = []
+        last = None
+        for i in order:
+            key = (buckets[i], ports[i])
+            if key != last:
+                kept.append(i)
+                last = key
+        return kept
+
+
 class SummaryReader:
     """Summary rows -> each (src, src_port, bucket)'s traffic, keeping per key only the row of the
-    newest stamp (a rerun replaces, a duplicate event of the same run counts once). Unreadable rows
-    are skipped and counted in `skipped`, as unreadable flow records are.
-
-    The rows are attributed already, so they are kept as hostbuckets.Traffic (tuples, the equal
-    ones shared) rather than as Cells with a dict of destinations each: on 100,800 summary rows
-    (bench workload, tracemalloc) 749 -> 356 B per row held after reading, 818 -> 474 per
-    host-bucket after host_buckets; reading and host_buckets 1.11 -> 1.08 CPU-s."""
+    newest stamp (_HostRows.newest). Unreadable rows are skipped and counted in `skipped`, as
+    unreadable flow records are."""
 
     def __init__(self, span: int, skipped: Counter) -> None:
         self.span = span
         self.skipped = skipped
-        self.kept: Dict[Key, Traffic] = {}
-        self.stamps: Dict[Key, int] = {}
-        self.rows = 0
+        self.hosts: Dict[str, _HostRows] = {}
+        self.rows = 0   # summary rows read
+        self.held = 0   # of them, held (read and usable)
         self.ports = Memo(read_port)  # port cell -> read_port
         # servers or mapped cell -> its addresses: a fleet's rows repeat a few (its Teredo servers)
         self.addresses = Memo(lambda cell: tuple(address_values(cell)))
-        # Equal tuples, bucket starts and stamps are kept once (traffic_of).
+        self.times = Memo(self._bucket)  # _time cell -> its bucket (a week has ~1,000)
+        # dests cell -> (addresses, packets to each), shared: an idle client's repeat (on the
+        # bench, 47,005 distinct cells in 180,789 rows)
+        self.dests = Memo(self._dests)
+        self.stamps = Memo(_stamp)         # summary_written cell -> the run's stamp
+        # Equal tuples are kept once (traffic_of).
         self.share = {}.setdefault
 
     def read(self, header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[List[str]]:
@@ -152,9 +195,12 @@ class SummaryReader:
         (marker_at, time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at,
          dests_at, servers_at, mapped_at, stamp_at) = at
         width = max(at) + 1
-        ports, addresses = self.ports, self.addresses
-        kept, stamps, skipped, span = self.kept, self.stamps, self.skipped, self.span
-        share = self.share
+        for memo in (self.ports, self.addresses, self.times, self.dests, self.stamps):
+            if len(memo) > MAX_MEMO:  # hostile input: many distinct cells
+                memo.clear()
+        ports, addresses, times, stamps = self.ports, self.addresses, self.times, self.stamps
+        dests_of = self.dests
+        hosts, skipped = self.hosts, self.skipped
         intern = sys.intern
         for row in rows:
             if len(row) < width:
@@ -164,17 +210,11 @@ class SummaryReader:
                 continue
             self.rows += 1
             try:
-                bucket = read_bucket(row[time_at], span)
+                bucket = times[row[time_at]]
             except UnusableTime as unusable:
                 skipped[unusable.reason] += 1
                 continue
-            if float(row[time_at]) != bucket:
-                skipped[SKIP_OTHER_SPAN] += 1
-                continue
-            try:
-                written = int(row[stamp_at])
-            except ValueError:
-                written = -1
+            written = stamps[row[stamp_at]]
             if written < 0:
                 skipped[SKIP_NO_STAMP] += 1
                 continue
@@ -204,44 +244,67 @@ class SummaryReader:
                 evidence = int(row[evidence_at])
                 if not 0 <= evidence < 1 << 16:
                     raise ValueError(row[evidence_at])
-                dests = dest_packets(row[dests_at])
+                names, sent = dests_of[row[dests_at]]
             except ValueError:
                 skipped[SKIP_BAD_SUMMARY] += 1
                 continue
-            key = (intern(src), intern(port), share(bucket, bucket))
-            held = stamps.get(key)
-            if held is None or written > held:
-                stamps[key] = share(written, written)
-                kept[key] = traffic_of(port, key[2], packets, bytes_, flows, evidence, dests,
-                                       addresses[row[servers_at]], addresses[row[mapped_at]],
-                                       share)
+            host = hosts.get(src)
+            if host is None:
+                host = hosts[intern(src)] = _HostRows()
+            host.buckets.append(bucket)
+            host.stamps.append(written)
+            host.counts.extend((packets, bytes_, flows))
+            host.evidence.append(evidence)
+            host.ports.append(intern(port))
+            host.dests.append(names)
+            host.dest_packets.append(sent)
+            host.servers.append(addresses[row[servers_at]])
+            host.mapped.append(addresses[row[mapped_at]])
+            self.held += 1
 
-    def by_host(self) -> Dict[str, List[Traffic]]:
-        """At end of input: the kept traffic per host (for hostbuckets.host_buckets), emptying
-        this reader, so that its memory is reused for the HostBuckets."""
-        traffic: Dict[str, List[Traffic]] = {}
-        self.stamps = {}
+    def _bucket(self, cell: str) -> int:
+        """A summary row's _time as its bucket: UnusableTime unless it is a bucket start of this
+        span (a row written with another span would be counted in the wrong bucket)."""
+        bucket = read_bucket(cell, self.span)
+        if float(cell) != bucket:
+            raise UnusableTime(SKIP_OTHER_SPAN)
+        return bucket
+
+    def _dests(self, cell: str) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
+        """A dests cell as (addresses, packets to each), the tuples shared (ValueError if bad)."""
+        dests = dest_packets(cell)
+        names, sent = tuple(dests), tuple(dests.values())
+        return self.share(names, names), self.share(sent, sent)
+
+    def by_host(self) -> Iterator[Tuple[str, List[Traffic]]]:
+        """At end of input: each host's kept traffic (for hostbuckets.host_buckets), emptying this
+        reader host by host, so that its memory is reused for the host-buckets."""
+        for memo in (self.ports, self.addresses, self.times, self.dests, self.stamps):
+            memo.clear()
+        share = self.share
+        hosts = self.hosts
+        while hosts:
+            src, rows = hosts.popitem()
+            counts = rows.counts
+            yield src, [traffic_of(rows.ports[i], rows.buckets[i], counts[3 * i],
+                                   counts[3 * i + 1], counts[3 * i + 2], rows.evidence[i],
+                                   rows.dests[i], rows.dest_packets[i], rows.servers[i],
+                                   rows.mapped[i], share)
+                        for i in rows.newest()]
         self.share = {}.setdefault
-        self.addresses.clear()
-        kept = self.kept
-        while kept:
-            (src, _, _), copied = kept.popitem()
-            traffic.setdefault(src, []).append(copied)
-        kept.clear()  # popitem leaves the dict's table allocated; clear() frees it
-        return traffic
+        self.held = 0
 
     def into_cells(self, cells: Dict[Key, Cell]) -> None:
         """At end of input, for output=buckets: the kept traffic as Cells (emptying this reader)."""
-        self.stamps = {}
-        kept = self.kept
-        while kept:
-            key, copied = kept.popitem()
-            cell = Cell()
-            cell.packets, cell.bytes, cell.flows = copied.packets, copied.bytes, copied.flows
-            cell.evidence = copied.evidence
-            cell.dests = dict(zip(copied.dests, copied.dest_packets))
-            if copied.servers:
-                cell.servers = set(copied.servers)
-            if copied.mapped:
-                cell.mapped = set(copied.mapped)
-            cells[key] = cell
+        for src, host in self.by_host():
+            for copied in host:
+                cell = Cell()
+                cell.packets, cell.bytes, cell.flows = copied.packets, copied.bytes, copied.flows
+                cell.evidence = copied.evidence
+                cell.dests = dict(zip(copied.dests, copied.dest_packets))
+                if copied.servers:
+                    cell.servers = set(copied.servers)
+                if copied.mapped:
+                    cell.mapped = set(copied.mapped)
+                port = copied.client_ports[0] if copied.client_ports else ""
+                cells[(src, port, copied.bucket)] = cell
