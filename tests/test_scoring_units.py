@@ -6,7 +6,7 @@ from typing import List, NamedTuple, Sequence, Tuple, Union
 import pytest
 
 from teredo_spike.hostbuckets import BYTES, METRICS, PACKETS, HostSeries, Traffic
-from teredo_spike.output import severity
+from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, severity
 from teredo_spike.scoring import (EPISODE_GAP, MIN_SD, RELAY_MIN_PACKETS, ROUTINE_RATIO, Settings,
                                   discount_familiar_peaks, episodes, fleet_use_level, is_spike,
                                   score_host)
@@ -211,13 +211,55 @@ def test_a_few_bubble_packets_with_a_zero_baseline_never_page():
 
 
 def test_critical_needs_a_high_score_and_volume_far_above_the_fleets_use():
-    assert severity(30.0, False, 1, relay_packets=30000, fleet_level=1500.0) == "critical"
-    assert severity(30.0, False, 1, relay_packets=29999, fleet_level=1500.0) == "high"
-    assert severity(20.0, True, 10, relay_packets=30000, fleet_level=1500.0) == "high"
-    assert severity(9.5, True, 1, 0, 0.0) == "high" and severity(9.5, False, 1, 0, 0.0) == "medium"
-    assert severity(6.0, False, 1, 0, 0.0) == "low" and severity(6.0, False, 3, 0, 0.0) == "medium"
+    assert severity(30.0, False, 1, relay_packets=30000, fleet_level=1500.0,
+                    routine_relay_packets=None) == "critical"
+    assert severity(30.0, False, 1, relay_packets=29999, fleet_level=1500.0,
+                    routine_relay_packets=None) == "high"
+    assert severity(20.0, True, 10, relay_packets=30000, fleet_level=1500.0,
+                    routine_relay_packets=None) == "high"
+    assert (severity(9.5, True, 1, 0, 0.0, None) == "high"
+            and severity(9.5, False, 1, 0, 0.0, None) == "medium")
+    assert (severity(6.0, False, 1, 0, 0.0, None) == "low"
+            and severity(6.0, False, 3, 0, 0.0, None) == "medium")
     # no relay use in the fleet: the relay floor still applies
-    assert severity(30.0, False, 1, relay_packets=RELAY_MIN_PACKETS - 1, fleet_level=0.0) == "high"
+    assert severity(30.0, False, 1, relay_packets=RELAY_MIN_PACKETS - 1, fleet_level=0.0,
+                    routine_relay_packets=None) == "high"
+
+
+def test_critical_needs_volume_far_above_the_hosts_routine_too():
+    routine = 30000 / CRITICAL_ROUTINE_MULTIPLE
+    assert CRITICAL_ROUTINE_MULTIPLE > ROUTINE_RATIO  # "far above": more than where paging starts
+    assert severity(30.0, False, 1, relay_packets=30000, fleet_level=1500.0,
+                    routine_relay_packets=routine) == "critical"
+    assert severity(30.0, False, 1, relay_packets=30000, fleet_level=1500.0,
+                    routine_relay_packets=routine + 1) == "high"
+
+
+def test_scoring_keeps_the_routine_relay_packets_of_a_spike_it_leaves_a_spike():
+    # a heavy user's evening sessions (3,000 relay packets a bucket), then a tunnel at 20:00 on
+    # day 5 at 6x that (pages: above ROUTINE_RATIO) with a score far above the critical one
+    tunnel = 6 * 3000
+    made = daily_sessions(5) + [spiked(5 * DAY + 20 * 3600, packets=tunnel)]
+    series = series_of(made)
+    series[-1].z = [30.0] * len(METRICS)
+    series[-1].score = 30.0
+    discount_familiar_peaks(series, SETTINGS)
+    peak = series[-1]
+    assert peak.score == 30.0 and peak.routine_relay_packets == pytest.approx(3000)
+    # what the routine rule excused keeps none: it is given no severity
+    assert series[-2].score < SETTINGS.threshold and series[-2].routine_relay_packets is None
+    series.is_spike[len(series) - 1] = True
+    [episode] = [e for e in episodes(series, SPAN) if e.first == len(series) - 1]
+    row = episode_row(episode, SETTINGS, False, fleet_level=0.0)
+    assert 6 < CRITICAL_ROUTINE_MULTIPLE and row["severity"] == "high"
+    # the same bucket on a host with no routine at that hour is critical
+    fresh = series_of([spiked(5 * DAY + 20 * 3600, packets=tunnel)])
+    fresh[0].z = [30.0] * len(METRICS)
+    fresh[0].score = 30.0
+    discount_familiar_peaks(fresh, SETTINGS)
+    fresh.is_spike[0] = True
+    assert fresh[0].routine_relay_packets is None
+    assert episode_row(episodes(fresh, SPAN)[0], SETTINGS, False, 0.0)["severity"] == "critical"
 
 
 def test_the_fleet_use_level_is_the_median_of_buckets_with_relay_use():

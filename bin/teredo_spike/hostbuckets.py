@@ -107,6 +107,9 @@ class HostSeries:
     - `scores`: SCORES doubles a bucket from i * SCORES: z per metric from Z, then the baseline
       that result rows report (PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD); `score` and
       `is_spike` one per bucket; `fleet_adjustment` only where the fleet correction applied;
+      `routine_relay_packets` only for a spike bucket that the routine rules left a spike and
+      that has a routine level (scoring.routine_level): the host's routine relay packets at that
+      hour, which severity holds critical above (output.severity);
     - `spike_baseline(i)`: for a bucket that scored as a spike before the fleet correction (only
       these can be reported as spikes, and only theirs do the routine rules and reasons read),
       the baseline and its spread of every metric (from BASELINE and BASELINE_SD); a heavy
@@ -118,7 +121,7 @@ class HostSeries:
     readers outside the scoring's loops."""
 
     __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
-                 "spiked", "spike_baselines", "details", "evidence")
+                 "routine_relay_packets", "spiked", "spike_baselines", "details", "evidence")
 
     def __init__(self, src: str, traffic: Sequence[Traffic]) -> None:
         """`traffic`: one per bucket, in time order."""
@@ -132,6 +135,7 @@ class HostSeries:
         self.score = array("d", bytes(8 * count))
         self.is_spike = bytearray(count)
         self.fleet_adjustment: Dict[int, float] = {}
+        self.routine_relay_packets: Dict[int, float] = {}
         self.spiked = array("q")            # the buckets with a spike baseline, in order
         self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
         share = {}.setdefault
@@ -246,6 +250,12 @@ class Bucket:
     @property
     def fleet_adjustment(self) -> float:
         return self.series.fleet_adjustment.get(self.index, 0.0)
+
+    @property
+    def routine_relay_packets(self) -> Optional[float]:
+        """The host's routine relay packets at this bucket's hour, for a spike that has a routine
+        level (None otherwise)."""
+        return self.series.routine_relay_packets.get(self.index)
 
     @property
     def is_spike(self) -> bool:

@@ -2,7 +2,7 @@
 
 import heapq
 import math
-from typing import AbstractSet, Dict, Iterator, Sequence
+from typing import AbstractSet, Dict, Iterator, Optional, Sequence
 
 from . import evidence as ev
 from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, Bucket, HostSeries
@@ -24,6 +24,7 @@ SEVERITY_HIGH = 12.0
 LONG_EPISODE_BUCKETS = 3
 CRITICAL_SCORE = 25.0
 CRITICAL_FLEET_MULTIPLE = 20.0
+CRITICAL_ROUTINE_MULTIPLE = 10.0
 
 # Every row carries every field, in this order: splunklib freezes the output header at the first row.
 FIELDS = (
@@ -41,12 +42,17 @@ _Z_DIGITS = (2,) * len(METRICS)
 
 
 def severity(score: float, first_seen: bool, buckets: int, relay_packets: int,
-             fleet_level: float) -> str:
+             fleet_level: float, routine_relay_packets: Optional[float]) -> str:
     """low [6, 9), medium [9, 12), high >= 12; one step up (to high at most) for a first-seen host or
     a long spike; critical for a score >= CRITICAL_SCORE whose relay packets are at least
-    CRITICAL_FLEET_MULTIPLE x `fleet_level` (and RELAY_MIN_PACKETS)."""
-    if score >= CRITICAL_SCORE and relay_packets >= max(RELAY_MIN_PACKETS,
-                                                        CRITICAL_FLEET_MULTIPLE * fleet_level):
+    CRITICAL_FLEET_MULTIPLE x `fleet_level` (and RELAY_MIN_PACKETS) and at least
+    CRITICAL_ROUTINE_MULTIPLE x `routine_relay_packets`, the host's routine relay packets at that
+    hour (HostSeries.routine_relay_packets; None for a host with no routine at that hour, which
+    meets this part)."""
+    if (score >= CRITICAL_SCORE
+            and relay_packets >= max(RELAY_MIN_PACKETS, CRITICAL_FLEET_MULTIPLE * fleet_level)
+            and (routine_relay_packets is None
+                 or relay_packets >= CRITICAL_ROUTINE_MULTIPLE * routine_relay_packets)):
         return "critical"
     level = 0 if score < SEVERITY_MEDIUM else 1 if score < SEVERITY_HIGH else 2
     if first_seen or buckets >= LONG_EPISODE_BUCKETS:
@@ -103,7 +109,8 @@ def _common(hb: Bucket, values: Sequence[int]) -> Dict[str, object]:
 def bucket_row(hb: Bucket, settings: Settings, first_seen: bool,
                fleet_level: float) -> Dict[str, object]:
     """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
-    level = (severity(hb.score, first_seen, 1, hb.values[RELAY_PACKETS], fleet_level)
+    level = (severity(hb.score, first_seen, 1, hb.values[RELAY_PACKETS], fleet_level,
+                      hb.routine_relay_packets)
              if hb.is_spike else "informational")
     row = _common(hb, hb.values)
     row.update({
@@ -127,7 +134,8 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool,
     buckets = [series[i] for i in range(episode.first, episode.last + 1)]
     peak = series[episode.peak]
     length = (buckets[-1].bucket - buckets[0].bucket) // settings.span + 1
-    level = severity(peak.score, first_seen, length, peak.values[RELAY_PACKETS], fleet_level)
+    level = severity(peak.score, first_seen, length, peak.values[RELAY_PACKETS], fleet_level,
+                     peak.routine_relay_packets)
     dests, ports, servers, relays, mapped = set(), set(), set(), set(), set()
     mask = 0
     for hb in buckets:

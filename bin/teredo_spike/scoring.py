@@ -275,6 +275,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     ROUTINE_RATIO above the host's routine level keeps its score."""
     count = len(METRICS)
     buckets, scores, final = series.buckets, series.scores, series.score
+    routine_relay = series.routine_relay_packets
+    routine_relay.clear()
     # The sessions are the spikes on the fleet-corrected score (among the spikes before it: a
     # score the correction lowered is no spike if it was none before).
     spiked = [False] * len(series)
@@ -333,6 +335,9 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         spiking = [k for k in range(count)
                    if k != FLOWS and zs[k] >= settings.threshold + fleet_adjustment]
         level = routine_level(sessions, bucket, run_start)
+        if level is not None:
+            # Severity holds critical to volume far above the host's routine (output.severity).
+            routine_relay[n] = math.expm1(level[RELAY_PACKETS])
         if level is not None and habit.kept(bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
             if familiar is None:
@@ -359,6 +364,10 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 zs[k] = z_familiar
         scores[at + Z:at + Z + count] = zs
         final[n] = final_score(max(zs), fleet_adjustment)
+        if not is_spike(final[n], series.values_at(n), settings):
+            # Excused: no severity to give. Most of a heavy user's spike buckets end here, and
+            # the host-buckets of the search head are kept small (hostbuckets.HostSeries).
+            routine_relay.pop(n, None)
 
 
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
