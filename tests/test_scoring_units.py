@@ -17,10 +17,10 @@ SETTINGS = Settings(span=SPAN, threshold=6.0, min_packets=50, min_bytes=16000)
 RELAY = "83.170.1.38"
 
 
-def bucket(at: int, packets: int, dests: Sequence[str] = (RELAY,)) -> Traffic:
+def bucket(at: int, packets: int, dests: Sequence[str] = (RELAY,), flows: int = 0) -> Traffic:
     share = packets // len(dests)
     return Traffic(
-        bucket=at, packets=packets, bytes=100 * packets, flows=max(1, packets // 10),
+        bucket=at, packets=packets, bytes=100 * packets, flows=flows or max(1, packets // 10),
         relay_packets=packets, dest_count=len(dests), dests=tuple(dests),
         dest_packets=(share,) * len(dests), client_ports=("3797",), servers=(), mapped=(),
         evidence=0)
@@ -95,9 +95,10 @@ def test_a_high_score_below_the_volume_floor_is_learned():
     assert series[-1].baseline(PACKETS) != series[-2].baseline(PACKETS)
 
 
-def spiked(at: int, dests: Sequence[str] = (RELAY,), packets: int = 3000) -> Spiked:
+def spiked(at: int, dests: Sequence[str] = (RELAY,), packets: int = 3000, flows: int = 0
+           ) -> Spiked:
     """A spike bucket as score_host would leave it: z 10 on every metric, sd 1."""
-    return Spiked(bucket(at, packets, dests))
+    return Spiked(bucket(at, packets, dests, flows))
 
 
 def scores_after_discount(made: Sequence[Made]) -> List[float]:
@@ -275,3 +276,15 @@ def test_a_session_that_began_at_the_usual_hour_stays_routine_past_it():
     assert all(score < SETTINGS.threshold for score in scored.score[-28:])
     _, scored = pages(daily_sessions(3) + [spiked(3 * DAY + 24 * 3600 + 30 * 60)])
     assert scored[-1].score == 10.0
+
+
+def test_a_nat_retry_burst_inside_a_routine_session_does_not_page():
+    # sessions at 20:00 on days 0-2, new destinations each; on day 3 a bucket at the same level
+    # whose client re-qualifies ten times faster (a NAT retry burst: ten times the flows, all of
+    # them signalling to its server) is routine: flows are not judged against the routine level.
+    # The same bucket with six times the routine packets still pages.
+    burst = spiked(3 * DAY + 20 * 3600, dests=("203.0.113.1", "203.0.113.2"), flows=10 * 300)
+    tunnel = spiked(3 * DAY + 20 * 3600 + SPAN, dests=("203.0.113.1", "203.0.113.2"),
+                    packets=6 * 3000)
+    _, scored = pages(daily_sessions(3) + [burst, tunnel])
+    assert scored[-2].score < SETTINGS.threshold and scored[-1].score == 10.0

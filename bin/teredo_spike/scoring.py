@@ -19,7 +19,8 @@ signalling):
   earlier days, or in one that started at most 36 hours ago, is routine and does not page
   (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
   every session reaches new peers and relays); ROUTINE_RATIO above it still pages (a tunnel on a
-  heavy user's host), and so does a level the host never reached at that hour; a host with a
+  heavy user's host; flows are not judged: a NAT retry burst multiplies the client's signalling
+  flows inside a session), and so does a level the host never reached at that hour; a host with a
   destination habit (its sessions go back to the destinations of its earlier ones, HABIT_SHARE)
   is not excused for new use of destinations (a tunnel to a new relay inside a game session);
 - familiar destinations, the older excuse kept beside it: a level reached (within ROUTINE_RATIO)
@@ -48,8 +49,8 @@ from itertools import chain
 from statistics import median
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .hostbuckets import (BASELINE_SD, BYTES, BYTES_BASELINE, METRICS, PACKETS, PACKETS_BASELINE,
-                          PACKETS_SD, RELAY_PACKETS, SCORES, Z, HostSeries)
+from .hostbuckets import (BASELINE_SD, BYTES, BYTES_BASELINE, FLOWS, METRICS, PACKETS,
+                          PACKETS_BASELINE, PACKETS_SD, RELAY_PACKETS, SCORES, Z, HostSeries)
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -263,8 +264,9 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
 
     - routine (routine_level): within ROUTINE_RATIO of the level of ROUTINE_SESSIONS sessions at
       the same time of day on earlier days, or of one session that started ROUTINE_RECENT ago at
-      most, on every metric that makes the spike, whatever the destinations, unless the host
-      keeps to its destinations (_DestinationHabit) and the bucket is new use of them;
+      most, on every metric that makes the spike but flows (signalling, mostly), whatever the
+      destinations, unless the host keeps to its destinations (_DestinationHabit) and the bucket
+      is new use of them;
     - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
       that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
       one session's), and not new use (_is_new_use) of destinations.
@@ -324,7 +326,12 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
         # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
         # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
-        spiking = [k for k in range(count) if zs[k] >= settings.threshold + fleet_adjustment]
+        # Flows are not judged: most of them are the client's signalling (a flow per
+        # re-qualification to its server), which a NAT retry burst multiplies 3-10x inside a
+        # session, while data through the tunnel adds one or two flows per relay and one per peer;
+        # a tunnel ROUTINE_RATIO above the routine shows in packets, bytes and relay packets.
+        spiking = [k for k in range(count)
+                   if k != FLOWS and zs[k] >= settings.threshold + fleet_adjustment]
         level = routine_level(sessions, bucket, run_start)
         if level is not None and habit.kept(bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
