@@ -48,8 +48,9 @@ def check_url(setting: str, url: str) -> None:
 def check_webhook_host(setting: str, url: str) -> None:
     """Refuse a host that is, or resolves to, a link-local, loopback, unspecified or metadata address.
 
-    Every address the name resolves to is checked. A name that does not resolve now is let through:
-    its delivery fails, and the events are spooled for a later run, rather than lost to a DNS outage.
+    Every address the name resolves to is checked. A name that does not resolve now is let through,
+    so that a DNS outage spools the events for a later run rather than loses them; the webhook's
+    session checks it when it connects (public_addresses), as it does every name.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
