@@ -1,6 +1,6 @@
-"""Test harness for the teredo_attack_context alert: real HTTP(S) servers on 127.0.0.1, a test CA,
-results files as splunkd writes them, and the alert run as splunkd runs it (subprocess, --execute,
-JSON payload on stdin)."""
+"""Test harness for the teredo_attack_context alert: real HTTP(S) servers (on 127.0.0.1 unless told),
+a test CA, results files as splunkd writes them, and the alert run as splunkd runs it (subprocess,
+--execute, JSON payload on stdin)."""
 import csv
 import datetime
 import gzip
@@ -91,8 +91,8 @@ class Recorder(http.server.ThreadingHTTPServer):
 
     def __init__(self, mode: str = "ok", tls: Optional[TlsFiles] = None, failures: int = 0,
                  webhook_mode: Optional[str] = None, delay: float = 0.0,
-                 webhook_secret: str = WEBHOOK_SECRET) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+                 webhook_secret: str = WEBHOOK_SECRET, address: str = "127.0.0.1") -> None:
+        super().__init__((address, 0), _Handler)
         self.mode = mode
         self.delay = delay  # seconds before each answer: a slow destination
         self.webhook_secret = webhook_secret
@@ -114,7 +114,7 @@ class Recorder(http.server.ThreadingHTTPServer):
 
     @property
     def uri(self) -> str:
-        return "{}://127.0.0.1:{}".format(self.scheme, self.server_address[1])
+        return "{}://{}:{}".format(self.scheme, *self.server_address[:2])
 
     def __enter__(self) -> "Recorder":
         self.thread.start()
@@ -270,9 +270,10 @@ def alert_env(spool_dir: str) -> Dict[str, str]:
 
 
 def start_alert(python: str, spool_dir: str, args: Optional[List[str]] = None,
-                **env: str) -> subprocess.Popen:
-    """The alert as splunkd starts it (stdin, stdout and stderr piped); env adds to alert_env."""
-    return subprocess.Popen([python, ALERT_SCRIPT] + (["--execute"] if args is None else args),
+                script: str = ALERT_SCRIPT, **env: str) -> subprocess.Popen:
+    """The alert as splunkd starts it (stdin, stdout and stderr piped); env adds to alert_env.
+    script: the alert's script, or one that runs it (tests/scripted_dns_alert.py)."""
+    return subprocess.Popen([python, script] + (["--execute"] if args is None else args),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(alert_env(spool_dir), **env), cwd=REPO)
 
@@ -294,9 +295,11 @@ def finish_alert(process: subprocess.Popen, stdin: bytes, spool_dir: str, timeou
 
 
 def run_alert(python: str, stdin: bytes, spool_dir: str, args: Optional[List[str]] = None,
-              timeout: float = 60, secrets: Tuple[str, ...] = (), **env: str) -> AlertRun:
+              timeout: float = 60, secrets: Tuple[str, ...] = (), script: str = ALERT_SCRIPT,
+              **env: str) -> AlertRun:
     """The alert as splunkd runs it, to its end."""
-    return finish_alert(start_alert(python, spool_dir, args, **env), stdin, spool_dir, timeout, secrets)
+    return finish_alert(start_alert(python, spool_dir, args, script, **env), stdin, spool_dir, timeout,
+                        secrets)
 
 
 def assert_no_secrets(output: str, spool_dir: str, secrets: Tuple[str, ...] = ()) -> None:

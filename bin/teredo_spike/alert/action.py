@@ -150,7 +150,8 @@ def _deliver(payload: Payload, events: List[dict], held: List[HeldEvent], keeper
     """Held events first, then this run's; at a destination's first failure, or SIGTERM, the rest
     for that destination go to the spool."""
     settings = payload.settings
-    http = delivery.session(settings.retries, payload.server_uri, settings.splunkd_tls_server_name)
+    splunkd_http = delivery.session(settings.retries, payload.server_uri,
+                                    settings.splunkd_tls_server_name)
     splunkd_ca = delivery.splunkd_ca_bundle(settings.splunkd_ca_bundle)
 
     index_tally = _Tally()
@@ -159,8 +160,8 @@ def _deliver(payload: Payload, events: List[dict], held: List[HeldEvent], keeper
 
     def send_to_index(batch: List[Tuple[Optional[HeldEvent], dict, dict]]) -> None:
         _, target, event = batch[0]
-        delivery.post_to_index(http, payload.server_uri, payload.session_key, event, target["index"],
-                               target["source"], splunkd_ca, settings.timeout)
+        delivery.post_to_index(splunkd_http, payload.server_uri, payload.session_key, event,
+                               target["index"], target["source"], splunkd_ca, settings.timeout)
 
     _drain(index_queue, 1, send_to_index, keeper, "index", index_tally, stop)
     log.info("index: %d event(s) delivered (%d from the spool)", index_tally.delivered,
@@ -174,8 +175,10 @@ def _deliver(payload: Payload, events: List[dict], held: List[HeldEvent], keeper
         webhook_queue += [(None, {"webhook": fingerprint}, e)
                           for e in _not_yet_owed(events, webhook_queue)]
 
+        webhook_http = delivery.webhook_session(settings.retries, settings.webhook_allow_private)
+
         def send_to_webhook(batch: List[Tuple[Optional[HeldEvent], dict, dict]]) -> None:
-            delivery.post_to_webhook(http, settings.webhook_url, settings.webhook_secret,
+            delivery.post_to_webhook(webhook_http, settings.webhook_url, settings.webhook_secret,
                                      [event for _, _, event in batch], settings.webhook_ca_bundle,
                                      settings.timeout)
 

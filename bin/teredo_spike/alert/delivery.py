@@ -1,18 +1,26 @@
 """Delivery of enriched events: splunkd's receivers/simple endpoint and an optional webhook.
 
 Both use requests with verified TLS, a timeout and retries with back-off. A POST that reached the
-server but got no answer (read timeout) is not retried: the server may have stored it.
+server but got no answer (read timeout) is not retried: the server may have stored it. Each has a
+session of its own: the webhook's checks every address it connects to (destinations), splunkd's
+(https://127.0.0.1:8089 as a rule) must not be.
 """
 import json
 import os
 import re
+import socket
 from typing import List, Optional
 from urllib.parse import urlsplit
 
 import certifi
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import connection, connectionpool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family, create_connection
 from urllib3.util.retry import Retry
+
+from .destinations import WEBHOOK_SETTING, DestinationError, public_addresses
 
 SOURCETYPE = "teredo_spike:alert"
 BACKOFF_FACTOR = 0.5
@@ -41,20 +49,91 @@ class _NamedServerAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
+class _PublicOnlyConnectionMixin:
+    """Resolves the host itself and connects only if destinations.public_addresses allows every
+    address it resolves to.
+
+    urllib3 resolves the name again when it connects, and the answer can differ from the one checked
+    before sending (DNS rebinding), so the check is on the addresses actually connected to. Only the
+    socket is made here: for HTTPS, urllib3's connect() then does TLS with self.host, the URL's name,
+    as SNI and as the name the certificate must match, not the address.
+    """
+
+    def _new_conn(self) -> socket.socket:
+        # _dns_host: the name as urllib3 itself resolves it (with a trailing dot, if the URL had one).
+        try:
+            addresses = public_addresses(WEBHOOK_SETTING, self._dns_host, self.port,
+                                         allowed_gai_family())
+        except (OSError, UnicodeError) as e:
+            raise NewConnectionError(self, "Failed to establish a new connection: {}".format(e))
+        options = {"source_address": self.source_address, "socket_options": self.socket_options}
+        error: Optional[OSError] = None
+        for _, _, _, _, sockaddr in addresses:
+            try:
+                # An address literal: create_connection's getaddrinfo does not ask DNS again.
+                return create_connection((sockaddr[0], self.port), self.timeout, **options)
+            except OSError as e:  # as create_connection does: the next address may answer
+                error = e
+        if isinstance(error, socket.timeout):
+            raise ConnectTimeoutError(self, "Connection to {} timed out. (connect timeout={})".format(
+                self.host, self.timeout))
+        raise NewConnectionError(self, "Failed to establish a new connection: {}".format(
+            error or "the resolver gave no address"))
+
+
+class _PublicOnlyHTTPConnection(_PublicOnlyConnectionMixin, connection.HTTPConnection):
+    pass
+
+
+class _PublicOnlyHTTPSConnection(_PublicOnlyConnectionMixin, connection.HTTPSConnection):
+    pass
+
+
+class _PublicOnlyHTTPConnectionPool(connectionpool.HTTPConnectionPool):
+    ConnectionCls = _PublicOnlyHTTPConnection
+
+
+class _PublicOnlyHTTPSConnectionPool(connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _PublicOnlyHTTPSConnection
+
+
+class _PublicOnlyAdapter(HTTPAdapter):
+    """Connects through the connection classes above (urllib3's pool_classes_by_scheme)."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PublicOnlyHTTPConnectionPool,
+                                                   "https": _PublicOnlyHTTPSConnectionPool}
+
+
 def session(retries: int, splunkd_uri: str, splunkd_server_name: str) -> requests.Session:
-    """A session for this run: retries with back-off, and splunkd's certificate name if given."""
+    """splunkd's session for this run: retries with back-off, and its certificate name if given."""
+    http = _session(HTTPAdapter(max_retries=_retry(retries)))
+    if splunkd_server_name:
+        http.mount(splunkd_uri.rstrip("/") + "/",
+                   _NamedServerAdapter(splunkd_server_name, max_retries=_retry(retries)))
+    return http
+
+
+def webhook_session(retries: int, allow_private: bool) -> requests.Session:
+    """The webhook's session: every connection checked by destinations.public_addresses, unless
+    param.webhook_allow_private = 1. Used for the webhook alone, whatever its URL."""
+    adapter = HTTPAdapter if allow_private else _PublicOnlyAdapter
+    return _session(adapter(max_retries=_retry(retries)))
+
+
+def _retry(retries: int) -> Retry:
+    return Retry(total=retries, connect=retries, read=False, status=retries, other=0,
+                 allowed_methods=frozenset(["POST"]), status_forcelist=RETRY_STATUSES,
+                 backoff_factor=BACKOFF_FACTOR, raise_on_status=False)
+
+
+def _session(adapter: HTTPAdapter) -> requests.Session:
     http = requests.Session()
     # No proxy, .netrc or CA bundle from the environment: what is verified is what is configured.
     http.trust_env = False
-    retry = Retry(total=retries, connect=retries, read=False, status=retries, other=0,
-                  allowed_methods=frozenset(["POST"]), status_forcelist=RETRY_STATUSES,
-                  backoff_factor=BACKOFF_FACTOR, raise_on_status=False)
-    adapter = HTTPAdapter(max_retries=retry)
     http.mount("https://", adapter)
     http.mount("http://", adapter)
-    if splunkd_server_name:
-        http.mount(splunkd_uri.rstrip("/") + "/",
-                   _NamedServerAdapter(splunkd_server_name, max_retries=retry))
     http.headers["User-Agent"] = USER_AGENT
     return http
 
@@ -106,6 +185,8 @@ def post_to_webhook(http: requests.Session, url: str, secret: str, events: List[
 def _post(http: requests.Session, url: str, name: str, **kwargs) -> None:
     try:
         response = http.post(url, allow_redirects=False, **kwargs)
+    except DestinationError as e:  # the webhook's name resolved to a refused address when connecting
+        raise DeliveryError("{}: not connected: {}".format(name, e))
     except requests.exceptions.SSLError as e:
         raise DeliveryError("{}: TLS certificate not verified ({})".format(name, _reason(e)))
     except requests.exceptions.ConnectTimeout:

@@ -5,7 +5,7 @@ import re
 from typing import BinaryIO, NamedTuple, Optional
 
 from . import schemas
-from .destinations import DestinationError, check_url, check_webhook_host
+from .destinations import WEBHOOK_SETTING, DestinationError, check_url, check_webhook_host
 from .log import register_secret
 
 # A payload carries one row and the configuration; anything near this size is not from splunkd.
@@ -134,9 +134,9 @@ def _check_webhook(url: str, allow_http: bool, allow_private: bool) -> None:
         raise PayloadError("configuration.webhook_url: plain http:// is refused; use https:// or set "
                            "param.webhook_allow_http = 1")
     try:
-        check_url("configuration.webhook_url", url)
+        check_url(WEBHOOK_SETTING, url)
         if not allow_private:
-            check_webhook_host("configuration.webhook_url", url)
+            check_webhook_host(WEBHOOK_SETTING, url)
     except DestinationError as e:
         raise PayloadError(str(e))
 
