@@ -3,7 +3,7 @@ windows, each window through `| teredospike output=buckets` with its search's ea
 (one bucket more read on each side), the outputs concatenated as the summary index holds them,
 then `| teredospike` over them: the same rows as one pass over the flows. Also the late-event
 rule (rerun the windows around it), overlapping runs, a missed run, summary rows mixed with flows,
-and unreadable summary rows.
+and unreadable summary rows (also fuzzed: hypothesis, through the protocol).
 
 Runs are subprocesses (tools/runner.py) under Splunk's Pythons (tests/pythons.py); each window
 costs two processes, so the sample is cut into 12-hour windows and the scenario into 10-minute
@@ -16,11 +16,14 @@ import os
 from typing import Dict, List, Sequence, Tuple
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from teredo_spike.summary import (SKIP_BAD_SUMMARY, SKIP_NO_STAMP, SKIP_OTHER_SPAN, STAMP_FIELD,
                                   SUMMARY_FIELDS, owned_range)
 from tests.pythons import SPLUNK_PYTHONS, splunk_python
 from tests.test_golden import digest
+from tests.test_hostile_records import NASTY
 from tools import scenario
 from tools.readers import read_records
 from tools.runner import run_partitioned, run_search
@@ -291,3 +294,52 @@ def test_unreadable_summary_rows_are_skipped_and_counted(world, windows, python)
     for reason in (SKIP_BAD_SUMMARY, SKIP_OTHER_SPAN, SKIP_NO_STAMP, "milliseconds",
                    "src_port or dest_port", "count, bytes or packets"):
         assert reason in warnings[0], reason
+
+
+# ---- fuzzed summary rows ------------------------------------------------------------------
+
+# Each fuzzed summary row is certainly unusable (so that the good rows' results must not change):
+# one of these replaces a field that every kept row needs.
+UNUSABLE_SUMMARY = st.sampled_from([
+    ("_time", "yesterday"), ("_time", "1e400"), ("_time", "1700000060"), ("src", ""),
+    ("src", "a b"), ("src_port", "70000"), ("src_port", "=HYPERLINK(1)"), ("packets", "-5"),
+    ("bytes", "nan"), ("flows", "9" * 400), ("evidence", "all"), ("evidence", "65536"),
+    ("dests", "1.2.3.4=many"), (STAMP_FIELD, ""), (STAMP_FIELD, "-3"),
+])
+
+
+@st.composite
+def unusable_summary_row(draw, template: Record) -> Record:
+    # A newer stamp: were the row not skipped, it would replace the template's (a rerun's row).
+    row = dict(template, **{STAMP_FIELD: str(int(template[STAMP_FIELD]) + 1)})
+    for name in draw(st.lists(st.sampled_from(SUMMARY_FIELDS[1:]), max_size=4, unique=True)):
+        row[name] = draw(NASTY)
+    name, value = draw(UNUSABLE_SUMMARY)
+    row[name] = value
+    return row
+
+
+@pytest.fixture(scope="module")
+def first_windows(windows):
+    """The first three windows' summary rows, and the detection over them alone."""
+    rows = [row for window in windows[:3] for row in window]
+    result = run_search(rows, ["output=all"], python=splunk_python(SPLUNK_PYTHONS[-1]))
+    assert set(result.exit_codes) == {0}, result.messages
+    return rows, result.rows
+
+
+@given(st.data())
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_fuzzed_summary_rows_never_fail_the_detection_or_change_it(first_windows, data):
+    """One summary row must never stop the detection stage either: whatever a marked row holds,
+    exit 0, no ERROR, and the other rows' results unchanged (skipped and counted)."""
+    rows, good = first_windows
+    bad = data.draw(st.lists(unusable_summary_row(rows[len(rows) // 2]), min_size=1, max_size=6))
+    mixed = list(rows)
+    for row in bad:
+        mixed.insert(data.draw(st.integers(0, len(mixed))), row)
+    result = run_search(mixed, ["output=all"], chunk_size=data.draw(st.sampled_from([3, 50, 5000])),
+                        python=splunk_python(SPLUNK_PYTHONS[-1]))
+    assert set(result.exit_codes) == {0}, result.messages
+    assert not [m for m in result.messages if m[0] in ("ERROR", "FATAL")], result.messages
+    assert result.rows == good
