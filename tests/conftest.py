@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository on sys.path, Splunk's Python versions, the shared real data."""
+"""Shared fixtures: the repository on sys.path, Splunk's Python versions, the alert's spool, the
+shared real data."""
 
 import os
 import sys
@@ -17,6 +18,12 @@ from tests.pythons import IN_CI, SPLUNK_PYTHONS, splunk_python  # noqa: E402,F40
 @pytest.fixture(params=SPLUNK_PYTHONS, scope="session")
 def python(request) -> str:
     return splunk_python(request.param)
+
+
+@pytest.fixture
+def spool(tmp_path) -> str:
+    """The alert action's spool directory for one test (created by the action when it spools)."""
+    return str(tmp_path / "spool")
 
 
 @pytest.fixture(scope="session")

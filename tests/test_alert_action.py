@@ -24,11 +24,6 @@ def default_cert_tls(tmp_path_factory):
                     server_name="SplunkServerDefaultCert")
 
 
-@pytest.fixture
-def spool(tmp_path):
-    return str(tmp_path / "spool")
-
-
 def ids(events):
     return [e["event_id"] for e in events]
 

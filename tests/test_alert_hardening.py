@@ -16,11 +16,6 @@ from tests.alert_support import (WEBHOOK_SECRET, Recorder, as_json, closed_port_
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def spool(tmp_path):
-    return str(tmp_path / "spool")
-
-
 def ids(events):
     return {e["event_id"] for e in events}
 

@@ -37,11 +37,6 @@ def other_tls(tmp_path_factory):
                     server_name="other.test")
 
 
-@pytest.fixture
-def spool(tmp_path):
-    return str(tmp_path / "spool")
-
-
 def hook_url(server: Recorder) -> str:
     return "https://{}:{}/hook?token={}".format(HOOK_NAME, server.server_address[1], PATH_TOKEN)
 
