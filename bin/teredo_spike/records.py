@@ -181,6 +181,11 @@ class Memo(dict):
         verdict = self[value] = self.function(value)
         return verdict
 
+    def bound(self) -> None:
+        """Clear the table once it has grown past MAX_MEMO (hostile input: many distinct cells)."""
+        if len(self) > MAX_MEMO:
+            self.clear()
+
 
 class TeredoHints(dict):
     """A record's label and inner-address cells (`cells(row)`; None when the chunk has no such
@@ -219,8 +224,7 @@ class RecordReader:
     def bound_memos(self) -> None:
         """Clear the memo tables when they have grown large (once per chunk)."""
         for memo in (self.inside, self.udp, self.ports):
-            if len(memo) > MAX_MEMO:
-                memo.clear()
+            memo.bound()
 
     def read_rows(self, c: Columns, rows: Iterable[List[str]], candidates: Dict[Key, Cell]) -> int:
         """Read every row (its cells as csv.reader gives them); return how many were read.

@@ -44,7 +44,7 @@ from typing import AbstractSet, Counter, Dict, Iterable, Iterator, List, Sequenc
 from .cells import Cell, Key
 from .hostbuckets import Traffic, traffic_of
 from .partials import address_values, dest_packets, dest_values
-from .records import (MAX_COUNT_DIGITS, MAX_MEMO, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
+from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
                       UnusableTime, read_bucket, read_count, read_port)
 
 SUMMARY_MARKER = "teredospike_summary"
@@ -183,6 +183,7 @@ class SummaryReader:
         # bench, 47,005 distinct cells in 180,789 rows)
         self.dests = Memo(self._dests)
         self.stamps = Memo(_stamp)         # summary_written cell -> the run's stamp
+        self.memos = (self.ports, self.addresses, self.times, self.dests, self.stamps)
         # Equal tuples are kept once (traffic_of).
         self.share = {}.setdefault
 
@@ -195,9 +196,8 @@ class SummaryReader:
         (marker_at, time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at,
          dests_at, servers_at, mapped_at, stamp_at) = at
         width = max(at) + 1
-        for memo in (self.ports, self.addresses, self.times, self.dests, self.stamps):
-            if len(memo) > MAX_MEMO:  # hostile input: many distinct cells
-                memo.clear()
+        for memo in self.memos:
+            memo.bound()
         ports, addresses, times, stamps = self.ports, self.addresses, self.times, self.stamps
         dests_of = self.dests
         hosts, skipped = self.hosts, self.skipped
@@ -279,7 +279,7 @@ class SummaryReader:
     def by_host(self) -> Iterator[Tuple[str, List[Traffic]]]:
         """At end of input: each host's kept traffic (for hostbuckets.host_buckets), emptying this
         reader host by host, so that its memory is reused for the host-buckets."""
-        for memo in (self.ports, self.addresses, self.times, self.dests, self.stamps):
+        for memo in self.memos:
             memo.clear()
         share = self.share
         hosts = self.hosts
