@@ -255,6 +255,24 @@ def test_habitual_heavy_users_keep_their_hours_and_their_own_level():
     assert medians[-1] >= 3 * medians[0], "each host has a level of its own"
 
 
+def test_mixed_rhythm_gives_each_heavy_host_one_of_the_two_rhythms_about_half_each():
+    def sessions(rhythm):
+        _, truth = family(heavy_share=0.3, heavy_rhythm=rhythm)
+        out = defaultdict(list)
+        for s in truth["heavy_sessions"]:
+            out[s["src"]].append((s["start"], s["end"]))
+        return out
+    random_, habitual, mixed = sessions("random"), sessions("habitual"), sessions("mixed")
+    assert set(mixed) == set(random_) == set(habitual) and len(mixed) == 18
+    assert all(random_[h] != habitual[h] for h in mixed)
+    as_habitual = {h for h in mixed if mixed[h] == habitual[h]}
+    as_random = {h for h in mixed if mixed[h] == random_[h]}
+    assert as_habitual | as_random == set(mixed), "each host draws exactly what one pure rhythm draws"
+    assert 5 <= len(as_habitual) <= 13, "about half each"
+    assert scenario.FAMILIES["hard"].heavy_rhythm == "mixed"
+    assert scenario.FAMILIES["habitual-heavy"].heavy_rhythm == "habitual"
+
+
 def bubble_flows(rows, truth):
     """Flows of <= 4 packets to peer addresses from idle hosts (which have no sessions or tunnels)."""
     octets = {str(o) for o in scenario.PEER_OCTETS}

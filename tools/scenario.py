@@ -106,8 +106,14 @@ class Behaviour:
     evening, picked afresh each day, with one fleet-wide level (median 1,500 packets per 10 minutes);
     "habitual": each host has its own hours (a preferred start, +-40 minutes), its own session length
     and level (median 300-5,000 packets per 10 minutes, bucket-to-bucket spread 0.4 on the log scale),
-    and comes on 60-95% of days. People game or share files at their own habitual hours and volume:
-    "habitual" is realistic, and it is what lets a detector learn a routine from recurrence."""
+    and comes on 60-95% of days; "mixed": each heavy host is habitual with probability
+    `MIXED_HABITUAL_SHARE` (0.5), random otherwise (its own random stream decides, so each host draws
+    exactly what it draws in the pure rhythm). People game or share files at their own habitual hours
+    and volume: "habitual" is realistic, and it is what lets a detector learn a routine from
+    recurrence. A real fleet holds both: a gamer with a fixed evening slot next to someone whose
+    peer-to-peer client runs whenever they have a break. Neither pure value is the hard case, the
+    mixture is: 0.5 has both kinds in every fleet of a few heavy users, and any share from ~0.3 to
+    ~0.7 keeps both kinds present at 300+ hosts (0 and 1 are the pure rhythms)."""
 
     bubbles_per_hour: float = 0.0
     """Bubble bursts per online hour of each Teredo client (idle ones too): 1-3 new peers, 1-4 bubble
@@ -153,6 +159,7 @@ class Behaviour:
 
 
 RELAY_POOL_SIZE = 40
+MIXED_HABITUAL_SHARE = 0.5  # heavy_rhythm "mixed": share of heavy hosts with the habitual rhythm
 DEFAULT_BEHAVIOUR = Behaviour()
 # Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
 FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
@@ -167,8 +174,11 @@ FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
     "heavy-share": {"heavy_share": 0.15},
     "port-reuse": {"port_reuse_share": 1.0, "port_reuse_times": 3, "port_reuse_gap": 2},
 }
+# hard: every change at once, but heavy users of both rhythms (a habitual rhythm only would hide the
+# random-rhythm users' sessions from tuning on it, as it did before issue 13's "mixed").
 FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items() if name != "labels-all"
                           for k, v in change.items()}
+FAMILY_CHANGES["hard"]["heavy_rhythm"] = "mixed"
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -546,7 +556,11 @@ def _ordinary(host: Host, flows: Flows, params: Params, rng: random.Random, b: i
 
 def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
     """A heavy user's daily Teredo sessions (games through relays, or peer-to-peer): [start, end)."""
-    if params.behaviour.heavy_rhythm == "habitual":
+    rhythm = params.behaviour.heavy_rhythm
+    if rhythm == "mixed":
+        habitual = _rng(params, "rhythm", index).random() < MIXED_HABITUAL_SHARE
+        rhythm = "habitual" if habitual else "random"
+    if rhythm == "habitual":
         return _habitual_sessions(params, host, index)
     rng = _rng(params, "heavy", index)
     sessions = []
