@@ -7,9 +7,9 @@ import pytest
 
 from teredo_spike.hostbuckets import BYTES, METRICS, PACKETS, HostSeries, Traffic
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, severity
-from teredo_spike.scoring import (EPISODE_GAP, MIN_SD, RELAY_MIN_PACKETS, ROUTINE_RATIO, Settings,
-                                  discount_familiar_peaks, episodes, fleet_use_level, is_spike,
-                                  score_host)
+from teredo_spike.scoring import (DAILY_SESSIONS, EPISODE_GAP, LONE_RATIO, MIN_SD, RELAY_MIN_PACKETS,
+                                  ROUTINE_HOURS, ROUTINE_RATIO, Settings, discount_familiar_peaks,
+                                  episodes, fleet_use_level, is_spike, score_host)
 
 SPAN = 600
 DAY = 86400
@@ -165,9 +165,62 @@ def test_a_heavy_user_whose_destinations_change_every_day_stops_paging_by_day_th
 
 
 def test_a_heavy_users_tunnel_six_times_its_routine_pages():
-    series = daily_sessions(5)
-    _, scored = pages(series + [spiked(5 * DAY + 20 * 3600, packets=6 * 3000)])
-    assert 6 > ROUTINE_RATIO and scored[-1].score == 10.0
+    tunnel = [spiked(5 * DAY + 20 * 3600 + i * SPAN, packets=6 * 3000) for i in range(2)]
+    _, scored = pages(daily_sessions(5) + tunnel)
+    assert 6 > ROUTINE_RATIO and list(scored.score[-2:]) == [10.0, 10.0]
+
+
+def test_a_lone_bucket_pages_only_from_lone_ratio_times_the_routine():
+    # one bucket 6x the routine, its neighbours at the routine: a session's own swing; the same
+    # bucket above LONE_RATIO pages, and so do two such buckets in a row (the test above)
+    def last_score(times: float) -> float:
+        at = 5 * DAY + 20 * 3600
+        lone = [spiked(at, packets=3000), spiked(at + SPAN, packets=int(times * 3000)),
+                spiked(at + 2 * SPAN, packets=3000)]
+        return pages(daily_sessions(5) + lone)[1].score[-2]
+    assert ROUTINE_RATIO < 6 < LONE_RATIO < 11
+    assert last_score(6) < SETTINGS.threshold and last_score(11) == 10.0
+
+
+def test_bytes_alone_above_the_routine_do_not_page():
+    # a routine bucket whose packets are larger (8x the bytes at the routine's packets): bytes
+    # per packet change with what a session carries; the same bytes with 6x the packets page
+    at = 5 * DAY + 20 * 3600
+    big = [Spiked(bucket(at + i * SPAN, 3000)._replace(bytes=8 * 100 * 3000)) for i in range(2)]
+    _, scored = pages(daily_sessions(5) + big)
+    assert max(scored.score[-2:]) < SETTINGS.threshold
+    more = [spiked(at + i * SPAN, packets=6 * 3000) for i in range(2)]
+    _, scored = pages(daily_sessions(5) + more)
+    assert list(scored.score[-2:]) == [10.0, 10.0]
+
+
+def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
+    # evening sessions on days 0-3 and one lunch session on day 1: lunch on day 5 at the daily
+    # level is routine; an hour used once by a tunnel (10x the daily level) is not, nor an hour
+    # never used
+    assert DAILY_SESSIONS <= 5
+    def peers(net: int) -> Tuple[str, ...]:
+        return tuple("198.18.%d.%d" % (net, i) for i in range(1, 41))  # as daily_sessions: new ones
+    lunch = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1)) for i in range(6)]
+    evenings = sorted(daily_sessions(4) + lunch, key=lambda m: m.traffic.bucket)
+    again = [spiked(5 * DAY + 12 * 3600 + i * SPAN, peers(5)) for i in range(6)]
+    _, scored = pages(evenings + again)
+    assert max(scored.score[-6:]) < SETTINGS.threshold
+    tunnel = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1), packets=10 * 3000) for i in range(6)]
+    _, scored = pages(sorted(daily_sessions(4) + tunnel, key=lambda m: m.traffic.bucket) + again)
+    assert list(scored.score[-6:]) == [10.0] * 6
+    _, scored = pages(daily_sessions(4) + again)
+    assert list(scored.score[-6:]) == [10.0] * 6
+
+
+def test_the_same_hour_reaches_routine_hours_either_side_of_a_session():
+    # sessions 20:00-21:00 on days 0-2: on day 3 a session starting just inside ROUTINE_HOURS
+    # before 20:00 is routine, one just outside it pages
+    inside = 20 * 3600 - ROUTINE_HOURS + SPAN
+    outside = 20 * 3600 - ROUTINE_HOURS - SPAN
+    for start, expected in ((inside, False), (outside, True)):
+        _, scored = pages(daily_sessions(3) + [spiked(3 * DAY + start)])
+        assert (scored[-1].score == 10.0) == expected
 
 
 def test_the_routine_level_at_an_hour_the_host_never_uses_pages():
@@ -237,19 +290,22 @@ def test_critical_needs_volume_far_above_the_hosts_routine_too():
 
 def test_scoring_keeps_the_routine_relay_packets_of_a_spike_it_leaves_a_spike():
     # a heavy user's evening sessions (3,000 relay packets a bucket), then a tunnel at 20:00 on
-    # day 5 at 6x that (pages: above ROUTINE_RATIO) with a score far above the critical one
+    # day 5 at 6x that for two buckets (pages: above ROUTINE_RATIO) with a score far above the
+    # critical one
     tunnel = 6 * 3000
-    made = daily_sessions(5) + [spiked(5 * DAY + 20 * 3600, packets=tunnel)]
+    made = daily_sessions(5) + [spiked(5 * DAY + 20 * 3600 + i * SPAN, packets=tunnel)
+                                for i in range(2)]
     series = series_of(made)
-    series[-1].z = [30.0] * len(METRICS)
-    series[-1].score = 30.0
+    for index in (-2, -1):
+        series[index].z = [30.0] * len(METRICS)
+        series[index].score = 30.0
     discount_familiar_peaks(series, SETTINGS)
-    peak = series[-1]
+    peak = series[-2]
     assert peak.score == 30.0 and peak.routine_relay_packets == pytest.approx(3000)
     # what the routine rule excused keeps none: it is given no severity
-    assert series[-2].score < SETTINGS.threshold and series[-2].routine_relay_packets is None
-    series.is_spike[len(series) - 1] = True
-    [episode] = [e for e in episodes(series, SPAN) if e.first == len(series) - 1]
+    assert series[-3].score < SETTINGS.threshold and series[-3].routine_relay_packets is None
+    series.is_spike[len(series) - 2] = True
+    [episode] = [e for e in episodes(series, SPAN) if e.first == len(series) - 2]
     row = episode_row(episode, SETTINGS, False, fleet_level=0.0)
     assert 6 < CRITICAL_ROUTINE_MULTIPLE and row["severity"] == "high"
     # the same bucket on a host with no routine at that hour is critical
@@ -324,9 +380,9 @@ def test_a_nat_retry_burst_inside_a_routine_session_does_not_page():
     # sessions at 20:00 on days 0-2, new destinations each; on day 3 a bucket at the same level
     # whose client re-qualifies ten times faster (a NAT retry burst: ten times the flows, all of
     # them signalling to its server) is routine: flows are not judged against the routine level.
-    # The same bucket with six times the routine packets still pages.
+    # The same bucket with six times the routine packets still pages (two of them: a tunnel).
     burst = spiked(3 * DAY + 20 * 3600, dests=("203.0.113.1", "203.0.113.2"), flows=10 * 300)
-    tunnel = spiked(3 * DAY + 20 * 3600 + SPAN, dests=("203.0.113.1", "203.0.113.2"),
-                    packets=6 * 3000)
-    _, scored = pages(daily_sessions(3) + [burst, tunnel])
-    assert scored[-2].score < SETTINGS.threshold and scored[-1].score == 10.0
+    tunnel = [spiked(3 * DAY + 20 * 3600 + i * SPAN, dests=("203.0.113.1", "203.0.113.2"),
+                     packets=6 * 3000) for i in (1, 2)]
+    _, scored = pages(daily_sessions(3) + [burst] + tunnel)
+    assert scored[-3].score < SETTINGS.threshold and scored[-2].score == 10.0

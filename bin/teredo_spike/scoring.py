@@ -15,14 +15,17 @@ signalling):
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
 - routine heavy use, learned from recurrence whatever the destinations: a level the host already
-  reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2 h) on two
-  earlier days, or in one that started at most 36 hours ago, is routine and does not page
+  reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2.5 h) on two
+  earlier days, or in one that started at most 36 hours ago, or in one at the host's daily level
+  (a user who picks lunch or evening afresh each day), is routine and does not page
   (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
   every session reaches new peers and relays); ROUTINE_RATIO above it still pages (a tunnel on a
   heavy user's host; flows are not judged: a NAT retry burst multiplies the client's signalling
-  flows inside a session), and so does a level the host never reached at that hour; a host with a
-  destination habit (its sessions go back to the destinations of its earlier ones, HABIT_SHARE)
-  is not excused for new use of destinations (a tunnel to a new relay inside a game session);
+  flows inside a session; bytes alone are not enough, bytes per packet change with what a session
+  carries; a lone bucket pages from LONE_RATIO: a session's buckets swing, a tunnel lasts), and
+  so does a level the host never reached at that hour; a host with a destination habit (its
+  sessions go back to the destinations of its earlier ones, HABIT_SHARE) is not excused for new
+  use of destinations (a tunnel to a new relay inside a game session);
 - familiar destinations, the older excuse kept beside it: a level reached (within ROUTINE_RATIO)
   in spikes 12 hours to 7 days earlier (in two sessions, or in one within the last 2 days) towards
   the same destinations is not new. New use of destinations (a fifth of the bucket's packets to
@@ -75,12 +78,29 @@ SESSION_GAP = 2 * 3600        # spike buckets further apart than this are separa
 FAMILIAR_DELAY = 12 * 3600    # a session counts from 12 hours on, so that a tunnel never excuses itself
 # Routine heavy use, from recurrence whatever the destinations
 ROUTINE_WINDOW = 14 * 86400   # sessions up to 14 days old (two weeks of a habit)
-ROUTINE_HOURS = 2 * 3600      # the same time of day: a bucket within 2 h of a session's span, a day apart
+ROUTINE_HOURS = 150 * 60      # the same time of day: a bucket within 2.5 h of a session's span, a day
+                              # apart. People do not start at the same minute: an evening user who
+                              # starts at 18:20 one day and at 20:40 another (issue 13, hard seed 1:
+                              # 2 h left 2 such sessions new; 3 h lost 3 tunnels next to sessions)
 ROUTINE_SESSIONS = 2          # reached in at least 2 such sessions (a tunnel repeated once is new)...
+DAILY_SESSIONS = 3            # ...or in 1 such session at the host's daily level (the ROUTINE_SESSIONS-th
+                              # highest level of its sessions at any hour, from this many on): a heavy
+                              # user who picks lunch or evening afresh each day has used that hour once
+                              # before, at the volume it uses every day. That one session must be at
+                              # the daily level itself (within ROUTINE_RATIO): an earlier tunnel at the
+                              # hour does not make the hour routine (issue 13, hard seed 1)
 ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 36 hours ago
 ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
 ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
-                              # a heavy user's tunnel 5x its usual session level must page)
+                              # a heavy user's tunnel 5x its usual session level must page)...
+LONE_RATIO = 10.0             # ...but a lone bucket (neither neighbour above ROUTINE_RATIO x the routine)
+                              # pages from 10x: a session's buckets swing with what it carries (a
+                              # map load, a burst of peers; in the scenario a spread of 0.8 on the log
+                              # scale, 1 bucket in 300 above 7x the median), a tunnel lasts. The lone
+                              # buckets of heavy users' sessions on hard seed 1 were 5-8.3x (34 false
+                              # episodes); 8 kept 2 of them. The cost: a one-bucket tunnel at the
+                              # host's routine hour 5-10x its routine, and the newest bucket of a
+                              # search (no next bucket yet) pages a run later when its tunnel lasts
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
@@ -267,6 +287,9 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       most, on every metric that makes the spike but flows (signalling, mostly), whatever the
       destinations, unless the host keeps to its destinations (_DestinationHabit) and the bucket
       is new use of them;
+    - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
+      bytes alone, a lone bucket up to LONE_RATIO), also at an hour the host used once at its
+      daily level (hour_used_once), with the same destination-habit exception.
     - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
       that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
       one session's), and not new use (_is_new_use) of destinations.
@@ -338,25 +361,34 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         if level is not None:
             # Severity holds critical to volume far above the host's routine (output.severity).
             routine_relay[n] = math.expm1(level[RELAY_PACKETS])
-        if level is not None and habit.kept(bucket - ROUTINE_WINDOW):
+        loose = level if level is not None else hour_used_once(sessions, bucket, run_start)
+        if loose is not None and habit.kept(bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
             if familiar is None:
                 familiar = _familiar(series, window, bucket)
             if _is_new_use(series, n, familiar):
                 continue
         if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
+            level = None
             if len(recent) >= FAMILIAR_SESSIONS:
                 level = second_highest
             elif recent and recent[-1].last >= bucket - YESTERDAY:
                 level = recent[-1].peak
-            else:
-                continue
-            if any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
-                continue
-            if familiar is None:
-                familiar = _familiar(series, window, bucket)
-            if _is_new_use(series, n, familiar):
-                continue
+            if level is not None and any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
+                level = None
+            if level is not None:
+                if familiar is None:
+                    familiar = _familiar(series, window, bucket)
+                if _is_new_use(series, n, familiar):
+                    level = None
+            if level is None:
+                # Last, what neither rule excuses as it stands: the routine's own swings (bytes
+                # alone, a lone bucket), and an hour used once at the host's daily level. Each
+                # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
+                # the scores they gave.
+                if loose is None or _beyond_routine(series, n, y, loose, spiking, settings.span):
+                    continue
+                level = [max(a, b - LOG_ROUTINE_RATIO) for a, b in zip(loose, y)]
         sds = series.spike_baseline(n)
         for k in range(count):
             z_familiar = (y[k] - level[k]) / sds[BASELINE_SD + k]
@@ -371,6 +403,28 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
 
 
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
+LOG_LONE_RATIO = math.log(LONE_RATIO)
+
+
+def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: Sequence[float],
+                    metrics: Sequence[int], span: int) -> List[int]:
+    """The metrics of `metrics` on which bucket `index` (its y) is ROUTINE_RATIO above the routine
+    `level`, but for what a session's own swings explain: bytes alone (bytes per packet change from
+    bucket to bucket with what a session carries; a tunnel that far above the routine carries that
+    many more packets and relay packets too), and a lone bucket up to LONE_RATIO above it (neither
+    neighbouring bucket ROUTINE_RATIO above the routine on those metrics)."""
+    above = [k for k in metrics if y[k] - level[k] > LOG_ROUTINE_RATIO]
+    if above == [BYTES]:
+        return []
+    if above and all(y[k] - level[k] <= LOG_LONE_RATIO for k in above):
+        buckets, log1p = series.buckets, math.log1p
+        for other in (index - 1, index + 1):
+            if 0 <= other < len(buckets) and abs(buckets[other] - buckets[index]) == span:
+                values = series.values_at(other)
+                if any(log1p(values[k]) - level[k] > LOG_ROUTINE_RATIO for k in above):
+                    return above
+        return []
+    return above
 
 
 def _familiar(series: HostSeries, window: "_Window", at: int) -> Set[str]:
@@ -438,6 +492,27 @@ def routine_level(sessions: Sequence[Session], at: int, started: Optional[int] =
         usual = [sorted(column, reverse=True)[ROUTINE_SESSIONS - 1] for column in zip(*same_hour)]
         level = usual if level is None else [max(a, b) for a, b in zip(level, usual)]
     return level
+
+
+def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] = None
+                   ) -> Optional[List[float]]:
+    """Where routine_level has none: the routine level at an hour (as routine_level matches it)
+    the host used in exactly one earlier session, if the host has DAILY_SESSIONS sessions and that
+    one was at its daily level (the ROUTINE_SESSIONS-th highest level of all its sessions, within
+    ROUTINE_RATIO on every metric): the smaller of the two per metric. None otherwise: an hour
+    the host never used, or used once in a session far above its daily level (an earlier tunnel)."""
+    if len(sessions) < DAILY_SESSIONS:
+        return None
+    same_hour = [s.level for s in sessions
+                 if _same_hour(s, at) or (started is not None and _same_hour(s, started))]
+    if len(same_hour) != 1:
+        return None
+    daily = [sorted(column, reverse=True)[ROUTINE_SESSIONS - 1]
+             for column in zip(*(s.level for s in sessions))]
+    once = same_hour[0]
+    if any(a - b > LOG_ROUTINE_RATIO for a, b in zip(once, daily)):
+        return None
+    return [min(a, b) for a, b in zip(once, daily)]
 
 
 def _same_hour(s: Session, at: int) -> bool:
