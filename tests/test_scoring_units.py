@@ -209,6 +209,10 @@ def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
     tunnel = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1), packets=10 * 3000) for i in range(6)]
     _, scored = pages(sorted(daily_sessions(4) + tunnel, key=lambda m: m.traffic.bucket) + again)
     assert list(scored.score[-6:]) == [10.0] * 6
+    small = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1), packets=300) for i in range(6)]
+    repeated = [spiked(5 * DAY + 12 * 3600 + i * SPAN, peers(5), packets=300) for i in range(6)]
+    _, scored = pages(sorted(daily_sessions(4) + small, key=lambda m: m.traffic.bucket) + repeated)
+    assert list(scored.score[-6:]) == [10.0] * 6, "an hour used once far below the daily level"
     _, scored = pages(daily_sessions(4) + again)
     assert list(scored.score[-6:]) == [10.0] * 6
 

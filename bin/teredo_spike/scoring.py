@@ -83,12 +83,18 @@ ROUTINE_HOURS = 150 * 60      # the same time of day: a bucket within 2.5 h of a
                               # starts at 18:20 one day and at 20:40 another (issue 13, hard seed 1:
                               # 2 h left 2 such sessions new; 3 h lost 3 tunnels next to sessions)
 ROUTINE_SESSIONS = 2          # reached in at least 2 such sessions (a tunnel repeated once is new)...
-DAILY_SESSIONS = 3            # ...or in 1 such session at the host's daily level (the ROUTINE_SESSIONS-th
-                              # highest level of its sessions at any hour, from this many on): a heavy
-                              # user who picks lunch or evening afresh each day has used that hour once
-                              # before, at the volume it uses every day. That one session must be at
-                              # the daily level itself (within ROUTINE_RATIO): an earlier tunnel at the
-                              # hour does not make the hour routine (issue 13, hard seed 1)
+DAILY_SESSIONS = 3            # ...or in 1 such session at the host's daily level, from this many
+                              # sessions at any hour on: a heavy user who picks lunch or evening afresh
+                              # each day has used that hour once before, at the volume it uses every
+                              # day. That one session must be within DAILY_SPREAD of the median level
+                              # of the host's sessions, either way, in packets and relay packets: an
+                              # earlier tunnel at the hour (its volume is its own, above or below the
+                              # host's use) does not make the hour routine (issue 13, hard seed 1)
+DAILY_SPREAD = 2.0            # a session's level (upper quartile of 1-4 h) varies from day to day by
+                              # less than 2x around the host's median; set by that reasoning after the
+                              # seed-2 check showed a repeated 30-packet tunnel excused by its first
+                              # run (a bound above only); the median, not the second-highest level:
+                              # that left a 2.2x-lower evening session new on hard seed 1
 ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 36 hours ago
 ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
 ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
@@ -404,6 +410,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
 
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
 LOG_LONE_RATIO = math.log(LONE_RATIO)
+LOG_DAILY_SPREAD = math.log(DAILY_SPREAD)
 
 
 def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: Sequence[float],
@@ -498,21 +505,22 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
                    ) -> Optional[List[float]]:
     """Where routine_level has none: the routine level at an hour (as routine_level matches it)
     the host used in exactly one earlier session, if the host has DAILY_SESSIONS sessions and that
-    one was at its daily level (the ROUTINE_SESSIONS-th highest level of all its sessions, within
-    ROUTINE_RATIO on every metric): the smaller of the two per metric. None otherwise: an hour
-    the host never used, or used once in a session far above its daily level (an earlier tunnel)."""
+    one was at its daily level (within DAILY_SPREAD, either way, of the median level of all its
+    sessions in packets and relay packets): per metric, the smaller of that session's level and
+    the ROUTINE_SESSIONS-th highest of all (as routine_level takes it at an hour).
+    None otherwise: an hour the host never used, or used once in a session at another volume than
+    the host's daily one (an earlier tunnel)."""
     if len(sessions) < DAILY_SESSIONS:
         return None
     same_hour = [s.level for s in sessions
                  if _same_hour(s, at) or (started is not None and _same_hour(s, started))]
     if len(same_hour) != 1:
         return None
-    daily = [sorted(column, reverse=True)[ROUTINE_SESSIONS - 1]
-             for column in zip(*(s.level for s in sessions))]
+    levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
     once = same_hour[0]
-    if any(a - b > LOG_ROUTINE_RATIO for a, b in zip(once, daily)):
+    if any(abs(once[k] - median(levels[k])) > LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS)):
         return None
-    return [min(a, b) for a, b in zip(once, daily)]
+    return [min(a, column[-ROUTINE_SESSIONS]) for a, column in zip(once, levels)]
 
 
 def _same_hour(s: Session, at: int) -> bool:
