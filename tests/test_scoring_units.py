@@ -170,7 +170,7 @@ def test_a_heavy_users_tunnel_six_times_its_routine_pages():
     assert 6 > ROUTINE_RATIO and list(scored.score[-2:]) == [10.0, 10.0]
 
 
-def test_a_lone_bucket_pages_only_from_lone_ratio_times_the_routine():
+def test_a_lone_bucket_in_a_session_pages_only_from_lone_ratio_times_the_routine():
     # one bucket 6x the routine, its neighbours at the routine: a session's own swing; the same
     # bucket above LONE_RATIO pages, and so do two such buckets in a row (the test above)
     def last_score(times: float) -> float:
@@ -180,6 +180,10 @@ def test_a_lone_bucket_pages_only_from_lone_ratio_times_the_routine():
         return pages(daily_sessions(5) + lone)[1].score[-2]
     assert ROUTINE_RATIO < 6 < LONE_RATIO < 11
     assert last_score(6) < SETTINGS.threshold and last_score(11) == 10.0
+    # between two quiet buckets (the host idle, no session to swing) 6x pages
+    at = 5 * DAY + 20 * 3600
+    alone = [bucket(at, 25), spiked(at + SPAN, packets=6 * 3000), bucket(at + 2 * SPAN, 25)]
+    assert pages(daily_sessions(5) + alone)[1].score[-2] == 10.0
 
 
 def test_bytes_alone_above_the_routine_do_not_page():
