@@ -195,12 +195,13 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
     metrics = range(count)
     # Per metric: its index, where its z goes in a bucket's scores, and its population prior.
     columns = [(k, Z + k, prior[k][0], prior[k][1]) for k in metrics]
+    prior_vars = [p[1] for p in prior]
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
+    clip_var = CLIP_SIGMA * CLIP_SIGMA
     log1p, sqrt = math.log1p, math.sqrt
     learned = 0
-    ys = [0.0] * count
     baselines = [0.0] * (2 * count)  # the bucket's baseline, then its spread, per metric
     all_values, scores, best_z = series.values, series.scores, series.score
     series.forget_spike_baselines()
@@ -209,15 +210,14 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
         rest = 1.0 - own
         at = i * count
         values = all_values[at:at + count]
+        ys = list(map(log1p, values))
         at = i * SCORES
         best = 0.0
         for k, at_z, prior_mean, prior_var in columns:
-            y = ys[k] = log1p(values[k])
             expected = baselines[k] = own * mean[k] + rest * prior_mean
             blended = own * var[k] + rest * prior_var
             spread = baselines[count + k] = sqrt(min_var if min_var > blended else blended)
-            z = (y - expected) / spread
-            scores[at + at_z] = z
+            z = scores[at + at_z] = (ys[k] - expected) / spread
             if z > best:
                 best = z
         scores[at + PACKETS_BASELINE] = baselines[PACKETS]
@@ -229,22 +229,22 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
             continue
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
         if learned == 0:
-            mean[:] = ys
-            var[:] = [p[1] for p in prior]
+            mean = ys
+            var = prior_vars[:]
         else:
             alpha = 1.0 / (learned + 1)
             if not alpha > EW_ALPHA:  # alpha = max(EW_ALPHA, 1 / (learned + 1))
                 alpha = EW_ALPHA
+            keep = 1.0 - alpha
             for k in metrics:
                 mean_k, var_k = mean[k], var[k]
-                limit = CLIP_SIGMA * sqrt(min_var if min_var > var_k else var_k)
                 residual = ys[k] - mean_k
-                if -limit > residual:
-                    residual = -limit
-                if limit < residual:
-                    residual = limit
+                # |residual| beyond CLIP_SIGMA sigma (compared squared: no root unless clipped)
+                if residual * residual > clip_var * (min_var if min_var > var_k else var_k):
+                    limit = CLIP_SIGMA * sqrt(min_var if min_var > var_k else var_k)
+                    residual = limit if residual > 0 else -limit
                 mean[k] = mean_k + alpha * residual
-                var[k] = (1.0 - alpha) * (var_k + alpha * residual * residual)
+                var[k] = keep * (var_k + alpha * residual * residual)
         learned += 1
 
 

@@ -39,10 +39,11 @@ import math
 import sys
 import time
 from array import array
-from typing import AbstractSet, Counter, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import (AbstractSet, Callable, Counter, Dict, Hashable, Iterable, Iterator, List,
+                    Sequence, Tuple)
 
 from .cells import Cell, Key
-from .hostbuckets import Traffic, traffic_of
+from .hostbuckets import HostSeries, Traffic, series_of, series_of_rows, traffic_of
 from .partials import address_values, dest_packets, dest_values
 from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
                       UnusableTime, read_bucket, read_count, read_port)
@@ -150,8 +151,9 @@ class _HostRows:
         self.mapped: List[Tuple[str, ...]] = []
 
     def newest(self) -> List[int]:
-        """The rows kept: per (src_port, bucket), the first of the newest stamp (a rerun replaces
-        what an earlier run wrote; a duplicate event of the same run counts once)."""
+        """The rows kept, in order of bucket and port: per (src_port, bucket), the first of the
+        newest stamp (a rerun replaces what an earlier run wrote; a duplicate event of the same
+        run counts once)."""
         buckets, ports, stamps = self.buckets, self.ports, self.stamps
         order = sorted(range(len(buckets)), key=lambda i: (buckets[i], ports[i], -stamps[i]))
         kept = []
@@ -162,6 +164,24 @@ class _HostRows:
                 kept.append(i)
                 last = key
         return kept
+
+    def traffic(self, index: int, share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
+        """Row `index`'s traffic."""
+        counts = self.counts
+        return traffic_of(self.ports[index], self.buckets[index], counts[3 * index],
+                          counts[3 * index + 1], counts[3 * index + 2], self.evidence[index],
+                          self.dests[index], self.dest_packets[index], self.servers[index],
+                          self.mapped[index], share)
+
+    def series(self, src: str, share: Callable[[Hashable, Hashable], Hashable]) -> HostSeries:
+        """The host's series from the rows kept (newest)."""
+        kept = self.newest()
+        buckets = self.buckets
+        if any(buckets[a] == buckets[b] for a, b in zip(kept, kept[1:])):
+            # Several client ports in a bucket (rare): their traffic is merged (series_of).
+            return series_of(src, [self.traffic(i, share) for i in kept])
+        return series_of_rows(src, kept, buckets, self.counts, self.dests, self.dest_packets,
+                              self.ports, self.servers, self.mapped, self.evidence)
 
 
 class SummaryReader:
@@ -276,28 +296,27 @@ class SummaryReader:
         names, sent = tuple(dests), tuple(dests.values())
         return self.share(names, names), self.share(sent, sent)
 
-    def by_host(self) -> Iterator[Tuple[str, List[Traffic]]]:
-        """At end of input: each host's kept traffic (for hostbuckets.host_buckets), emptying this
-        reader host by host, so that its memory is reused for the host-buckets."""
+    def by_host(self) -> Iterator[Tuple[str, HostSeries]]:
+        """At end of input: each host's series (for hostbuckets.host_buckets), emptying this
+        reader host by host, so that its memory is reused for the series."""
         for memo in self.memos:
             memo.clear()
-        share = self.share
         hosts = self.hosts
         while hosts:
             src, rows = hosts.popitem()
-            counts = rows.counts
-            yield src, [traffic_of(rows.ports[i], rows.buckets[i], counts[3 * i],
-                                   counts[3 * i + 1], counts[3 * i + 2], rows.evidence[i],
-                                   rows.dests[i], rows.dest_packets[i], rows.servers[i],
-                                   rows.mapped[i], share)
-                        for i in rows.newest()]
+            yield src, rows.series(src, self.share)
         self.share = {}.setdefault
         self.held = 0
 
     def into_cells(self, cells: Dict[Key, Cell]) -> None:
-        """At end of input, for output=buckets: the kept traffic as Cells (emptying this reader)."""
-        for src, host in self.by_host():
-            for copied in host:
+        """At end of input, for output=buckets: the kept rows as Cells (emptying this reader)."""
+        for memo in self.memos:
+            memo.clear()
+        hosts = self.hosts
+        while hosts:
+            src, rows = hosts.popitem()
+            for i in rows.newest():
+                copied = rows.traffic(i, self.share)
                 cell = Cell()
                 cell.packets, cell.bytes, cell.flows = copied.packets, copied.bytes, copied.flows
                 cell.evidence = copied.evidence
@@ -308,3 +327,5 @@ class SummaryReader:
                     cell.mapped = set(copied.mapped)
                 port = copied.client_ports[0] if copied.client_ports else ""
                 cells[(src, port, copied.bucket)] = cell
+        self.share = {}.setdefault
+        self.held = 0
