@@ -283,14 +283,16 @@ def test_unreadable_summary_rows_are_skipped_and_counted(world, windows, python)
            dict(template, src_port="=HYPERLINK(1)"),
            dict(template, evidence="all"),
            dict(template, dests="1.2.3.4=many"),
+           dict(template, evidence="65536"),
            dict(template, src=""),
+           dict(template, src=template["src"] + " 10.9.9.9"),  # a known host, and another
            dict(template, **{STAMP_FIELD: ""})]
     assert set(template) == set(SUMMARY_FIELDS)
     result = detection(rows + bad, python)
     assert result.rows == good.rows
     warnings = [text for level, text in result.messages if level == "WARN"]
     assert len(warnings) == 1, result.messages
-    assert "skipped 8 of %s records" % "{:,}".format(len(rows) + len(bad)) in warnings[0]
+    assert "skipped 10 of %s records" % "{:,}".format(len(rows) + len(bad)) in warnings[0]
     for reason in (SKIP_BAD_SUMMARY, SKIP_OTHER_SPAN, SKIP_NO_STAMP, "milliseconds",
                    "src_port or dest_port", "count, bytes or packets"):
         assert reason in warnings[0], reason

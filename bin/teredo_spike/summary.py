@@ -131,6 +131,15 @@ def _stamp(cell: str) -> int:
         return -1
 
 
+def _evidence(cell: str) -> int:
+    """An evidence cell as its bits (evidence.py: 16 of them), -1 when it is not that."""
+    try:
+        bits = int(cell)
+    except ValueError:
+        return -1
+    return bits if 0 <= bits < 1 << 16 else -1
+
+
 class _HostRows:
     """One host's summary rows as read, in columns (a row is ~100 bytes held, where a tuple per row
     in a dict keyed by (src, src_port, bucket) took ~400): the detection stage holds a week of
@@ -195,7 +204,7 @@ class SummaryReader:
         self.hosts: Dict[str, _HostRows] = {}
         self.rows = 0   # summary rows read
         self.held = 0   # of them, held (read and usable)
-        self.ports = Memo(read_port)  # port cell -> read_port
+        self.ports = Memo(lambda cell: sys.intern(read_port(cell)))  # port cell -> read_port
         # servers or mapped cell -> its addresses: a fleet's rows repeat a few (its Teredo servers)
         self.addresses = Memo(lambda cell: tuple(address_values(cell)))
         self.times = Memo(self._bucket)  # _time cell -> its bucket (a week has ~1,000)
@@ -203,7 +212,9 @@ class SummaryReader:
         # bench, 47,005 distinct cells in 180,789 rows)
         self.dests = Memo(self._dests)
         self.stamps = Memo(_stamp)         # summary_written cell -> the run's stamp
-        self.memos = (self.ports, self.addresses, self.times, self.dests, self.stamps)
+        self.evidence = Memo(_evidence)    # evidence cell -> its bits
+        self.memos = (self.ports, self.addresses, self.times, self.dests, self.stamps,
+                      self.evidence)
         # Equal tuples are kept once (traffic_of).
         self.share = {}.setdefault
 
@@ -219,16 +230,17 @@ class SummaryReader:
         for memo in self.memos:
             memo.bound()
         ports, addresses, times, stamps = self.ports, self.addresses, self.times, self.stamps
-        dests_of = self.dests
+        dests_of, evidence_of = self.dests, self.evidence
         hosts, skipped = self.hosts, self.skipped
         intern = sys.intern
+        read = held = 0  # added to self.rows and self.held at the end (an attribute a row costs)
         for row in rows:
             if len(row) < width:
                 row = row + [""] * (width - len(row))
             if row[marker_at] != "1":
                 yield row
                 continue
-            self.rows += 1
+            read += 1
             try:
                 bucket = times[row[time_at]]
             except UnusableTime as unusable:
@@ -238,17 +250,15 @@ class SummaryReader:
             if written < 0:
                 skipped[SKIP_NO_STAMP] += 1
                 continue
-            counts = (row[packets_at], row[bytes_at], row[flows_at])
-            try:
-                # Plain short digits, read as read_count reads them, without three calls; an
-                # empty or odd count goes to read_count itself.
-                if not ("".join(counts).isdigit()
-                        and max(map(len, counts)) <= MAX_COUNT_DIGITS):
-                    raise ValueError
-                packets, bytes_, flows = map(int, counts)
-            except ValueError:
+            packets, bytes_, flows = row[packets_at], row[bytes_at], row[flows_at]
+            # Plain short digits, read as read_count reads them, without three calls; an empty
+            # or odd count goes to read_count itself.
+            if ((packets + bytes_ + flows).isdigit() and len(packets) <= MAX_COUNT_DIGITS
+                    and len(bytes_) <= MAX_COUNT_DIGITS and len(flows) <= MAX_COUNT_DIGITS):
+                packets, bytes_, flows = int(packets), int(bytes_), int(flows)
+            else:
                 try:
-                    packets, bytes_, flows = [read_count(c, 0) for c in counts]
+                    packets, bytes_, flows = [read_count(c, 0) for c in (packets, bytes_, flows)]
                 except ValueError:
                     skipped[SKIP_BAD_NUMBER] += 1
                     continue
@@ -257,30 +267,30 @@ class SummaryReader:
             except ValueError:
                 skipped[SKIP_BAD_PORT] += 1
                 continue
+            evidence = evidence_of[row[evidence_at]]
             try:
-                src = row[src_at]
-                if not src or " " in src or "\n" in src:
-                    raise ValueError(src)
-                evidence = int(row[evidence_at])
-                if not 0 <= evidence < 1 << 16:
-                    raise ValueError(row[evidence_at])
                 names, sent = dests_of[row[dests_at]]
             except ValueError:
+                evidence = -1
+            src = row[src_at]
+            host = hosts.get(src)
+            if host is None and evidence >= 0 and src and " " not in src and "\n" not in src:
+                host = hosts[intern(src)] = _HostRows()  # a new host: its src checked once
+            if host is None or evidence < 0:
                 skipped[SKIP_BAD_SUMMARY] += 1
                 continue
-            host = hosts.get(src)
-            if host is None:
-                host = hosts[intern(src)] = _HostRows()
             host.buckets.append(bucket)
             host.stamps.append(written)
             host.counts.extend((packets, bytes_, flows))
             host.evidence.append(evidence)
-            host.ports.append(intern(port))
+            host.ports.append(port)
             host.dests.append(names)
             host.dest_packets.append(sent)
             host.servers.append(addresses[row[servers_at]])
             host.mapped.append(addresses[row[mapped_at]])
-            self.held += 1
+            held += 1
+        self.rows += read
+        self.held += held
 
     def _bucket(self, cell: str) -> int:
         """A summary row's _time as its bucket: UnusableTime unless it is a bucket start of this
