@@ -204,13 +204,14 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
     learned = 0
     baselines = [0.0] * (2 * count)  # the bucket's baseline, then its spread, per metric
     all_values, scores, best_z = series.values, series.scores, series.score
+    all_ys = list(map(log1p, all_values))
     series.forget_spike_baselines()
     for i in range(len(series)):
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
         at = i * count
+        ys = all_ys[at:at + count]
         values = all_values[at:at + count]
-        ys = list(map(log1p, values))
         at = i * SCORES
         best = 0.0
         for k, at_z, prior_mean, prior_var in columns:
