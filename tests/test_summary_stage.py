@@ -166,6 +166,18 @@ def test_scenario_in_10_minute_windows_equals_one_pass(world, windows, one_pass)
     assert sum(1 for start, end in zip(cuts, cuts[1:]) if end - start == SPAN) >= 12
 
 
+def test_summary_rows_newest_first_or_shuffled_give_the_same_rows(world, windows, one_pass):
+    """A search of the summary index returns its events newest first; a host's rows may also
+    come interleaved with reruns. The order they arrive in never changes the detection."""
+    import random
+    rows = [row for window in windows for row in window]
+    python = splunk_python(SPLUNK_PYTHONS[0])
+    shuffled = list(rows)
+    random.Random(7).shuffle(shuffled)
+    assert detection(rows[::-1], python).rows == one_pass[SPLUNK_PYTHONS[0]]
+    assert detection(shuffled, python).rows == one_pass[SPLUNK_PYTHONS[0]]
+
+
 def _teredo_record_of(world) -> Tuple[int, Record]:
     """The tunnel's first server flow (dest port 3544) inside the 10-minute windows."""
     records, tunnel, cuts = world

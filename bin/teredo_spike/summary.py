@@ -39,6 +39,7 @@ import math
 import sys
 import time
 from array import array
+from itertools import islice
 from typing import (AbstractSet, Callable, Counter, Dict, Hashable, Iterable, Iterator, List,
                     Sequence, Tuple)
 
@@ -164,7 +165,13 @@ class _HostRows:
         newest stamp (a rerun replaces what an earlier run wrote; a duplicate event of the same
         run counts once)."""
         buckets, ports, stamps = self.buckets, self.ports, self.stamps
-        order = sorted(range(len(buckets)), key=lambda i: (buckets[i], ports[i], -stamps[i]))
+        count = len(buckets)
+        # Most hosts: one row a bucket, read in time order (or the summary index's newest first).
+        if all(map(int.__lt__, buckets, islice(buckets, 1, None))):
+            return list(range(count))
+        if all(map(int.__gt__, buckets, islice(buckets, 1, None))):
+            return list(range(count - 1, -1, -1))
+        order = sorted(range(count), key=lambda i: (buckets[i], ports[i], -stamps[i]))
         kept = []
         last = None
         for i in order:
