@@ -258,12 +258,14 @@ class SummaryReader:
                 skipped[SKIP_NO_STAMP] += 1
                 continue
             packets, bytes_, flows = row[packets_at], row[bytes_at], row[flows_at]
-            # Plain short digits, read as read_count reads them, without three calls; an empty
-            # or odd count goes to read_count itself.
-            if ((packets + bytes_ + flows).isdigit() and len(packets) <= MAX_COUNT_DIGITS
-                    and len(bytes_) <= MAX_COUNT_DIGITS and len(flows) <= MAX_COUNT_DIGITS):
+            try:
+                # Plain short digits, read as read_count reads them, without three calls; an
+                # empty (int raises) or odd count goes to read_count itself.
+                if not ((packets + bytes_ + flows).isdigit() and len(packets) <= MAX_COUNT_DIGITS
+                        and len(bytes_) <= MAX_COUNT_DIGITS and len(flows) <= MAX_COUNT_DIGITS):
+                    raise ValueError
                 packets, bytes_, flows = int(packets), int(bytes_), int(flows)
-            else:
+            except ValueError:
                 try:
                     packets, bytes_, flows = [read_count(c, 0) for c in (packets, bytes_, flows)]
                 except ValueError:
