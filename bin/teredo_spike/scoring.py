@@ -280,30 +280,30 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     routine_relay.clear()
     # The sessions are the spikes on the fleet-corrected score (among the spikes before it: a
     # score the correction lowered is no spike if it was none before).
-    spiked = [False] * len(series)
-    for i in series.spiked:
-        spiked[i] = is_spike(final[i], series.values_at(i), settings)
-    if not any(spiked):
+    spikes = [i for i in series.spiked if is_spike(final[i], series.values_at(i), settings)]
+    if not spikes:
         return  # most hosts: nothing can be familiar
     log1p = math.log1p
-    ys = {i: [log1p(v) for v in series.values_at(i)] for i, spike in enumerate(spiked) if spike}
+    ys = {i: list(map(log1p, series.values_at(i))) for i in spikes}
     window = _Window(buckets, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
     habit = _DestinationHabit()
-    newest = 0
+    joining = 0  # spikes[joining:] are not in the window yet
     sessions: List[Session] = []
     recent: List[Session] = []  # those inside FAMILIAR_WINDOW
     familiar: Optional[Set[str]] = None  # their destinations, gathered when first needed
     second_highest: List[float] = []
     last_spike: Optional[int] = None
     run_start = 0
-    for n, bucket in enumerate(buckets):
+    # Only the session spikes are judged, and only they make sessions: the window and what is
+    # made of it are brought up to each one's time as it comes.
+    for n in spikes:
+        bucket = buckets[n]
         changed = False
-        while newest < n and buckets[newest] <= bucket - FAMILIAR_DELAY:
-            if spiked[newest]:
-                window.append(newest)
-                habit.add(buckets[newest], series.details[newest].dests)
-                changed = True
-            newest += 1
+        while spikes[joining] < n and buckets[spikes[joining]] <= bucket - FAMILIAR_DELAY:
+            window.append(spikes[joining])
+            habit.add(buckets[spikes[joining]], series.details[spikes[joining]].dests)
+            changed = True
+            joining += 1
         if window.expire(bucket - ROUTINE_WINDOW):
             changed = True
         if changed or (recent and recent[0].last < bucket - FAMILIAR_WINDOW):
@@ -313,8 +313,6 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
                                   for k in range(count)]
-        if not spiked[n]:
-            continue
         # The start of the run of spikes this bucket belongs to: a session that began at the host's
         # usual hour is judged at that hour while it lasts (a long evening runs past it).
         if last_spike is None or bucket - last_spike > SESSION_GAP:
