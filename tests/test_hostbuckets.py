@@ -74,7 +74,7 @@ def test_summary_rows_make_the_series_their_traffic_makes():
             TRAFFIC._replace(bucket=1800)]
     columns = series_of_rows(
         "10.0.0.1", [1, 0], array("q", [r.bucket for r in rows]),
-        array("q", [x for r in rows for x in (r.packets, r.bytes, r.flows)]),
+        [r.packets for r in rows], [r.bytes for r in rows], [r.flows for r in rows],
         [r.dests for r in rows], [r.dest_packets for r in rows],
         [r.client_ports[0] if r.client_ports else "" for r in rows], [r.servers for r in rows],
         [r.mapped for r in rows], array("q", [r.evidence for r in rows]))

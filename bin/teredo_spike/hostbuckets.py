@@ -356,25 +356,23 @@ def series_of(src: str, host: List[Traffic]) -> HostSeries:
                       array("H", map(_FIELD["evidence"], host)))
 
 
-def series_of_rows(src: str, rows: Iterable[int], buckets: Sequence[int],
-                   counts: Sequence[int], dests: Sequence[Tuple[str, ...]],
+def series_of_rows(src: str, rows: Iterable[int], buckets: Sequence[int], packets: Sequence[int],
+                   bytes_: Sequence[int], flows: Sequence[int], dests: Sequence[Tuple[str, ...]],
                    dest_packets: Sequence[Tuple[int, ...]], ports: Sequence[str],
                    servers: Sequence[Tuple[str, ...]], mapped: Sequence[Tuple[str, ...]],
                    evidence: Sequence[int]) -> HostSeries:
     """A host's series from summary rows held in columns (summary.SummaryReader): `rows`, the
-    indices of those to take, one per bucket in time order; `counts`, the packets, bytes and
-    flows of each row. The same series as series_of makes from their Traffic, without a Traffic
-    per row (the detection stage reads a week of rows for every host)."""
+    indices of those to take, one per bucket in time order. The same series as series_of makes
+    from their Traffic, without a Traffic per row (the detection stage reads a week of rows for
+    every host)."""
     values: List[int] = []
     details: List[Detail] = []
     extend, append = values.extend, details.append
     share = {}.setdefault
     for i in rows:
         names, sent, via = dests[i], dest_packets[i], servers[i]
-        at = 3 * i
         # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
-        extend((counts[at], counts[at + 1], counts[at + 2], len(names),
-                relay_packets(names, sent, via)))
+        extend((packets[i], bytes_[i], flows[i], len(names), relay_packets(names, sent, via)))
         port = ports[i]
         detail = _detail((names, sent, (port,) if port else (), via, mapped[i]))
         append(share(detail, detail))

@@ -142,35 +142,35 @@ def _evidence(cell: str) -> int:
 
 
 class _HostRows:
-    """One host's summary rows as read, in columns (a row is ~100 bytes held, where a tuple per row
-    in a dict keyed by (src, src_port, bucket) took ~400): the detection stage holds a week of
-    them before it scores."""
+    """One host's summary rows as read, in two columns of a few entries a row (a row is ~100 bytes
+    held, where a tuple per row in a dict keyed by (src, src_port, bucket) took ~400; two calls a
+    row to add it, where a column per field took nine): the detection stage holds a week of them
+    before it scores.
+    - `numbers`: per row its bucket, stamp, packets, bytes, flows and evidence (NUMBERS);
+    - `cells`: per row its port, dests (addresses, and packets to each), servers and mapped
+      (CELLS), tuples shared with the other rows that repeat them."""
 
-    __slots__ = ("buckets", "stamps", "counts", "evidence", "ports", "dests", "dest_packets",
-                 "servers", "mapped")
+    NUMBERS = 6
+    CELLS = 5
+
+    __slots__ = ("numbers", "cells")
 
     def __init__(self) -> None:
-        self.buckets = array("q")
-        self.stamps = array("q")
-        self.counts = array("q")  # packets, bytes, flows of each row (each below records.MAX_COUNT)
-        self.evidence = array("q")
-        self.ports: List[str] = []
-        self.dests: List[Tuple[str, ...]] = []
-        self.dest_packets: List[Tuple[int, ...]] = []
-        self.servers: List[Tuple[str, ...]] = []
-        self.mapped: List[Tuple[str, ...]] = []
+        self.numbers = array("q")
+        self.cells: List[object] = []
 
     def newest(self) -> List[int]:
         """The rows kept, in order of bucket and port: per (src_port, bucket), the first of the
         newest stamp (a rerun replaces what an earlier run wrote; a duplicate event of the same
         run counts once)."""
-        buckets, ports, stamps = self.buckets, self.ports, self.stamps
+        buckets, stamps = self.numbers[0::self.NUMBERS], self.numbers[1::self.NUMBERS]
         count = len(buckets)
         # Most hosts: one row a bucket, read in time order (or the summary index's newest first).
         if all(map(int.__lt__, buckets, islice(buckets, 1, None))):
             return list(range(count))
         if all(map(int.__gt__, buckets, islice(buckets, 1, None))):
             return list(range(count - 1, -1, -1))
+        ports = self.cells[0::self.CELLS]
         order = sorted(range(count), key=lambda i: (buckets[i], ports[i], -stamps[i]))
         kept = []
         last = None
@@ -183,21 +183,24 @@ class _HostRows:
 
     def traffic(self, index: int, share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
         """Row `index`'s traffic."""
-        counts = self.counts
-        return traffic_of(self.ports[index], self.buckets[index], counts[3 * index],
-                          counts[3 * index + 1], counts[3 * index + 2], self.evidence[index],
-                          self.dests[index], self.dest_packets[index], self.servers[index],
-                          self.mapped[index], share)
+        bucket, _, packets, bytes_, flows, evidence = self.numbers[
+            index * self.NUMBERS:(index + 1) * self.NUMBERS]
+        port, dests, dest_packets, servers, mapped = self.cells[
+            index * self.CELLS:(index + 1) * self.CELLS]
+        return traffic_of(port, bucket, packets, bytes_, flows, evidence, dests, dest_packets,
+                          servers, mapped, share)
 
     def series(self, src: str, share: Callable[[Hashable, Hashable], Hashable]) -> HostSeries:
         """The host's series from the rows kept (newest)."""
         kept = self.newest()
-        buckets = self.buckets
+        numbers, cells, n, c = self.numbers, self.cells, self.NUMBERS, self.CELLS
+        buckets = numbers[0::n]
         if any(buckets[a] == buckets[b] for a, b in zip(kept, kept[1:])):
             # Several client ports in a bucket (rare): their traffic is merged (series_of).
             return series_of(src, [self.traffic(i, share) for i in kept])
-        return series_of_rows(src, kept, buckets, self.counts, self.dests, self.dest_packets,
-                              self.ports, self.servers, self.mapped, self.evidence)
+        return series_of_rows(src, kept, buckets, numbers[2::n], numbers[3::n], numbers[4::n],
+                              cells[1::c], cells[2::c], cells[0::c], cells[3::c], cells[4::c],
+                              numbers[5::n])
 
 
 class SummaryReader:
@@ -288,15 +291,9 @@ class SummaryReader:
             if host is None or evidence < 0:
                 skipped[SKIP_BAD_SUMMARY] += 1
                 continue
-            host.buckets.append(bucket)
-            host.stamps.append(written)
-            host.counts.extend((packets, bytes_, flows))
-            host.evidence.append(evidence)
-            host.ports.append(port)
-            host.dests.append(names)
-            host.dest_packets.append(sent)
-            host.servers.append(addresses[row[servers_at]])
-            host.mapped.append(addresses[row[mapped_at]])
+            host.numbers.extend((bucket, written, packets, bytes_, flows, evidence))
+            host.cells.extend((port, names, sent, addresses[row[servers_at]],
+                               addresses[row[mapped_at]]))
             held += 1
         self.rows += read
         self.held += held
