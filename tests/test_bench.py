@@ -105,6 +105,9 @@ def test_two_stage_quick_measures_every_stage(tmp_path, python):
     table = [line for line in page.split("## Two-stage path")[1].splitlines()
              if line.startswith("|")]
     assert len(table) >= 10 and len({line.count("|") for line in table}) == 1
+    # (c)'s rate on Splunk's other Python, on the same rows (its results are asserted equal).
+    assert set(result["detection_other_python"]["sizes"]) == {"10", "40"}
+    assert any("Python 3.13.0" in line for line in table)
 
     # bench/run.py rewrites the page above the section and keeps the section.
     assert report_module.two_stage_section(page).startswith("\n## Two-stage path")

@@ -2,7 +2,10 @@
 and every per-metric result field is found by its name."""
 
 from teredo_spike import output
-from teredo_spike.hostbuckets import MAX_VOLUME, METRICS, HostSeries, Traffic, metric_values
+from array import array
+
+from teredo_spike.hostbuckets import (MAX_VOLUME, METRICS, Traffic, metric_values, series_of,
+                                      series_of_rows)
 from teredo_spike.scoring import Settings
 
 
@@ -23,14 +26,14 @@ def test_metric_values_stay_in_the_scorings_domain():
 
 
 def test_a_host_bucket_names_its_metrics():
-    hb = HostSeries("10.0.0.1", [TRAFFIC])[0]
+    hb = series_of("10.0.0.1", [TRAFFIC])[0]
     assert dict(zip(METRICS, hb.values)) == {"packets": 70, "bytes": 9000, "flows": 3,
                                              "dests": 2, "relay_packets": 40}
     assert (hb.packets, hb.bytes) == (70, 9000)
 
 
 def test_each_output_field_reads_its_own_metric():
-    hb = HostSeries("10.0.0.1", [TRAFFIC])[0]
+    hb = series_of("10.0.0.1", [TRAFFIC])[0]
     for k, name in enumerate(METRICS):
         hb.z[k] = 1.0 + k  # distinct per metric
     row = output.bucket_row(hb, Settings(span=600, threshold=6.0, min_packets=50,
@@ -47,7 +50,7 @@ def test_a_value_beyond_64_bits_keeps_its_host_scorable():
     a list (exact) rather than an array of 64-bit integers, and scores like any other."""
     from teredo_spike.scoring import population_prior, score_host
     huge = TRAFFIC._replace(bucket=1200, bytes=MAX_VOLUME * 10)
-    series = HostSeries("10.0.0.1", [TRAFFIC, huge])
+    series = series_of("10.0.0.1", [TRAFFIC, huge])
     assert isinstance(series.values, list) and series[1].bytes == MAX_VOLUME
     settings = Settings(span=600, threshold=6.0, min_packets=50, min_bytes=16000)
     score_host(series, population_prior({"10.0.0.1": series}), settings)
@@ -56,7 +59,25 @@ def test_a_value_beyond_64_bits_keeps_its_host_scorable():
 
 def test_equal_details_are_held_once():
     later = TRAFFIC._replace(bucket=1200)
-    series = HostSeries("10.0.0.1", [TRAFFIC, later])
+    series = series_of("10.0.0.1", [TRAFFIC, later])
     assert series.details[0] is series.details[1]
     assert (series[1].dests, series[1].client_ports, series[1].servers) == (("a", "b"), ("3797",),
                                                                             ("a",))
+
+
+def test_summary_rows_make_the_series_their_traffic_makes():
+    """series_of_rows (summary rows in columns) holds the METRICS order and details that
+    series_of makes from the same traffic: two buckets, rows 1 and 0 of three taken."""
+    rows = [TRAFFIC._replace(bucket=1200, packets=5, bytes=300, flows=1, relay_packets=0,
+                             dest_count=1, dests=("a",), dest_packets=(5,), client_ports=()),
+            TRAFFIC._replace(bucket=600, mapped=("2001:0:1::1",)),
+            TRAFFIC._replace(bucket=1800)]
+    columns = series_of_rows(
+        "10.0.0.1", [1, 0], array("q", [r.bucket for r in rows]),
+        [r.packets for r in rows], [r.bytes for r in rows], [r.flows for r in rows],
+        [r.dests for r in rows], [r.dest_packets for r in rows],
+        [r.client_ports[0] if r.client_ports else "" for r in rows], [r.servers for r in rows],
+        [r.mapped for r in rows], array("q", [r.evidence for r in rows]))
+    expected = series_of("10.0.0.1", rows[:2])
+    for name in ("buckets", "values", "details", "evidence"):
+        assert list(getattr(columns, name)) == list(getattr(expected, name)), name

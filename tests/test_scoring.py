@@ -8,7 +8,7 @@ from typing import Dict, List, Tuple
 
 from hypothesis import given, strategies as st
 
-from teredo_spike.hostbuckets import METRICS, HostSeries, Traffic
+from teredo_spike.hostbuckets import METRICS, HostSeries, Traffic, series_of
 from teredo_spike.scoring import (FLEET_FLOOR, FLEET_MIN_HOSTS, MIN_SD, fleet_correct,
                                   population_prior)
 
@@ -30,7 +30,7 @@ def traffic(bucket: int, packets: int, bytes_: int, flows: int, dests: int, rela
 
 
 def hosts_of(made: Dict[str, List[Traffic]]) -> Dict[str, HostSeries]:
-    return {src: HostSeries(src, host) for src, host in made.items()}
+    return {src: series_of(src, host) for src, host in made.items()}
 
 
 @given(st.lists(st.tuples(COUNTS, COUNTS, COUNTS, st.integers(1, 4), COUNTS), min_size=1,

@@ -5,7 +5,8 @@ from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import pytest
 
-from teredo_spike.hostbuckets import BYTES, METRICS, PACKETS, HostSeries, Traffic
+from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
+                                      series_of as host_series)
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, severity
 from teredo_spike.scoring import (DAILY_SESSIONS, EPISODE_GAP, LONE_RATIO, MIN_SD, RELAY_MIN_PACKETS,
                                   ROUTINE_HOURS, ROUTINE_RATIO, Settings, discount_familiar_peaks,
@@ -37,7 +38,7 @@ Made = Union[Traffic, Spiked]
 
 def series_of(made: Sequence[Made], src: str = "10.0.0.1") -> HostSeries:
     """A host's series of these buckets (in time order), the Spiked ones scored as spikes."""
-    series = HostSeries(src, [m.traffic if isinstance(m, Spiked) else m for m in made])
+    series = host_series(src, [m.traffic if isinstance(m, Spiked) else m for m in made])
     for index, m in enumerate(made):
         if isinstance(m, Spiked):
             hb = series[index]

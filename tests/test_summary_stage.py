@@ -166,6 +166,18 @@ def test_scenario_in_10_minute_windows_equals_one_pass(world, windows, one_pass)
     assert sum(1 for start, end in zip(cuts, cuts[1:]) if end - start == SPAN) >= 12
 
 
+def test_summary_rows_newest_first_or_shuffled_give_the_same_rows(world, windows, one_pass):
+    """A search of the summary index returns its events newest first; a host's rows may also
+    come interleaved with reruns. The order they arrive in never changes the detection."""
+    import random
+    rows = [row for window in windows for row in window]
+    python = splunk_python(SPLUNK_PYTHONS[0])
+    shuffled = list(rows)
+    random.Random(7).shuffle(shuffled)
+    assert detection(rows[::-1], python).rows == one_pass[SPLUNK_PYTHONS[0]]
+    assert detection(shuffled, python).rows == one_pass[SPLUNK_PYTHONS[0]]
+
+
 def _teredo_record_of(world) -> Tuple[int, Record]:
     """The tunnel's first server flow (dest port 3544) inside the 10-minute windows."""
     records, tunnel, cuts = world
@@ -283,14 +295,16 @@ def test_unreadable_summary_rows_are_skipped_and_counted(world, windows, python)
            dict(template, src_port="=HYPERLINK(1)"),
            dict(template, evidence="all"),
            dict(template, dests="1.2.3.4=many"),
+           dict(template, evidence="65536"),
            dict(template, src=""),
+           dict(template, src=template["src"] + " 10.9.9.9"),  # a known host, and another
            dict(template, **{STAMP_FIELD: ""})]
     assert set(template) == set(SUMMARY_FIELDS)
     result = detection(rows + bad, python)
     assert result.rows == good.rows
     warnings = [text for level, text in result.messages if level == "WARN"]
     assert len(warnings) == 1, result.messages
-    assert "skipped 8 of %s records" % "{:,}".format(len(rows) + len(bad)) in warnings[0]
+    assert "skipped 10 of %s records" % "{:,}".format(len(rows) + len(bad)) in warnings[0]
     for reason in (SKIP_BAD_SUMMARY, SKIP_OTHER_SPAN, SKIP_NO_STAMP, "milliseconds",
                    "src_port or dest_port", "count, bytes or packets"):
         assert reason in warnings[0], reason

@@ -8,6 +8,7 @@ by name (METRICS.index, or the offsets PACKETS, Z, ... made from it), never by a
 from array import array
 from bisect import bisect_left
 from functools import partial
+from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import (Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List, NamedTuple,
                     Optional, Sequence, Tuple)
@@ -123,12 +124,16 @@ class HostSeries:
     __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
                  "routine_relay_packets", "spiked", "spike_baselines", "details", "evidence")
 
-    def __init__(self, src: str, traffic: Sequence[Traffic]) -> None:
-        """`traffic`: one per bucket, in time order."""
-        count = len(traffic)
+    def __init__(self, src: str, buckets: array, values: List[int], details: List[Detail],
+                 evidence: array) -> None:
+        """Columns of one entry per bucket, in time order (`values`: len(METRICS) per bucket, in
+        METRICS order; equal `details` best shared); series_of makes them from Traffic."""
+        count = len(buckets)
         self.src = src
-        self.buckets = array("q", map(_FIELD["bucket"], traffic))
-        values = [x for copied in traffic for x in in_domain(_METRIC_VALUES(copied))]
+        self.buckets = buckets
+        if values and not (min(values) >= 0 and max(values) <= MAX_VOLUME):
+            values = [x for at in range(0, len(values), len(METRICS))
+                      for x in in_domain(tuple(values[at:at + len(METRICS)]))]
         self.values: Sequence[int] = (array("q", values) if not values or max(values) <= _MAX_Q
                                       else values)
         self.scores = array("d", bytes(8 * SCORES * count))  # zeros
@@ -138,10 +143,8 @@ class HostSeries:
         self.routine_relay_packets: Dict[int, float] = {}
         self.spiked = array("q")            # the buckets with a spike baseline, in order
         self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
-        share = {}.setdefault
-        self.details: List[Detail] = [share(detail, detail) for detail in
-                                      map(_detail, map(_DETAIL, traffic))]
-        self.evidence = array("H", map(_FIELD["evidence"], traffic))
+        self.details = details
+        self.evidence = evidence
 
     def __len__(self) -> int:
         return len(self.buckets)
@@ -310,9 +313,10 @@ def traffic_of(port: str, bucket: int, packets: int, bytes_: int, flows: int, ev
 
 
 def host_buckets(cells: Dict[Key, Cell],
-                 summarised: Iterable[Tuple[str, List[Traffic]]] = ()) -> Dict[str, HostSeries]:
-    """Sum each host's attributed cells (and the traffic of `summarised` hosts, read from summary
-    rows: summary.SummaryReader.by_host) per bucket, as one HostSeries per host.
+                 summarised: Iterable[Tuple[str, HostSeries]] = ()) -> Dict[str, HostSeries]:
+    """Sum each host's attributed cells per bucket, as one HostSeries per host, beside the series
+    of `summarised` hosts (read from summary rows: summary.SummaryReader.by_host; the command
+    never has both for one host: it refuses flows and summary rows in one search).
 
     Empties `cells`: each cell is dropped as soon as its traffic is copied out, each host's
     copies as soon as its series is made, so that the search head never holds every cell and
@@ -332,24 +336,48 @@ def host_buckets(cells: Dict[Key, Cell],
         else:
             host.append(copied)
     cells.clear()  # popitem leaves the dict's table allocated; clear() frees it
-    hosts: Dict[str, HostSeries] = {}
-    for src, host in summarised:
-        if src in traffic:  # not from the command: it refuses flows and summary rows together
-            traffic[src] += host
-        else:
-            hosts[src] = _series(src, host)
+    hosts = dict(summarised)
     for src in list(traffic):
-        hosts[src] = _series(src, traffic.pop(src))
+        hosts[src] = series_of(src, traffic.pop(src))
     return hosts
 
 
-def _series(src: str, host: List[Traffic]) -> HostSeries:
+def series_of(src: str, host: List[Traffic]) -> HostSeries:
+    """A host's series from its traffic (a Traffic per client port and bucket, in any order)."""
     host.sort(key=_BUCKET_OF)
     # A cell is one client port's traffic: a host that used two ports in a bucket has two of
     # that bucket, side by side. Most hosts keep one port.
     if len(set(map(_BUCKET_OF, host))) < len(host):
         host = _merge_ports(host)
-    return HostSeries(src, host)
+    share = {}.setdefault
+    return HostSeries(src, array("q", map(_FIELD["bucket"], host)),
+                      list(chain.from_iterable(map(_METRIC_VALUES, host))),
+                      [share(detail, detail) for detail in map(_detail, map(_DETAIL, host))],
+                      array("H", map(_FIELD["evidence"], host)))
+
+
+def series_of_rows(src: str, rows: Iterable[int], buckets: Sequence[int], packets: Sequence[int],
+                   bytes_: Sequence[int], flows: Sequence[int], dests: Sequence[Tuple[str, ...]],
+                   dest_packets: Sequence[Tuple[int, ...]], ports: Sequence[str],
+                   servers: Sequence[Tuple[str, ...]], mapped: Sequence[Tuple[str, ...]],
+                   evidence: Sequence[int]) -> HostSeries:
+    """A host's series from summary rows held in columns (summary.SummaryReader): `rows`, the
+    indices of those to take, one per bucket in time order. The same series as series_of makes
+    from their Traffic, without a Traffic per row (the detection stage reads a week of rows for
+    every host)."""
+    values: List[int] = []
+    details: List[Detail] = []
+    extend, append = values.extend, details.append
+    share = {}.setdefault
+    for i in rows:
+        names, sent, via = dests[i], dest_packets[i], servers[i]
+        # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
+        extend((packets[i], bytes_[i], flows[i], len(names), relay_packets(names, sent, via)))
+        port = ports[i]
+        detail = _detail((names, sent, (port,) if port else (), via, mapped[i]))
+        append(share(detail, detail))
+    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values, details,
+                      array("H", map(evidence.__getitem__, rows)))
 
 
 def relay_packets(dests: Sequence[str], dest_packets: Sequence[int], servers: Iterable[str]

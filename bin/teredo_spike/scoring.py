@@ -222,29 +222,30 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
     metrics = range(count)
     # Per metric: its index, where its z goes in a bucket's scores, and its population prior.
     columns = [(k, Z + k, prior[k][0], prior[k][1]) for k in metrics]
+    prior_vars = [p[1] for p in prior]
     mean = [0.0] * count
     var = [0.0] * count
     min_var = MIN_SD * MIN_SD
+    clip_var = CLIP_SIGMA * CLIP_SIGMA
     log1p, sqrt = math.log1p, math.sqrt
     learned = 0
-    ys = [0.0] * count
     baselines = [0.0] * (2 * count)  # the bucket's baseline, then its spread, per metric
     all_values, scores, best_z = series.values, series.scores, series.score
+    all_ys = list(map(log1p, all_values))
     series.forget_spike_baselines()
     for i in range(len(series)):
         own = learned / (learned + PRIOR_WEIGHT)
         rest = 1.0 - own
         at = i * count
+        ys = all_ys[at:at + count]
         values = all_values[at:at + count]
         at = i * SCORES
         best = 0.0
         for k, at_z, prior_mean, prior_var in columns:
-            y = ys[k] = log1p(values[k])
             expected = baselines[k] = own * mean[k] + rest * prior_mean
             blended = own * var[k] + rest * prior_var
             spread = baselines[count + k] = sqrt(min_var if min_var > blended else blended)
-            z = (y - expected) / spread
-            scores[at + at_z] = z
+            z = scores[at + at_z] = (ys[k] - expected) / spread
             if z > best:
                 best = z
         scores[at + PACKETS_BASELINE] = baselines[PACKETS]
@@ -256,22 +257,22 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
             continue
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
         if learned == 0:
-            mean[:] = ys
-            var[:] = [p[1] for p in prior]
+            mean = ys
+            var = prior_vars[:]
         else:
             alpha = 1.0 / (learned + 1)
             if not alpha > EW_ALPHA:  # alpha = max(EW_ALPHA, 1 / (learned + 1))
                 alpha = EW_ALPHA
+            keep = 1.0 - alpha
             for k in metrics:
                 mean_k, var_k = mean[k], var[k]
-                limit = CLIP_SIGMA * sqrt(min_var if min_var > var_k else var_k)
                 residual = ys[k] - mean_k
-                if -limit > residual:
-                    residual = -limit
-                if limit < residual:
-                    residual = limit
+                # |residual| beyond CLIP_SIGMA sigma (compared squared: no root unless clipped)
+                if residual * residual > clip_var * (min_var if min_var > var_k else var_k):
+                    limit = CLIP_SIGMA * sqrt(min_var if min_var > var_k else var_k)
+                    residual = limit if residual > 0 else -limit
                 mean[k] = mean_k + alpha * residual
-                var[k] = (1.0 - alpha) * (var_k + alpha * residual * residual)
+                var[k] = keep * (var_k + alpha * residual * residual)
         learned += 1
 
 
@@ -309,30 +310,30 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     routine_relay.clear()
     # The sessions are the spikes on the fleet-corrected score (among the spikes before it: a
     # score the correction lowered is no spike if it was none before).
-    spiked = [False] * len(series)
-    for i in series.spiked:
-        spiked[i] = is_spike(final[i], series.values_at(i), settings)
-    if not any(spiked):
+    spikes = [i for i in series.spiked if is_spike(final[i], series.values_at(i), settings)]
+    if not spikes:
         return  # most hosts: nothing can be familiar
     log1p = math.log1p
-    ys = {i: [log1p(v) for v in series.values_at(i)] for i, spike in enumerate(spiked) if spike}
+    ys = {i: list(map(log1p, series.values_at(i))) for i in spikes}
     window = _Window(buckets, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
     habit = _DestinationHabit()
-    newest = 0
+    joining = 0  # spikes[joining:] are not in the window yet
     sessions: List[Session] = []
     recent: List[Session] = []  # those inside FAMILIAR_WINDOW
     familiar: Optional[Set[str]] = None  # their destinations, gathered when first needed
     second_highest: List[float] = []
     last_spike: Optional[int] = None
     run_start = 0
-    for n, bucket in enumerate(buckets):
+    # Only the session spikes are judged, and only they make sessions: the window and what is
+    # made of it are brought up to each one's time as it comes.
+    for n in spikes:
+        bucket = buckets[n]
         changed = False
-        while newest < n and buckets[newest] <= bucket - FAMILIAR_DELAY:
-            if spiked[newest]:
-                window.append(newest)
-                habit.add(buckets[newest], series.details[newest].dests)
-                changed = True
-            newest += 1
+        while spikes[joining] < n and buckets[spikes[joining]] <= bucket - FAMILIAR_DELAY:
+            window.append(spikes[joining])
+            habit.add(buckets[spikes[joining]], series.details[spikes[joining]].dests)
+            changed = True
+            joining += 1
         if window.expire(bucket - ROUTINE_WINDOW):
             changed = True
         if changed or (recent and recent[0].last < bucket - FAMILIAR_WINDOW):
@@ -342,8 +343,6 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
                                   for k in range(count)]
-        if not spiked[n]:
-            continue
         # The start of the run of spikes this bucket belongs to: a session that began at the host's
         # usual hour is judged at that hour while it lasts (a long evening runs past it).
         if last_spike is None or bucket - last_spike > SESSION_GAP:

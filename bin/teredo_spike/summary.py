@@ -39,10 +39,12 @@ import math
 import sys
 import time
 from array import array
-from typing import AbstractSet, Counter, Dict, Iterable, Iterator, List, Sequence, Tuple
+from itertools import islice
+from typing import (AbstractSet, Callable, Counter, Dict, Hashable, Iterable, Iterator, List,
+                    Sequence, Tuple)
 
 from .cells import Cell, Key
-from .hostbuckets import Traffic, traffic_of
+from .hostbuckets import HostSeries, Traffic, series_of, series_of_rows, traffic_of
 from .partials import address_values, dest_packets, dest_values
 from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
                       UnusableTime, read_bucket, read_count, read_port)
@@ -130,30 +132,46 @@ def _stamp(cell: str) -> int:
         return -1
 
 
-class _HostRows:
-    """One host's summary rows as read, in columns (a row is ~100 bytes held, where a tuple per row
-    in a dict keyed by (src, src_port, bucket) took ~400): the detection stage holds a week of
-    them before it scores."""
+def _evidence(cell: str) -> int:
+    """An evidence cell as its bits (evidence.py: 16 of them), -1 when it is not that."""
+    try:
+        bits = int(cell)
+    except ValueError:
+        return -1
+    return bits if 0 <= bits < 1 << 16 else -1
 
-    __slots__ = ("buckets", "stamps", "counts", "evidence", "ports", "dests", "dest_packets",
-                 "servers", "mapped")
+
+class _HostRows:
+    """One host's summary rows as read, in two columns of a few entries a row (a row is ~100 bytes
+    held, where a tuple per row in a dict keyed by (src, src_port, bucket) took ~400; two calls a
+    row to add it, where a column per field took nine): the detection stage holds a week of them
+    before it scores.
+    - `numbers`: per row its bucket, stamp, packets, bytes, flows and evidence (NUMBERS);
+    - `cells`: per row its port, dests (addresses, and packets to each), servers and mapped
+      (CELLS), tuples shared with the other rows that repeat them."""
+
+    NUMBERS = 6
+    CELLS = 5
+
+    __slots__ = ("numbers", "cells")
 
     def __init__(self) -> None:
-        self.buckets = array("q")
-        self.stamps = array("q")
-        self.counts = array("q")  # packets, bytes, flows of each row (each below records.MAX_COUNT)
-        self.evidence = array("q")
-        self.ports: List[str] = []
-        self.dests: List[Tuple[str, ...]] = []
-        self.dest_packets: List[Tuple[int, ...]] = []
-        self.servers: List[Tuple[str, ...]] = []
-        self.mapped: List[Tuple[str, ...]] = []
+        self.numbers = array("q")
+        self.cells: List[object] = []
 
     def newest(self) -> List[int]:
-        """The rows kept: per (src_port, bucket), the first of the newest stamp (a rerun replaces
-        what an earlier run wrote; a duplicate event of the same run counts once)."""
-        buckets, ports, stamps = self.buckets, self.ports, self.stamps
-        order = sorted(range(len(buckets)), key=lambda i: (buckets[i], ports[i], -stamps[i]))
+        """The rows kept, in order of bucket and port: per (src_port, bucket), the first of the
+        newest stamp (a rerun replaces what an earlier run wrote; a duplicate event of the same
+        run counts once)."""
+        buckets, stamps = self.numbers[0::self.NUMBERS], self.numbers[1::self.NUMBERS]
+        count = len(buckets)
+        # Most hosts: one row a bucket, read in time order (or the summary index's newest first).
+        if all(map(int.__lt__, buckets, islice(buckets, 1, None))):
+            return list(range(count))
+        if all(map(int.__gt__, buckets, islice(buckets, 1, None))):
+            return list(range(count - 1, -1, -1))
+        ports = self.cells[0::self.CELLS]
+        order = sorted(range(count), key=lambda i: (buckets[i], ports[i], -stamps[i]))
         kept = []
         last = None
         for i in order:
@@ -162,6 +180,27 @@ class _HostRows:
                 kept.append(i)
                 last = key
         return kept
+
+    def traffic(self, index: int, share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
+        """Row `index`'s traffic."""
+        bucket, _, packets, bytes_, flows, evidence = self.numbers[
+            index * self.NUMBERS:(index + 1) * self.NUMBERS]
+        port, dests, dest_packets, servers, mapped = self.cells[
+            index * self.CELLS:(index + 1) * self.CELLS]
+        return traffic_of(port, bucket, packets, bytes_, flows, evidence, dests, dest_packets,
+                          servers, mapped, share)
+
+    def series(self, src: str, share: Callable[[Hashable, Hashable], Hashable]) -> HostSeries:
+        """The host's series from the rows kept (newest)."""
+        kept = self.newest()
+        numbers, cells, n, c = self.numbers, self.cells, self.NUMBERS, self.CELLS
+        buckets = numbers[0::n]
+        if any(buckets[a] == buckets[b] for a, b in zip(kept, kept[1:])):
+            # Several client ports in a bucket (rare): their traffic is merged (series_of).
+            return series_of(src, [self.traffic(i, share) for i in kept])
+        return series_of_rows(src, kept, buckets, numbers[2::n], numbers[3::n], numbers[4::n],
+                              cells[1::c], cells[2::c], cells[0::c], cells[3::c], cells[4::c],
+                              numbers[5::n])
 
 
 class SummaryReader:
@@ -175,7 +214,7 @@ class SummaryReader:
         self.hosts: Dict[str, _HostRows] = {}
         self.rows = 0   # summary rows read
         self.held = 0   # of them, held (read and usable)
-        self.ports = Memo(read_port)  # port cell -> read_port
+        self.ports = Memo(lambda cell: sys.intern(read_port(cell)))  # port cell -> read_port
         # servers or mapped cell -> its addresses: a fleet's rows repeat a few (its Teredo servers)
         self.addresses = Memo(lambda cell: tuple(address_values(cell)))
         self.times = Memo(self._bucket)  # _time cell -> its bucket (a week has ~1,000)
@@ -183,7 +222,9 @@ class SummaryReader:
         # bench, 47,005 distinct cells in 180,789 rows)
         self.dests = Memo(self._dests)
         self.stamps = Memo(_stamp)         # summary_written cell -> the run's stamp
-        self.memos = (self.ports, self.addresses, self.times, self.dests, self.stamps)
+        self.evidence = Memo(_evidence)    # evidence cell -> its bits
+        self.memos = (self.ports, self.addresses, self.times, self.dests, self.stamps,
+                      self.evidence)
         # Equal tuples are kept once (traffic_of).
         self.share = {}.setdefault
 
@@ -199,16 +240,17 @@ class SummaryReader:
         for memo in self.memos:
             memo.bound()
         ports, addresses, times, stamps = self.ports, self.addresses, self.times, self.stamps
-        dests_of = self.dests
+        dests_of, evidence_of = self.dests, self.evidence
         hosts, skipped = self.hosts, self.skipped
         intern = sys.intern
+        read = held = 0  # added to self.rows and self.held at the end (an attribute a row costs)
         for row in rows:
             if len(row) < width:
                 row = row + [""] * (width - len(row))
             if row[marker_at] != "1":
                 yield row
                 continue
-            self.rows += 1
+            read += 1
             try:
                 bucket = times[row[time_at]]
             except UnusableTime as unusable:
@@ -218,17 +260,17 @@ class SummaryReader:
             if written < 0:
                 skipped[SKIP_NO_STAMP] += 1
                 continue
-            counts = (row[packets_at], row[bytes_at], row[flows_at])
+            packets, bytes_, flows = row[packets_at], row[bytes_at], row[flows_at]
             try:
                 # Plain short digits, read as read_count reads them, without three calls; an
-                # empty or odd count goes to read_count itself.
-                if not ("".join(counts).isdigit()
-                        and max(map(len, counts)) <= MAX_COUNT_DIGITS):
+                # empty (int raises) or odd count goes to read_count itself.
+                if not ((packets + bytes_ + flows).isdigit() and len(packets) <= MAX_COUNT_DIGITS
+                        and len(bytes_) <= MAX_COUNT_DIGITS and len(flows) <= MAX_COUNT_DIGITS):
                     raise ValueError
-                packets, bytes_, flows = map(int, counts)
+                packets, bytes_, flows = int(packets), int(bytes_), int(flows)
             except ValueError:
                 try:
-                    packets, bytes_, flows = [read_count(c, 0) for c in counts]
+                    packets, bytes_, flows = [read_count(c, 0) for c in (packets, bytes_, flows)]
                 except ValueError:
                     skipped[SKIP_BAD_NUMBER] += 1
                     continue
@@ -237,30 +279,24 @@ class SummaryReader:
             except ValueError:
                 skipped[SKIP_BAD_PORT] += 1
                 continue
+            evidence = evidence_of[row[evidence_at]]
             try:
-                src = row[src_at]
-                if not src or " " in src or "\n" in src:
-                    raise ValueError(src)
-                evidence = int(row[evidence_at])
-                if not 0 <= evidence < 1 << 16:
-                    raise ValueError(row[evidence_at])
                 names, sent = dests_of[row[dests_at]]
             except ValueError:
+                evidence = -1
+            src = row[src_at]
+            host = hosts.get(src)
+            if host is None and evidence >= 0 and src and " " not in src and "\n" not in src:
+                host = hosts[intern(src)] = _HostRows()  # a new host: its src checked once
+            if host is None or evidence < 0:
                 skipped[SKIP_BAD_SUMMARY] += 1
                 continue
-            host = hosts.get(src)
-            if host is None:
-                host = hosts[intern(src)] = _HostRows()
-            host.buckets.append(bucket)
-            host.stamps.append(written)
-            host.counts.extend((packets, bytes_, flows))
-            host.evidence.append(evidence)
-            host.ports.append(intern(port))
-            host.dests.append(names)
-            host.dest_packets.append(sent)
-            host.servers.append(addresses[row[servers_at]])
-            host.mapped.append(addresses[row[mapped_at]])
-            self.held += 1
+            host.numbers.extend((bucket, written, packets, bytes_, flows, evidence))
+            host.cells.extend((port, names, sent, addresses[row[servers_at]],
+                               addresses[row[mapped_at]]))
+            held += 1
+        self.rows += read
+        self.held += held
 
     def _bucket(self, cell: str) -> int:
         """A summary row's _time as its bucket: UnusableTime unless it is a bucket start of this
@@ -276,28 +312,27 @@ class SummaryReader:
         names, sent = tuple(dests), tuple(dests.values())
         return self.share(names, names), self.share(sent, sent)
 
-    def by_host(self) -> Iterator[Tuple[str, List[Traffic]]]:
-        """At end of input: each host's kept traffic (for hostbuckets.host_buckets), emptying this
-        reader host by host, so that its memory is reused for the host-buckets."""
+    def by_host(self) -> Iterator[Tuple[str, HostSeries]]:
+        """At end of input: each host's series (for hostbuckets.host_buckets), emptying this
+        reader host by host, so that its memory is reused for the series."""
         for memo in self.memos:
             memo.clear()
-        share = self.share
         hosts = self.hosts
         while hosts:
             src, rows = hosts.popitem()
-            counts = rows.counts
-            yield src, [traffic_of(rows.ports[i], rows.buckets[i], counts[3 * i],
-                                   counts[3 * i + 1], counts[3 * i + 2], rows.evidence[i],
-                                   rows.dests[i], rows.dest_packets[i], rows.servers[i],
-                                   rows.mapped[i], share)
-                        for i in rows.newest()]
+            yield src, rows.series(src, self.share)
         self.share = {}.setdefault
         self.held = 0
 
     def into_cells(self, cells: Dict[Key, Cell]) -> None:
-        """At end of input, for output=buckets: the kept traffic as Cells (emptying this reader)."""
-        for src, host in self.by_host():
-            for copied in host:
+        """At end of input, for output=buckets: the kept rows as Cells (emptying this reader)."""
+        for memo in self.memos:
+            memo.clear()
+        hosts = self.hosts
+        while hosts:
+            src, rows = hosts.popitem()
+            for i in rows.newest():
+                copied = rows.traffic(i, self.share)
                 cell = Cell()
                 cell.packets, cell.bytes, cell.flows = copied.packets, copied.bytes, copied.flows
                 cell.evidence = copied.evidence
@@ -308,3 +343,5 @@ class SummaryReader:
                     cell.mapped = set(copied.mapped)
                 port = copied.client_ports[0] if copied.client_ports else ""
                 cells[(src, port, copied.bucket)] = cell
+        self.share = {}.setdefault
+        self.held = 0
