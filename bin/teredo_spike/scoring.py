@@ -392,7 +392,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 # alone, a lone bucket), and an hour used once at the host's daily level. Each
                 # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
                 # the scores they gave.
-                if loose is None or _beyond_routine(series, n, y, loose, spiking, spiked,
+                if loose is None or _beyond_routine(series, n, y, loose, spiking, spikes,
                                                     settings.span):
                     continue
                 level = [max(a, b - LOG_ROUTINE_RATIO) for a, b in zip(loose, y)]
@@ -415,13 +415,14 @@ LOG_DAILY_SPREAD = math.log(DAILY_SPREAD)
 
 
 def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: Sequence[float],
-                    metrics: Sequence[int], spiked: Sequence[bool], span: int) -> List[int]:
+                    metrics: Sequence[int], spikes: Sequence[int], span: int) -> List[int]:
     """The metrics of `metrics` on which bucket `index` (its y) is ROUTINE_RATIO above the routine
     `level`, but for what a session's own swings explain: bytes alone (bytes per packet change from
     bucket to bucket with what a session carries; a tunnel that far above the routine carries that
     many more packets and relay packets too), and a lone bucket up to LONE_RATIO above it inside a
     session (a neighbouring bucket a spike, as the session's are, and neither ROUTINE_RATIO above
-    the routine on those metrics; a bucket between two quiet ones is no session's swing)."""
+    the routine on those metrics; a bucket between two quiet ones is no session's swing).
+    `spikes`: the host's session spikes, indices in order."""
     above = [k for k in metrics if y[k] - level[k] > LOG_ROUTINE_RATIO]
     if above == [BYTES]:
         return []
@@ -430,13 +431,19 @@ def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: S
     buckets, log1p = series.buckets, math.log1p
     neighbours = [other for other in (index - 1, index + 1)
                   if 0 <= other < len(buckets) and abs(buckets[other] - buckets[index]) == span]
-    if not any(spiked[other] for other in neighbours):
+    if not any(_member(spikes, other) for other in neighbours):
         return above
     for other in neighbours:
         values = series.values_at(other)
         if any(log1p(values[k]) - level[k] > LOG_ROUTINE_RATIO for k in above):
             return above
     return []
+
+
+def _member(indices: Sequence[int], index: int) -> bool:
+    """Whether `index` is in `indices` (in order)."""
+    at = bisect_left(indices, index)
+    return at < len(indices) and indices[at] == index
 
 
 def _familiar(series: HostSeries, window: "_Window", at: int) -> Set[str]:
