@@ -181,9 +181,10 @@ def test_a_lone_bucket_in_a_session_pages_only_from_lone_ratio_times_the_routine
         return pages(daily_sessions(5) + lone)[1].score[-2]
     assert ROUTINE_RATIO < 6 < LONE_RATIO < 11
     assert last_score(6) < SETTINGS.threshold and last_score(11) == 10.0
-    # between two quiet buckets (the host idle, no session to swing) 6x pages
+    # between two idle buckets (signalling to the server only: no session to swing) 6x pages
     at = 5 * DAY + 20 * 3600
-    alone = [bucket(at, 25), spiked(at + SPAN, packets=6 * 3000), bucket(at + 2 * SPAN, 25)]
+    idle = [bucket(at + i * SPAN, 25)._replace(relay_packets=0) for i in (0, 2)]
+    alone = [idle[0], spiked(at + SPAN, packets=6 * 3000), idle[1]]
     assert pages(daily_sessions(5) + alone)[1].score[-2] == 10.0
 
 

@@ -99,15 +99,15 @@ ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 
 ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
 ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
                               # a heavy user's tunnel 5x its usual session level must page)...
-LONE_RATIO = 10.0             # ...but a lone bucket in a session (a neighbour a spike, neither above
-                              # ROUTINE_RATIO x the routine) pages from 10x: a session's buckets swing
-                              # with what it carries (a
-                              # map load, a burst of peers; in the scenario a spread of 0.8 on the log
-                              # scale, 1 bucket in 300 above 7x the median), a tunnel lasts. The lone
-                              # buckets of heavy users' sessions on hard seed 1 were 5-8.3x (34 false
-                              # episodes); 8 kept 2 of them. The cost: a one-bucket tunnel at the
-                              # host's routine hour 5-10x its routine, and the newest bucket of a
-                              # search (no next bucket yet) pages a run later when its tunnel lasts
+LONE_RATIO = 10.0             # ...but a lone bucket in a session (a neighbour with relay packets,
+                              # neither ROUTINE_RATIO x the routine) pages from 10x: a session's
+                              # buckets swing with what it carries (a map load, a burst of peers; in
+                              # the scenario a spread of 0.8 on the log scale, 1 bucket in 300 above
+                              # 7x the median), a tunnel lasts. The lone buckets of heavy users'
+                              # sessions on hard seed 1 were 5-8.3x (34 false episodes); 8 kept 2 of
+                              # them. The cost: a one-bucket tunnel inside a session 5-10x the
+                              # routine, and the newest bucket of a search (no next bucket yet)
+                              # pages a run later when its tunnel lasts
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
@@ -392,8 +392,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 # alone, a lone bucket), and an hour used once at the host's daily level. Each
                 # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
                 # the scores they gave.
-                if loose is None or _beyond_routine(series, n, y, loose, spiking, spikes,
-                                                    settings.span):
+                if loose is None or _beyond_routine(series, n, y, loose, spiking, settings.span):
                     continue
                 level = [max(a, b - LOG_ROUTINE_RATIO) for a, b in zip(loose, y)]
         sds = series.spike_baseline(n)
@@ -415,14 +414,14 @@ LOG_DAILY_SPREAD = math.log(DAILY_SPREAD)
 
 
 def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: Sequence[float],
-                    metrics: Sequence[int], spikes: Sequence[int], span: int) -> List[int]:
+                    metrics: Sequence[int], span: int) -> List[int]:
     """The metrics of `metrics` on which bucket `index` (its y) is ROUTINE_RATIO above the routine
     `level`, but for what a session's own swings explain: bytes alone (bytes per packet change from
     bucket to bucket with what a session carries; a tunnel that far above the routine carries that
     many more packets and relay packets too), and a lone bucket up to LONE_RATIO above it inside a
-    session (a neighbouring bucket a spike, as the session's are, and neither ROUTINE_RATIO above
-    the routine on those metrics; a bucket between two quiet ones is no session's swing).
-    `spikes`: the host's session spikes, indices in order."""
+    session (a neighbouring bucket carries data through the tunnel, RELAY_MIN_PACKETS relay
+    packets, and neither is ROUTINE_RATIO above the routine on those metrics; a bucket between two
+    idle ones is no session's swing)."""
     above = [k for k in metrics if y[k] - level[k] > LOG_ROUTINE_RATIO]
     if above == [BYTES]:
         return []
@@ -431,19 +430,13 @@ def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: S
     buckets, log1p = series.buckets, math.log1p
     neighbours = [other for other in (index - 1, index + 1)
                   if 0 <= other < len(buckets) and abs(buckets[other] - buckets[index]) == span]
-    if not any(_member(spikes, other) for other in neighbours):
+    if not any(series.values_at(other)[RELAY_PACKETS] >= RELAY_MIN_PACKETS for other in neighbours):
         return above
     for other in neighbours:
         values = series.values_at(other)
         if any(log1p(values[k]) - level[k] > LOG_ROUTINE_RATIO for k in above):
             return above
     return []
-
-
-def _member(indices: Sequence[int], index: int) -> bool:
-    """Whether `index` is in `indices` (in order)."""
-    at = bisect_left(indices, index)
-    return at < len(indices) and indices[at] == index
 
 
 def _familiar(series: HostSeries, window: "_Window", at: int) -> Set[str]:
