@@ -1206,7 +1206,8 @@ MATRIX_METHOD = """### Method of the matrix
 - **Families** (`scenario.FAMILY_CHANGES`): the generator's behavioural assumptions are the fields of
   `scenario.Behaviour`, each with a docstring that argues for its realistic range. `default` is today's
   scenario (the bundled sample is its small preset, byte for byte); each other family pushes one
-  assumption to its realistic extreme; `hard` combines them all (with half the flows labelled).
+  assumption to its realistic extreme; `hard` combines them all (with half the flows labelled, and
+  heavy users of both rhythms: `heavy_rhythm=mixed`).
 - **Runs**: every family on the same seed (same hosts, tunnels and schedules where the option does not
   change them), through `tools/runner.py` with the command's default options. The command's constants
   were chosen on the tuning seed and family only.
