@@ -104,10 +104,10 @@ LONE_RATIO = 10.0             # ...but a lone bucket in a session (a neighbour w
                               # buckets swing with what it carries (a map load, a burst of peers; in
                               # the scenario a spread of 0.8 on the log scale, 1 bucket in 300 above
                               # 7x the median), a tunnel lasts. The lone buckets of heavy users'
-                              # sessions on hard seed 1 were 5-8.3x (34 false episodes); 8 kept 2 of
-                              # them. The cost: a one-bucket tunnel inside a session 5-10x the
-                              # routine, and the newest bucket of a search (no next bucket yet)
-                              # pages a run later when its tunnel lasts
+                              # sessions on hard seed 1 were 5-8.3x (34 false episodes; a bound of 8
+                              # left 2 of them paging). The cost: a one-bucket tunnel in a session
+                              # 5-10x the routine, and the newest bucket of a search (no next bucket
+                              # yet) pages a run later when its tunnel lasts
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
@@ -295,12 +295,12 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       most, on every metric that makes the spike but flows (signalling, mostly), whatever the
       destinations, unless the host keeps to its destinations (_DestinationHabit) and the bucket
       is new use of them;
+    - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
+      that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
+      one session's), and not new use (_is_new_use) of destinations;
     - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
       bytes alone, a lone bucket up to LONE_RATIO), also at an hour the host used once at its
       daily level (hour_used_once), with the same destination-habit exception.
-    - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
-      that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
-      one session's), and not new use (_is_new_use) of destinations.
 
     A first tunnel, a tunnel repeated days later, one at hours the host does not use Teredo, or one
     ROUTINE_RATIO above the host's routine level keeps its score."""
