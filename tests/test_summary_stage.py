@@ -357,3 +357,30 @@ def test_fuzzed_summary_rows_never_fail_the_detection_or_change_it(first_windows
     assert set(result.exit_codes) == {0}, result.messages
     assert not [m for m in result.messages if m[0] in ("ERROR", "FATAL")], result.messages
     assert result.rows == good
+
+
+def test_two_client_ports_in_a_bucket_are_one_host_bucket():
+    """Summary rows of two client ports in one bucket (a restarted client) make one host-bucket
+    with both ports' traffic, as one pass merges them (hostbuckets.series_of), whatever order the
+    rows come in; a rerun's row of one port replaces the earlier one."""
+    from collections import Counter
+    from teredo_spike.summary import SummaryReader
+
+    def row(bucket: int, port: str, packets: int, written: int) -> List[str]:
+        values = {"teredospike_summary": "1", "_time": str(bucket), "src": "10.0.0.9",
+                  "src_port": port, "packets": str(packets), "bytes": str(100 * packets),
+                  "flows": "2", "evidence": "4", "dests": "65.55.158.80=%d 9.9.9.9=5" % packets,
+                  "servers": "65.55.158.80", "mapped": "", STAMP_FIELD: str(written)}
+        return [values[name] for name in SUMMARY_FIELDS]
+
+    day = 1793577600  # 2026-11-02 (a record's time must be in 2000-2099)
+    rows = [row(day, "5000", 30, 1), row(day + 600, "5000", 40, 1), row(day + 600, "6000", 7, 1),
+            row(day + 600, "6000", 8, 2), row(day + 1200, "6000", 9, 1)]
+    for ordered in (rows, rows[::-1], rows[2:] + rows[:2]):
+        reader = SummaryReader(600, Counter())
+        assert list(reader.read(list(SUMMARY_FIELDS), [list(r) for r in ordered])) == []
+        (src, series), = reader.by_host()
+        assert src == "10.0.0.9" and list(series.buckets) == [day, day + 600, day + 1200]
+        merged = series[1]
+        assert (merged.packets, sorted(merged.client_ports)) == (48, ["5000", "6000"])
+        assert merged.values[-1] == 10  # relay packets: 5 to 9.9.9.9 from each port

@@ -159,17 +159,17 @@ class _HostRows:
         self.numbers = array("q")
         self.cells: List[object] = []
 
-    def newest(self) -> List[int]:
+    def newest(self) -> Tuple[List[int], bool]:
         """The rows kept, in order of bucket and port: per (src_port, bucket), the first of the
         newest stamp (a rerun replaces what an earlier run wrote; a duplicate event of the same
-        run counts once)."""
+        run counts once); and whether they hold one row a bucket (one client port in each)."""
         buckets, stamps = self.numbers[0::self.NUMBERS], self.numbers[1::self.NUMBERS]
         count = len(buckets)
         # Most hosts: one row a bucket, read in time order (or the summary index's newest first).
         if all(map(int.__lt__, buckets, islice(buckets, 1, None))):
-            return list(range(count))
+            return list(range(count)), True
         if all(map(int.__gt__, buckets, islice(buckets, 1, None))):
-            return list(range(count - 1, -1, -1))
+            return list(range(count - 1, -1, -1)), True
         ports = self.cells[0::self.CELLS]
         order = sorted(range(count), key=lambda i: (buckets[i], ports[i], -stamps[i]))
         kept = []
@@ -179,7 +179,7 @@ class _HostRows:
             if key != last:
                 kept.append(i)
                 last = key
-        return kept
+        return kept, len({buckets[i] for i in kept}) == len(kept)
 
     def traffic(self, index: int, share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
         """Row `index`'s traffic."""
@@ -192,12 +192,12 @@ class _HostRows:
 
     def series(self, src: str, share: Callable[[Hashable, Hashable], Hashable]) -> HostSeries:
         """The host's series from the rows kept (newest)."""
-        kept = self.newest()
-        numbers, cells, n, c = self.numbers, self.cells, self.NUMBERS, self.CELLS
-        buckets = numbers[0::n]
-        if any(buckets[a] == buckets[b] for a, b in zip(kept, kept[1:])):
+        kept, one_per_bucket = self.newest()
+        if not one_per_bucket:
             # Several client ports in a bucket (rare): their traffic is merged (series_of).
             return series_of(src, [self.traffic(i, share) for i in kept])
+        numbers, cells, n, c = self.numbers, self.cells, self.NUMBERS, self.CELLS
+        buckets = numbers[0::n]
         return series_of_rows(src, kept, buckets, numbers[2::n], numbers[3::n], numbers[4::n],
                               cells[1::c], cells[2::c], cells[0::c], cells[3::c], cells[4::c],
                               numbers[5::n])
@@ -313,25 +313,14 @@ class SummaryReader:
         return self.share(names, names), self.share(sent, sent)
 
     def by_host(self) -> Iterator[Tuple[str, HostSeries]]:
-        """At end of input: each host's series (for hostbuckets.host_buckets), emptying this
-        reader host by host, so that its memory is reused for the series."""
-        for memo in self.memos:
-            memo.clear()
-        hosts = self.hosts
-        while hosts:
-            src, rows = hosts.popitem()
+        """At end of input: each host's series (for hostbuckets.host_buckets)."""
+        for src, rows in self._emptied():
             yield src, rows.series(src, self.share)
-        self.share = {}.setdefault
-        self.held = 0
 
     def into_cells(self, cells: Dict[Key, Cell]) -> None:
-        """At end of input, for output=buckets: the kept rows as Cells (emptying this reader)."""
-        for memo in self.memos:
-            memo.clear()
-        hosts = self.hosts
-        while hosts:
-            src, rows = hosts.popitem()
-            for i in rows.newest():
+        """At end of input, for output=buckets: the kept rows as Cells."""
+        for src, rows in self._emptied():
+            for i in rows.newest()[0]:
                 copied = rows.traffic(i, self.share)
                 cell = Cell()
                 cell.packets, cell.bytes, cell.flows = copied.packets, copied.bytes, copied.flows
@@ -343,5 +332,14 @@ class SummaryReader:
                     cell.mapped = set(copied.mapped)
                 port = copied.client_ports[0] if copied.client_ports else ""
                 cells[(src, port, copied.bucket)] = cell
+
+    def _emptied(self) -> Iterator[Tuple[str, _HostRows]]:
+        """Each host's rows, emptying this reader host by host, so that its memory is reused for
+        what is made of them."""
+        for memo in self.memos:
+            memo.clear()
+        hosts = self.hosts
+        while hosts:
+            yield hosts.popitem()
         self.share = {}.setdefault
         self.held = 0
