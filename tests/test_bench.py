@@ -108,6 +108,10 @@ def test_two_stage_quick_measures_every_stage(tmp_path, python):
     # (c)'s rate on Splunk's other Python, on the same rows (its results are asserted equal).
     assert set(result["detection_other_python"]["sizes"]) == {"10", "40"}
     assert any("Python 3.13.0" in line for line in table)
+    # (c) on a scenario family's rows too: its heavy users name more destinations a row.
+    assert [p["hosts"] for p in result["scenario"]] == [10, 20]
+    assert all(p["host_buckets"] > 0 and p["cpu_s"] > 0 for p in result["scenario"])
+    assert len([line for line in table if "`hard` scenario family" in line]) == 2
 
     # bench/run.py rewrites the page above the section and keeps the section.
     assert report_module.two_stage_section(page).startswith("\n## Two-stage path")

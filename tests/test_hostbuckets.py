@@ -6,6 +6,7 @@ from array import array
 
 from teredo_spike.hostbuckets import (MAX_VOLUME, METRICS, Traffic, metric_values, series_of,
                                       series_of_rows)
+from teredo_spike.partials import dest_text
 from teredo_spike.scoring import Settings
 
 
@@ -75,7 +76,8 @@ def test_summary_rows_make_the_series_their_traffic_makes():
     columns = series_of_rows(
         "10.0.0.1", [1, 0], array("q", [r.bucket for r in rows]),
         [r.packets for r in rows], [r.bytes for r in rows], [r.flows for r in rows],
-        [r.dests for r in rows], [r.dest_packets for r in rows],
+        [r.dest_count for r in rows], [r.relay_packets for r in rows],
+        [dest_text(zip(r.dests, r.dest_packets)) for r in rows],
         [r.client_ports[0] if r.client_ports else "" for r in rows], [r.servers for r in rows],
         [r.mapped for r in rows], array("q", [r.evidence for r in rows]))
     expected = series_of("10.0.0.1", rows[:2])

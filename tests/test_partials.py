@@ -13,8 +13,9 @@ from teredo_spike.addresses import DEFAULT_INTERNAL, Networks
 from teredo_spike.cells import Cell
 from teredo_spike.fields import Chunk, columns_of, wire_header
 from teredo_spike.partials import (CELL_ROW, COUNTS_ROW, ENTRIES_ROW, ENTRY_FIELDS,
-                                   PARTIAL_FIELDS, counts_table, entries_of, entry_cell,
-                                   entry_layout, packed, partial_table, read_rows)
+                                   PARTIAL_FIELDS, counts_table, dest_packets, dest_text,
+                                   entries_of, entry_cell, entry_layout, packed, partial_table,
+                                   read_rows)
 from teredo_spike.records import RecordReader
 
 SPAN = 600
@@ -120,3 +121,18 @@ def test_an_entry_reads_as_the_exact_reader_reads_its_record(count, packets, oct
     assert reader.read_rows(columns, [record], candidates) == 1
     assert list(candidates) == [key]
     assert state(candidates[key]) == state(cell)
+
+
+SUMMARY_ADDRESSES = st.sampled_from(["10.0.0.1", "83.170.1.38", "65.55.158.80", "2001:db8::1",
+                                     "2001:0:4136:e378:8000:63bf:3fff:fdd2"])
+
+
+@given(st.dictionaries(SUMMARY_ADDRESSES, COUNTS, max_size=5))
+def test_dest_text_reads_back_in_one_order_whatever_the_merge_order(dests):
+    """A bucket's destinations kept as text (the summary row's cell, and what the search head
+    holds) read back as they were, kept or not kept (interned or not), and the text does not
+    depend on the order in which they were merged into the cell."""
+    text = dest_text(dests.items())
+    assert dest_packets(text) == dests and dest_packets(text, None) == dests
+    assert dest_text(reversed(list(dests.items()))) == text
+    assert text == " ".join(sorted(text.split()))

@@ -14,6 +14,7 @@ from typing import (Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, Lis
                     Optional, Sequence, Tuple)
 
 from .cells import Cell, Key
+from .partials import dest_packets, dest_text
 
 METRICS = ("packets", "bytes", "flows", "dests", "relay_packets")
 PACKETS, BYTES, FLOWS, RELAY_PACKETS = (METRICS.index(name) for name in
@@ -84,14 +85,12 @@ _FIELD = {name: itemgetter(at) for at, name in enumerate(Traffic._fields)}
 class Detail(NamedTuple):
     """What a bucket's traffic reached, beside its counts (HostSeries.details)."""
 
-    dests: Tuple[str, ...]
-    dest_packets: Tuple[int, ...]  # packets to each of dests
+    dests: str  # the packets to each destination, as text (partials.dest_text; destinations reads)
     client_ports: Tuple[str, ...]
     servers: Tuple[str, ...]
     mapped: Tuple[str, ...]
 
 
-_DETAIL = itemgetter(*map(Traffic._fields.index, Detail._fields))
 _detail = partial(tuple.__new__, Detail)
 
 
@@ -117,7 +116,8 @@ class HostSeries:
       user's buckets are often such spikes (30% of the bench's host-buckets), so they are kept
       in two arrays (88 bytes each) rather than a dict of arrays (~200);
     - `details`: a Detail per bucket (equal ones shared: most buckets of an idle client repeat
-      its server and port); `evidence`.
+      its server and port), its destinations as text, read where needed (`destinations`): the
+      scoring reads those of spikes only; `evidence`.
     All but the traffic are filled by scoring. `series[i]` is a Bucket, the same by name, for
     readers outside the scoring's loops."""
 
@@ -161,6 +161,10 @@ class HostSeries:
         """Bucket `index`'s METRICS values."""
         at = index * len(METRICS)
         return self.values[at:at + len(METRICS)]
+
+    def destinations(self, index: int) -> Dict[str, int]:
+        """Bucket `index`'s packets to each destination (read from its Detail's text)."""
+        return dest_packets(self.details[index].dests, None)
 
     def keep_spike_baseline(self, index: int, baselines: Sequence[float]) -> None:
         """Keep bucket `index`'s baseline and spread of every metric (buckets in time order)."""
@@ -274,7 +278,7 @@ class Bucket:
 
     @property
     def dests(self) -> Tuple[str, ...]:
-        return self.detail.dests
+        return tuple(self.series.destinations(self.index))
 
     @property
     def client_ports(self) -> Tuple[str, ...]:
@@ -350,31 +354,33 @@ def series_of(src: str, host: List[Traffic]) -> HostSeries:
     if len(set(map(_BUCKET_OF, host))) < len(host):
         host = _merge_ports(host)
     share = {}.setdefault
+    details = [_detail((dest_text(zip(t.dests, t.dest_packets)), t.client_ports, t.servers,
+                        t.mapped)) for t in host]
     return HostSeries(src, array("q", map(_FIELD["bucket"], host)),
                       list(chain.from_iterable(map(_METRIC_VALUES, host))),
-                      [share(detail, detail) for detail in map(_detail, map(_DETAIL, host))],
+                      [share(detail, detail) for detail in details],
                       array("H", map(_FIELD["evidence"], host)))
 
 
 def series_of_rows(src: str, rows: Iterable[int], buckets: Sequence[int], packets: Sequence[int],
-                   bytes_: Sequence[int], flows: Sequence[int], dests: Sequence[Tuple[str, ...]],
-                   dest_packets: Sequence[Tuple[int, ...]], ports: Sequence[str],
+                   bytes_: Sequence[int], flows: Sequence[int], dest_counts: Sequence[int],
+                   relays: Sequence[int], dests: Sequence[str], ports: Sequence[str],
                    servers: Sequence[Tuple[str, ...]], mapped: Sequence[Tuple[str, ...]],
                    evidence: Sequence[int]) -> HostSeries:
     """A host's series from summary rows held in columns (summary.SummaryReader): `rows`, the
-    indices of those to take, one per bucket in time order. The same series as series_of makes
-    from their Traffic, without a Traffic per row (the detection stage reads a week of rows for
-    every host)."""
+    indices of those to take, one per bucket in time order; `dests` as dest_text writes them,
+    `dest_counts` and `relays` their destinations and relay packets (relay_packets). The same
+    series as series_of makes from their Traffic, without a Traffic per row (the detection stage
+    reads a week of rows for every host)."""
     values: List[int] = []
     details: List[Detail] = []
     extend, append = values.extend, details.append
     share = {}.setdefault
     for i in rows:
-        names, sent, via = dests[i], dest_packets[i], servers[i]
         # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
-        extend((packets[i], bytes_[i], flows[i], len(names), relay_packets(names, sent, via)))
+        extend((packets[i], bytes_[i], flows[i], dest_counts[i], relays[i]))
         port = ports[i]
-        detail = _detail((names, sent, (port,) if port else (), via, mapped[i]))
+        detail = _detail((dests[i], (port,) if port else (), servers[i], mapped[i]))
         append(share(detail, detail))
     return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values, details,
                       array("H", map(evidence.__getitem__, rows)))

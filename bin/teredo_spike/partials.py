@@ -15,7 +15,8 @@ them. Rows are written in wire form (each field's cell followed by its `__mv_` c
 
 import sys
 from operator import itemgetter
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Sequence, Set, Tuple
+from typing import (Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set,
+                    Tuple)
 
 from . import evidence as ev
 from .cells import Cell, Key
@@ -39,6 +40,9 @@ _ENTRY_COLUMN = {"src": "src", "src_port": "src_port", "_time": "time", "dest": 
                  "count": "count", "packets": "packets", "bytes": "bytes"}
 _COUNT_FIELDS = ("count", "packets", "bytes")
 _OPTIONAL_ENTRY_FIELDS = frozenset(_COUNT_FIELDS)  # may be absent from a chunk: left empty
+# A summary row's lists (dests, servers, mapped), each in one cell: single values survive `collect`
+# and the summary index's key=value extraction (summary.py).
+VALUE_SEPARATOR = " "
 
 
 def is_partial(header: Sequence[str]) -> bool:
@@ -254,17 +258,27 @@ def dest_values(dests: Dict[str, int]) -> List[str]:
     return ["%s=%d" % item for item in dests.items()]
 
 
-def dest_packets(cell: str) -> Dict[str, int]:
-    """The inverse of dest_values, newline-joined (cell rows) or space-joined (summary rows);
-    addresses interned (see address_values)."""
+def dest_packets(cell: str, share: Optional[Callable[[str], str]] = sys.intern
+                 ) -> Dict[str, int]:
+    """The inverse of dest_values, newline-joined (cell rows) or space-joined (summary rows and
+    dest_text); each address through `share`: interned where the phase keeps them (see
+    address_values), or as it is (None) for a parse that is not kept."""
     dests: Dict[str, int] = {}
     if cell:
-        intern = sys.intern
         for value in cell.split():
             dest, _, packets = value.rpartition("=")
             # Plain short digits are what read_count would accept as they are (one call saved a
             # destination: the detection stage reads one per row).
-            dests[intern(dest)] = (int(packets) if packets.isdigit()
-                                   and len(packets) <= MAX_COUNT_DIGITS
-                                   else read_count(packets, 0))
+            dests[dest if share is None else share(dest)] = (
+                int(packets) if packets.isdigit() and len(packets) <= MAX_COUNT_DIGITS
+                else read_count(packets, 0))
     return dests
+
+
+def dest_text(dests: Iterable[Tuple[str, int]]) -> str:
+    """(address, packets) pairs as one cell of text: their dest_values sorted (an order that does
+    not depend on the order the records came in), space-separated (VALUE_SEPARATOR). A summary
+    row's `dests`, and how the search head keeps a bucket's destinations (HostSeries.details:
+    a short string a bucket, where tuples of interned addresses and counts took ~3 times that
+    for hosts that reach new peers in every session)."""
+    return VALUE_SEPARATOR.join(sorted("%s=%d" % item for item in dests))

@@ -54,6 +54,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tu
 
 from .hostbuckets import (BASELINE_SD, BYTES, BYTES_BASELINE, FLOWS, METRICS, PACKETS,
                           PACKETS_BASELINE, PACKETS_SD, RELAY_PACKETS, SCORES, Z, HostSeries)
+from .records import Memo
 
 # Tuning constants. Those marked "seed 1" were chosen on generated scenarios (seed 1 alone, at
 # 1,800 hosts; docs/detection-quality.md, "Method"), the others set by the reasoning beside them.
@@ -316,6 +317,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     log1p = math.log1p
     ys = {i: list(map(log1p, series.values_at(i))) for i in spikes}
     window = _Window(buckets, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
+    reached = Memo(series.destinations)  # a spike's packets per destination, read once
     habit = _DestinationHabit()
     joining = 0  # spikes[joining:] are not in the window yet
     sessions: List[Session] = []
@@ -331,7 +333,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         changed = False
         while spikes[joining] < n and buckets[spikes[joining]] <= bucket - FAMILIAR_DELAY:
             window.append(spikes[joining])
-            habit.add(buckets[spikes[joining]], series.details[spikes[joining]].dests)
+            habit.add(buckets[spikes[joining]], reached[spikes[joining]])
             changed = True
             joining += 1
         if window.expire(bucket - ROUTINE_WINDOW):
@@ -371,8 +373,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         if loose is not None and habit.kept(bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
             if familiar is None:
-                familiar = _familiar(series, window, bucket)
-            if _is_new_use(series, n, familiar):
+                familiar = _familiar(series, reached, window, bucket)
+            if _is_new_use(series, n, reached[n], familiar):
                 continue
         if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
             level = None
@@ -384,8 +386,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 level = None
             if level is not None:
                 if familiar is None:
-                    familiar = _familiar(series, window, bucket)
-                if _is_new_use(series, n, familiar):
+                    familiar = _familiar(series, reached, window, bucket)
+                if _is_new_use(series, n, reached[n], familiar):
                     level = None
             if level is None:
                 # Last, what neither rule excuses as it stands: the routine's own swings (bytes
@@ -439,11 +441,13 @@ def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: S
     return []
 
 
-def _familiar(series: HostSeries, window: "_Window", at: int) -> Set[str]:
-    """The destinations of the spikes in `window` from FAMILIAR_WINDOW before `at`."""
-    buckets, details = series.buckets, series.details
+def _familiar(series: HostSeries, reached: Dict[int, Dict[str, int]], window: "_Window",
+              at: int) -> Set[str]:
+    """The destinations (`reached`: per spike, its packets per destination) of the spikes in
+    `window` from FAMILIAR_WINDOW before `at`."""
+    buckets = series.buckets
     return {dest for i in window.indices() if buckets[i] >= at - FAMILIAR_WINDOW
-            for dest in details[i].dests}
+            for dest in reached[i]}
 
 
 class _DestinationHabit:
@@ -536,12 +540,13 @@ def _same_hour(s: Session, at: int) -> bool:
     return most >= 1 and most >= least
 
 
-def _is_new_use(series: HostSeries, index: int, familiar: Set[str]) -> bool:
-    """Bucket `index`'s traffic that a familiar session does not explain: mostly to new
-    destinations (a tunnel to peers), or a fifth of the packets to one new destination (a relay
-    tunnel, also when it runs inside a session to familiar peers)."""
-    dests, dest_packets = series.details[index][:2]
-    novel = [packets for dest, packets in zip(dests, dest_packets) if dest not in familiar]
+def _is_new_use(series: HostSeries, index: int, dests: Dict[str, int], familiar: Set[str]
+                ) -> bool:
+    """Bucket `index`'s traffic (`dests`: its packets per destination) that a familiar session
+    does not explain: mostly to new destinations (a tunnel to peers), or a fifth of the packets
+    to one new destination (a relay tunnel, also when it runs inside a session to familiar
+    peers)."""
+    novel = [packets for dest, packets in dests.items() if dest not in familiar]
     if not novel:
         return False
     return (len(novel) >= NOVEL_SHARE * len(dests)

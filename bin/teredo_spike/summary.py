@@ -32,20 +32,21 @@ the summary index, which only `collect` writes.
 
 Values: `dests` as `address=packets`, `servers` and `mapped` as addresses, each list in one
 space-separated cell (single values survive `collect` and the summary index's key=value
-extraction); partials.dest_values / dest_packets own the `address=packets` value.
+extraction); partials.dest_text / dest_packets own the `address=packets` cell.
 """
 
 import math
 import sys
 import time
 from array import array
-from itertools import islice
+from functools import partial
+from itertools import chain, islice
 from typing import (AbstractSet, Callable, Counter, Dict, Hashable, Iterable, Iterator, List,
                     Sequence, Tuple)
 
 from .cells import Cell, Key
-from .hostbuckets import HostSeries, Traffic, series_of, series_of_rows, traffic_of
-from .partials import address_values, dest_packets, dest_values
+from .hostbuckets import HostSeries, Traffic, relay_packets, series_of, series_of_rows, traffic_of
+from .partials import VALUE_SEPARATOR, address_values, dest_packets, dest_text
 from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
                       UnusableTime, read_bucket, read_count, read_port)
 
@@ -53,7 +54,6 @@ SUMMARY_MARKER = "teredospike_summary"
 STAMP_FIELD = "summary_written"
 SUMMARY_FIELDS = (SUMMARY_MARKER, "_time", "src", "src_port", "packets", "bytes", "flows",
                   "evidence", "dests", "servers", "mapped", STAMP_FIELD)
-VALUE_SEPARATOR = " "
 
 # Skip reasons of summary rows (the others are the flow records' own: records.SKIP_*).
 SKIP_BAD_SUMMARY = "teredospike_summary rows with an unreadable src, evidence, dests or stamp"
@@ -118,10 +118,19 @@ def bucket_rows(cells: Dict[Key, Cell], span: int, earliest: float, latest: floa
         cell = cells[key]
         rows.append({SUMMARY_MARKER: 1, "_time": bucket, "src": src, "src_port": port,
                      "packets": cell.packets, "bytes": cell.bytes, "flows": cell.flows,
-                     "evidence": cell.evidence, "dests": join(sorted(dest_values(cell.dests))),
+                     "evidence": cell.evidence, "dests": dest_text(cell.dests.items()),
                      "servers": join(sorted(cell.servers)), "mapped": join(sorted(cell.mapped)),
                      STAMP_FIELD: written})
     return rows
+
+
+def _dest_counts(servers: Tuple[str, ...], cell: str) -> Tuple[str, int, int]:
+    """A dests cell (of a row whose servers are `servers`) -> (the cell, its destinations, its
+    relay packets); ValueError if it is unreadable. The addresses are read, not kept (not
+    interned): a fleet whose heavy users reach new peers every session has about one new
+    address a row."""
+    dests = dest_packets(cell, None)
+    return cell, len(dests), relay_packets(tuple(dests), tuple(dests.values()), servers)
 
 
 def _stamp(cell: str) -> int:
@@ -146,12 +155,14 @@ class _HostRows:
     held, where a tuple per row in a dict keyed by (src, src_port, bucket) took ~400; two calls a
     row to add it, where a column per field took nine): the detection stage holds a week of them
     before it scores.
-    - `numbers`: per row its bucket, stamp, packets, bytes, flows and evidence (NUMBERS);
-    - `cells`: per row its port, dests (addresses, and packets to each), servers and mapped
-      (CELLS), tuples shared with the other rows that repeat them."""
+    - `numbers`: per row its bucket, stamp, packets, bytes, flows, evidence, and the number of
+      its dests and its relay packets (NUMBERS);
+    - `cells`: per row its port, dests (the cell's text: read again only where a bucket's
+      destinations are needed, HostSeries.destinations), servers and mapped (CELLS), shared with
+      the other rows that repeat them."""
 
-    NUMBERS = 6
-    CELLS = 5
+    NUMBERS = 8
+    CELLS = 4
 
     __slots__ = ("numbers", "cells")
 
@@ -184,11 +195,11 @@ class _HostRows:
     def traffic(self, index: int, share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
         """Row `index`'s traffic."""
         bucket, _, packets, bytes_, flows, evidence = self.numbers[
-            index * self.NUMBERS:(index + 1) * self.NUMBERS]
-        port, dests, dest_packets, servers, mapped = self.cells[
-            index * self.CELLS:(index + 1) * self.CELLS]
-        return traffic_of(port, bucket, packets, bytes_, flows, evidence, dests, dest_packets,
-                          servers, mapped, share)
+            index * self.NUMBERS:index * self.NUMBERS + 6]
+        port, text, servers, mapped = self.cells[index * self.CELLS:(index + 1) * self.CELLS]
+        dests = dest_packets(text)
+        return traffic_of(port, bucket, packets, bytes_, flows, evidence, tuple(dests),
+                          tuple(dests.values()), servers, mapped, share)
 
     def series(self, src: str, share: Callable[[Hashable, Hashable], Hashable]) -> HostSeries:
         """The host's series from the rows kept (newest)."""
@@ -199,8 +210,8 @@ class _HostRows:
         numbers, cells, n, c = self.numbers, self.cells, self.NUMBERS, self.CELLS
         buckets = numbers[0::n]
         return series_of_rows(src, kept, buckets, numbers[2::n], numbers[3::n], numbers[4::n],
-                              cells[1::c], cells[2::c], cells[0::c], cells[3::c], cells[4::c],
-                              numbers[5::n])
+                              numbers[6::n], numbers[7::n], cells[1::c], cells[0::c], cells[2::c],
+                              cells[3::c], numbers[5::n])
 
 
 class SummaryReader:
@@ -218,9 +229,10 @@ class SummaryReader:
         # servers or mapped cell -> its addresses: a fleet's rows repeat a few (its Teredo servers)
         self.addresses = Memo(lambda cell: tuple(address_values(cell)))
         self.times = Memo(self._bucket)  # _time cell -> its bucket (a week has ~1,000)
-        # dests cell -> (addresses, packets to each), shared: an idle client's repeat (on the
-        # bench, 47,005 distinct cells in 180,789 rows)
-        self.dests = Memo(self._dests)
+        # servers cell -> {dests cell -> (the cell, shared: an idle client's repeat; how many
+        # destinations; relay packets)}: a fleet has a few servers cells; on the bench, 47,005
+        # distinct dests cells in 180,789 rows
+        self.dests = Memo(lambda servers: Memo(partial(_dest_counts, self.addresses[servers])))
         self.stamps = Memo(_stamp)         # summary_written cell -> the run's stamp
         self.evidence = Memo(_evidence)    # evidence cell -> its bits
         self.memos = (self.ports, self.addresses, self.times, self.dests, self.stamps,
@@ -237,7 +249,7 @@ class SummaryReader:
         (marker_at, time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at,
          dests_at, servers_at, mapped_at, stamp_at) = at
         width = max(at) + 1
-        for memo in self.memos:
+        for memo in chain(self.memos, self.dests.values()):
             memo.bound()
         ports, addresses, times, stamps = self.ports, self.addresses, self.times, self.stamps
         dests_of, evidence_of = self.dests, self.evidence
@@ -280,8 +292,9 @@ class SummaryReader:
                 skipped[SKIP_BAD_PORT] += 1
                 continue
             evidence = evidence_of[row[evidence_at]]
+            servers = row[servers_at]
             try:
-                names, sent = dests_of[row[dests_at]]
+                dests, dest_count, relay = dests_of[servers][row[dests_at]]
             except ValueError:
                 evidence = -1
             src = row[src_at]
@@ -291,9 +304,9 @@ class SummaryReader:
             if host is None or evidence < 0:
                 skipped[SKIP_BAD_SUMMARY] += 1
                 continue
-            host.numbers.extend((bucket, written, packets, bytes_, flows, evidence))
-            host.cells.extend((port, names, sent, addresses[row[servers_at]],
-                               addresses[row[mapped_at]]))
+            host.numbers.extend((bucket, written, packets, bytes_, flows, evidence, dest_count,
+                                 relay))
+            host.cells.extend((port, dests, addresses[servers], addresses[row[mapped_at]]))
             held += 1
         self.rows += read
         self.held += held
@@ -305,12 +318,6 @@ class SummaryReader:
         if float(cell) != bucket:
             raise UnusableTime(SKIP_OTHER_SPAN)
         return bucket
-
-    def _dests(self, cell: str) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
-        """A dests cell as (addresses, packets to each), the tuples shared (ValueError if bad)."""
-        dests = dest_packets(cell)
-        names, sent = tuple(dests), tuple(dests.values())
-        return self.share(names, names), self.share(sent, sent)
 
     def by_host(self) -> Iterator[Tuple[str, HostSeries]]:
         """At end of input: each host's series (for hostbuckets.host_buckets)."""
