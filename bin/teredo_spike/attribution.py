@@ -32,7 +32,7 @@ class Spool:
     def add_cell(self, key: Key, cell: Cell) -> None:
         src, port, bucket = key
         self._writer().writerow((src, port, bucket, cell.packets, cell.bytes, cell.flows,
-                                 "\n".join(dest_values(cell.dests))))
+                                 "\n".join(dest_values(cell.dests.items()))))
 
     def add_entries(self, text: str) -> None:
         """Keep a `candidates` cell (entries joined by partials.ENTRY_SEPARATOR) as it came."""

@@ -158,7 +158,7 @@ def _cell_wire_row(src: str, port: str, bucket: int, cell: Cell) -> List[str]:
     row = _wire_row({"_time": str(bucket), "src": src, "src_port": port,
                      "packets": str(cell.packets), "bytes": str(cell.bytes),
                      "flows": str(cell.flows), "evidence": str(cell.evidence)})
-    for name, values in (("dests", dest_values(cell.dests)), ("servers", cell.servers),
+    for name, values in (("dests", dest_values(cell.dests.items())), ("servers", cell.servers),
                          ("mapped", cell.mapped)):
         at = _WIRE_AT[name]
         row[at], row[at + 1] = multivalue_cells(values)
@@ -253,9 +253,10 @@ def address_values(cell: str) -> Set[str]:
     return set(map(sys.intern, cell.split())) if cell else set()
 
 
-def dest_values(dests: Dict[str, int]) -> List[str]:
-    """Packets per destination as multivalue values, `address=packets` (an address holds no `=`)."""
-    return ["%s=%d" % item for item in dests.items()]
+def dest_values(dests: Iterable[Tuple[str, int]]) -> List[str]:
+    """(address, packets) pairs as multivalue values, `address=packets` (an address holds no
+    `=`)."""
+    return ["%s=%d" % item for item in dests]
 
 
 def dest_packets(cell: str, share: Optional[Callable[[str], str]] = sys.intern
@@ -279,6 +280,6 @@ def dest_text(dests: Iterable[Tuple[str, int]]) -> str:
     """(address, packets) pairs as one cell of text: their dest_values sorted (an order that does
     not depend on the order the records came in), space-separated (VALUE_SEPARATOR). A summary
     row's `dests`, and how the search head keeps a bucket's destinations (HostSeries.details:
-    a short string a bucket, where tuples of interned addresses and counts took ~3 times that
-    for hosts that reach new peers in every session)."""
-    return VALUE_SEPARATOR.join(sorted("%s=%d" % item for item in dests))
+    a short string a bucket, where tuples of interned addresses and counts took several times
+    that for hosts that reach new peers in every session)."""
+    return VALUE_SEPARATOR.join(sorted(dest_values(dests)))
