@@ -196,3 +196,52 @@ def test_matrix_runs_each_family_through_the_command(tmp_path):
     with open(tmp_path / "missed_tunnels.csv") as handle:
         header = handle.readline()
     assert header == "" or header.startswith("family,seed,id")
+
+
+# Exact Poisson 95% limits of a mean after k events, as tabulated (Garwood 1936; e.g. Ulm 1990, Table 1,
+# and every epidemiology textbook's table of Poisson confidence limits), 3-4 significant figures.
+GARWOOD_95 = {0: (0.0, 3.689), 1: (0.0253, 5.572), 2: (0.242, 7.225), 3: (0.619, 8.767), 5: (1.623, 11.668),
+              10: (4.795, 18.390), 20: (12.217, 30.888)}
+
+
+def test_poisson_interval_matches_the_closed_forms_and_the_tabulated_limits():
+    import math
+    # k = 0: P(X <= 0) = exp(-mu) = 0.025; k = 1 lower: P(X >= 1) = 1 - exp(-mu) = 0.025
+    assert evaluate.poisson_interval(0) == (0.0, pytest.approx(-math.log(0.025), rel=1e-9))
+    assert evaluate.poisson_interval(1)[0] == pytest.approx(-math.log(0.975), rel=1e-9)
+    # k = 1 upper: P(X <= 1) = exp(-mu) (1 + mu) = 0.025, checked by its own definition
+    hi = evaluate.poisson_interval(1)[1]
+    assert math.exp(-hi) * (1 + hi) == pytest.approx(0.025, rel=1e-9)
+    for k, (lo, hi) in GARWOOD_95.items():
+        got = evaluate.poisson_interval(k)
+        assert got[0] == pytest.approx(lo, abs=6e-4) and got[1] == pytest.approx(hi, abs=6e-4), k
+    assert evaluate.poisson_interval(2, confidence=0.90)[1] < evaluate.poisson_interval(2)[1]
+    with pytest.raises(ValueError):
+        evaluate.poisson_interval(-1)
+
+
+def test_false_rate_interval_is_per_1000_host_days_and_the_verdict_says_whether_the_size_resolves_it():
+    assert evaluate.false_rate_interval(0, 10_000) == (0.0, pytest.approx(0.3689, abs=1e-4))
+    lo, hi = evaluate.false_rate_interval(1, 10_000)
+    assert lo == pytest.approx(0.00253, abs=1e-5) and hi == pytest.approx(0.5572, abs=1e-4)
+    assert evaluate.false_rate_interval(1, 2_100)[1] == pytest.approx(2.653, abs=1e-3)  # the seed-2 matrix's 0.48 (1)
+    assert evaluate.rate_verdict(0, 13_000) == "met"                       # upper 0.284
+    assert evaluate.rate_verdict(0, 12_000) == "not resolved"              # upper 0.307: zero is not enough
+    assert evaluate.rate_verdict(1, 6_300) == "not resolved"               # 0.16, upper 0.88
+    assert evaluate.rate_verdict(3, 6_300) == "missed, not resolved"       # 0.48, lower 0.098
+    assert evaluate.rate_verdict(10, 6_300) == "missed"                    # 1.59, lower 0.761
+
+
+def test_the_matrix_cell_and_the_target_verdicts_carry_the_interval():
+    keys = [key for key, _, _ in evaluate.MATRIX_METRICS]
+    row = {k: (1.0, 10) for k in keys}
+    row["critical_share"] = (0.0, 10)
+    table = {"quiet": dict(row, false_rate=(0.0, 0), host_days=(6300.0, 900)),
+             "noisy": dict(row, false_rate=(1000 * 3 / 6300, 3), host_days=(6300.0, 900), f1=(0.9, 10))}
+    assert evaluate._cell(table["noisy"], "false_rate") == "0.48 (3; 95% <= 1.39)"
+    worst = evaluate.worst_families(table)
+    text = "\n".join(evaluate.target_verdicts(table, worst))
+    assert "false / 1,000 host-days <= 0.3, noisy 0.48 (3; 95% 0.10-1.39): missed, not resolved" in text
+    assert "F1 >= 0.93, noisy 0.90: missed" in text
+    assert "not resolved: quiet" in text
+    assert "upper bound at 0.59" in text and "from 12,296 host-days" in text
