@@ -100,8 +100,9 @@ OPTIONS = (
                "counts in the baselines, so a host's rows are the same as without it", "(every host)"),
     OptionSpec("max_host_buckets", "5000000", _number(int, 1), "<int>",
                "the most (host, client port, bucket) aggregates one search holds (on the search "
-               "head, about 1 KB each from flow records, 300 bytes from summary rows); beyond it "
-               "the search stops with a message", "`5000000`"),
+               "head, about 1 KB each from flow records, 250-350 bytes from summary rows: more "
+               "where hosts reach many destinations a bucket); beyond it the search stops with a "
+               "message", "`5000000`"),
 )
 OPTION_NAMES = ", ".join(spec.name for spec in OPTIONS)
 DEFAULTS: Dict[str, str] = {spec.name: spec.default for spec in OPTIONS}
