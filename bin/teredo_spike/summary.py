@@ -194,8 +194,9 @@ class _HostRows:
 
     def traffic(self, index: int, share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
         """Row `index`'s traffic."""
-        bucket, _, packets, bytes_, flows, evidence = self.numbers[
-            index * self.NUMBERS:index * self.NUMBERS + 6]
+        # (the row's destination count and relay packets are derived again from its dests)
+        bucket, _, packets, bytes_, flows, evidence, _, _ = self.numbers[
+            index * self.NUMBERS:(index + 1) * self.NUMBERS]
         port, text, servers, mapped = self.cells[index * self.CELLS:(index + 1) * self.CELLS]
         dests = dest_packets(text)
         return traffic_of(port, bucket, packets, bytes_, flows, evidence, tuple(dests),
