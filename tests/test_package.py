@@ -1,9 +1,12 @@
 """./package.sh builds dist/teredo_spike-<version>.tgz with only the app's files and modes, and
 Splunk AppInspect (precert, and precert with the cloud tag) reports no failure, error or future
-failure. package.sh runs once per test session."""
+failure. package.sh runs once per test session, in a copy of the working tree: the test puts untracked
+probe files into the app's folders, and the other tests (run beside it by pytest-xdist) read those folders."""
 
 import json
+import os
 import re
+import shutil
 import stat
 import subprocess
 import tarfile
@@ -13,7 +16,6 @@ import pytest
 from tests.splunk_conf import APP_ROOT, parse
 
 VERSION = parse(APP_ROOT / "default" / "app.conf")["launcher"]["version"]
-PACKAGE = APP_ROOT / "dist" / ("teredo_spike-%s.tgz" % VERSION)
 # The app's own top-level folders and files; everything else in the repository stays out.
 SHIPPED_TOP = {"app.manifest", "LICENSE", "NOTICE-ATTACK.md", "README.md", "THIRD-PARTY-NOTICES.md",
                "appserver", "bin", "default", "lookups", "metadata", "README", "static"}
@@ -32,24 +34,44 @@ UNTRACKED_PROBES = ["bin/untracked_probe.py", "bin/teredo_spike/untracked_probe.
                     "default/untracked_probe.conf", "lookups/untracked_probe.csv"]
 
 
-@pytest.fixture(scope="session")
-def package_run():
-    probes = [APP_ROOT / p for p in UNTRACKED_PROBES]
-    for probe in probes:
-        assert not probe.exists(), "a leftover probe: %s" % probe
-        probe.write_text("# untracked: must not ship\n")
-    try:
-        return subprocess.run(["./package.sh"], cwd=APP_ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
-    finally:
-        for probe in probes:
-            probe.unlink()
+def _tracked_files():
+    return subprocess.run(["git", "ls-files", "-z"], cwd=APP_ROOT, stdout=subprocess.PIPE, check=True
+                          ).stdout.decode().split("\0")[:-1]
 
 
 @pytest.fixture(scope="session")
-def members(package_run):
-    assert PACKAGE.is_file(), "package.sh made no %s:\n%s" % (PACKAGE, package_run.stdout[-3000:])
-    with tarfile.open(str(PACKAGE), "r:gz") as tar:
+def workspace(tmp_path_factory):
+    """A copy of the working tree for package.sh: git tracks the same files (with their working
+    contents and modes), bin/lib is the vendored copy, .venv the same venv (setup.sh's stamps say it
+    is current, so nothing is installed again)."""
+    root = tmp_path_factory.mktemp("package") / "teredo_spike"
+    tracked = [f for f in _tracked_files() if (APP_ROOT / f).exists()]
+    for name in tracked:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(str(APP_ROOT / name), str(root / name))
+    shutil.copytree(str(APP_ROOT / "bin" / "lib"), str(root / "bin" / "lib"))
+    os.symlink(str(APP_ROOT / ".venv"), str(root / ".venv"))
+    (root / "build").mkdir()
+    for stamp in ("dev.stamp", "vendor.stamp"):
+        shutil.copy2(str(APP_ROOT / "build" / stamp), str(root / "build" / stamp))
+    subprocess.run(["git", "init", "--quiet"], cwd=root, check=True)
+    subprocess.run(["git", "add", "--"] + tracked, cwd=root, check=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def package_run(workspace):
+    for probe in UNTRACKED_PROBES:
+        (workspace / probe).write_text("# untracked: must not ship\n")
+    return subprocess.run(["./package.sh"], cwd=workspace, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def members(workspace, package_run):
+    package = workspace / "dist" / ("teredo_spike-%s.tgz" % VERSION)
+    assert package.is_file(), "package.sh made no %s:\n%s" % (package, package_run.stdout[-3000:])
+    with tarfile.open(str(package), "r:gz") as tar:
         return {m.name: m for m in tar.getmembers()}
 
 
@@ -58,24 +80,24 @@ def test_package_sh_succeeds(package_run):
 
 
 @pytest.mark.parametrize("mode", ["precert", "cloud"])
-def test_appinspect_reports_no_failure_error_or_future_failure(package_run, mode):
-    summary = json.loads((APP_ROOT / "dist" / ("appinspect-%s.json" % mode)).read_text())["summary"]
+def test_appinspect_reports_no_failure_error_or_future_failure(workspace, package_run, mode):
+    summary = json.loads((workspace / "dist" / ("appinspect-%s.json" % mode)).read_text())["summary"]
     assert summary["success"] > 50, summary  # the checks really ran (a packaging failure skips them)
     bad = {k: summary[k] for k in ("failure", "error", "future_failure")}
     problems = [(c["name"], c["result"], [m["message"][:200] for m in c["messages"]][:2])
-                for c in _checks(mode) if c["result"] in ("failure", "error", "future_failure")]
+                for c in _checks(workspace, mode) if c["result"] in ("failure", "error", "future_failure")]
     assert bad == {"failure": 0, "error": 0, "future_failure": 0}, problems
 
 
-def _checks(mode):
-    report = json.loads((APP_ROOT / "dist" / ("appinspect-%s.json" % mode)).read_text())
+def _checks(workspace, mode):
+    report = json.loads((workspace / "dist" / ("appinspect-%s.json" % mode)).read_text())
     return [c for r in report["reports"] for g in r["groups"] for c in g["checks"]]
 
 
-def test_cloud_report_is_the_cloud_selection(package_run):
+def test_cloud_report_is_the_cloud_selection(workspace, package_run):
     # --included-tags cloud keeps only the checks tagged cloud; the plain precert run has others too.
-    assert all("cloud" in c["tags"] for c in _checks("cloud"))
-    assert any("cloud" not in c["tags"] for c in _checks("precert"))
+    assert all("cloud" in c["tags"] for c in _checks(workspace, "cloud"))
+    assert any("cloud" not in c["tags"] for c in _checks(workspace, "precert"))
 
 
 def test_everything_sits_under_teredo_spike(members):
@@ -108,8 +130,7 @@ def test_required_files_ship(members):
 
 
 def test_every_tracked_app_file_ships(members):
-    tracked = subprocess.run(["git", "ls-files"], cwd=APP_ROOT, stdout=subprocess.PIPE,
-                             universal_newlines=True, check=True).stdout.split()
+    tracked = _tracked_files()
     expected = {"teredo_spike/" + f for f in tracked
                 if f.split("/")[0] in SHIPPED_TOP and not any(p.startswith(".") for p in f.split("/"))}
     assert expected - set(members) == set()
