@@ -282,6 +282,27 @@ def bubble_flows(rows, truth):
             and r["packets_out"] <= 4 and r["All_Traffic.dest_port"] not in (443, 53, 123)]
 
 
+def test_anytime_heavy_users_start_at_any_hour_and_some_days_more_than_once():
+    def starts(rhythm):
+        _, truth = family(heavy_share=0.3, heavy_rhythm=rhythm)
+        out = defaultdict(list)
+        for s in truth["heavy_sessions"]:
+            assert s["end"] >= s["start"]
+            out[s["src"]].append(((s["start"] - truth["start"]) // DAY, (s["start"] - truth["start"]) % DAY // 600))
+        return out
+    two_slots = range(66, 133)  # both two-slot rhythms start 11:00-22:00
+    random_, anytime = starts("random"), starts("anytime")
+    assert set(anytime) == set(random_) and len(anytime) == 18
+    assert all(slot in two_slots for v in random_.values() for _, slot in v)
+    slots = [slot for v in anytime.values() for _, slot in v]
+    outside = [slot for slot in slots if slot not in two_slots]
+    assert len(outside) >= len(slots) // 4, "about half of a day lies outside 11:00-22:00"
+    assert {slot // 18 for slot in slots} == set(range(8)), "every 3 hours of the day"
+    assert any(len(v) > len({day for day, _ in v}) for v in anytime.values()), "more than one session a day"
+    for v in anytime.values():
+        assert v == sorted(v) and len(set(v)) == len(v), "sessions in order, merged where they meet"
+
+
 def test_bubbles_appear_on_idle_hosts_and_scale_with_their_rate():
     none = bubble_flows(*family())
     some = bubble_flows(*family(bubbles_per_hour=0.5))

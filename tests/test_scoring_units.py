@@ -8,8 +8,8 @@ import pytest
 from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, severity
-from teredo_spike.scoring import (DAILY_SESSIONS, EPISODE_GAP, LONE_RATIO, MIN_SD, RELAY_MIN_PACKETS,
-                                  ROUTINE_HOURS, ROUTINE_RATIO, Settings, discount_familiar_peaks,
+from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, EPISODE_GAP, LONE_RATIO,
+                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, Settings, discount_familiar_peaks,
                                   episodes, fleet_use_level, is_spike, score_host)
 
 SPAN = 600
@@ -221,6 +221,28 @@ def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
     assert list(scored.score[-6:]) == [10.0] * 6, "an hour used once far below the daily level"
     _, scored = pages(daily_sessions(4) + again)
     assert list(scored.score[-6:]) == [10.0] * 6
+
+
+def test_a_host_that_uses_teredo_at_any_hour_has_no_hour_it_never_uses():
+    # one-bucket sessions at the daily level on days 0-3, new destinations each; then one at 03:00
+    # on day 5, more than ROUTINE_HOURS from every earlier one (an hour the host never used)
+    def session(day: int, hour: int, packets: int = 3000) -> Made:
+        return spiked(day * DAY + hour * 3600, tuple("198.18.%d.%d" % (day, i) for i in range(1, 41)), packets)
+
+    def night_pages(hours: Sequence[int], packets: int = 3000, earlier: int = 3000) -> bool:
+        made = [session(day, hour, earlier if day == 0 else 3000) for day, hour in enumerate(hours)]
+        _, scored = pages(made + [session(5, 3, packets)])
+        return scored[-1].score == 10.0
+
+    assert ANY_HOUR_SESSIONS == 4 and ANY_HOUR_GAP == 12 * 3600
+    assert 3 - ROUTINE_HOURS / 3600 > 0 and 6 - 3 > ROUTINE_HOURS / 3600  # 03:00 is no used hour
+    assert not night_pages([0, 6, 12, 18]), "starts 6 hours apart: any hour"
+    assert night_pages([6, 12, 18]), "3 sessions are not enough"
+    assert night_pages([12, 13, 18, 20]), "a gap of 16 hours: the host has hours of its own"
+    assert night_pages([0, 6, 12, 18], packets=6 * 3000), "ROUTINE_RATIO above the daily level"
+    # the session at 00:00 was a tunnel (10x the others): it does not spread the host's hours
+    assert night_pages([0, 6, 12, 18, 20], earlier=10 * 3000)
+    assert not night_pages([0, 6, 12, 18, 20])
 
 
 def test_the_same_hour_reaches_routine_hours_either_side_of_a_session():

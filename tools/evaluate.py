@@ -1173,7 +1173,7 @@ def families_section() -> List[str]:
              "| option | default | extreme (family) | what it is and its realistic range |", "|---|---|---|---|"]
     for name, doc in docs.items():
         extremes = ["`%s` (%s)" % (change[name], family) for family, change in scenario.FAMILY_CHANGES.items()
-                    if name in change and family != "hard"]
+                    if name in change and not family.startswith("hard")]
         lines.append("| `%s` | `%s` | %s | %s |" % (name, getattr(default, name), ", ".join(extremes) or "-", doc))
     lines += ["", "| family | behaviour |", "|---|---|"]
     lines += ["| %s | %s |" % (name, family_description(name)) for name in scenario.FAMILY_CHANGES]

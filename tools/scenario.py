@@ -113,7 +113,12 @@ class Behaviour:
     recurrence. A real fleet holds both: a gamer with a fixed evening slot next to someone whose
     peer-to-peer client runs whenever they have a break. Neither pure value is the hard case, the
     mixture is: 0.5 has both kinds in every fleet of a few heavy users, and any share from ~0.3 to
-    ~0.7 keeps both kinds present at 300+ hosts (0 and 1 are the pure rhythms)."""
+    ~0.7 keeps both kinds present at 300+ hosts (0 and 1 are the pure rhythms).
+    "anytime": on 85% of days 1-3 sessions (1 on half of those days, 2 on a third, 3 on a sixth),
+    each starting at any time of day, with the fleet-wide level of "random": a peer-to-peer client
+    left running whenever the machine is on, a gamer who plays at night and at weekends, a shared or
+    shift-worker's machine. Both other rhythms keep a heavy user to two slots of the day, so that a
+    few days teach a detector every hour the host uses; this one keeps finding hours it never used."""
 
     bubbles_per_hour: float = 0.0
     """Bubble bursts per online hour of each Teredo client (idle ones too): 1-3 new peers, 1-4 bubble
@@ -173,12 +178,15 @@ FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
     "labels-half": {"label_share": 0.5},
     "heavy-share": {"heavy_share": 0.15},
     "port-reuse": {"port_reuse_share": 1.0, "port_reuse_times": 3, "port_reuse_gap": 2},
+    "anytime-heavy": {"heavy_rhythm": "anytime"},
 }
 # hard: every change at once, but heavy users of both rhythms (a habitual rhythm only would hide the
 # random-rhythm users' sessions from tuning on it, as it did before issue 13's "mixed").
 FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items() if name != "labels-all"
                           for k, v in change.items()}
 FAMILY_CHANGES["hard"]["heavy_rhythm"] = "mixed"
+# hard-anytime: hard with every heavy user at any hour (the rhythm the two-slot ones cannot show).
+FAMILY_CHANGES["hard-anytime"] = dict(FAMILY_CHANGES["hard"], heavy_rhythm="anytime")
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -562,6 +570,8 @@ def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, i
         rhythm = "habitual" if habitual else "random"
     if rhythm == "habitual":
         return _habitual_sessions(params, host, index)
+    if rhythm == "anytime":
+        return _anytime_sessions(params, host, index)
     rng = _rng(params, "heavy", index)
     sessions = []
     for day in range(host.join // PER_DAY, params.days):
@@ -586,6 +596,26 @@ def _habitual_sessions(params: Params, host: Host, index: int) -> List[Tuple[int
             begin = day * PER_DAY + start + rng.randint(-4, 4)
             end = min(params.days * PER_DAY, begin + max(3, round(length * rng.uniform(0.7, 1.3))))
             sessions.append((begin, end))
+    return sessions
+
+
+def _anytime_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
+    """`Behaviour.heavy_rhythm` "anytime": sessions at any time of day, 1-3 a day; sessions that
+    overlap (or touch) are one."""
+    rng = _rng(params, "anytime", index)
+    sessions: List[Tuple[int, int]] = []
+    for day in range(host.join // PER_DAY, params.days):
+        if rng.random() >= 0.85:
+            continue
+        for start in sorted(rng.randrange(PER_DAY) for _ in range(rng.choice((1, 1, 1, 2, 2, 3)))):
+            begin = day * PER_DAY + start
+            end = min(params.days * PER_DAY, begin + rng.randint(6, 24))
+            if begin >= end:
+                continue
+            if sessions and begin <= sessions[-1][1]:
+                sessions[-1] = (sessions[-1][0], max(end, sessions[-1][1]))
+            else:
+                sessions.append((begin, end))
     return sessions
 
 

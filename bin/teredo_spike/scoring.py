@@ -19,7 +19,9 @@ signalling):
   earlier days, or in one that started at most 36 hours ago, or in one at the host's daily level
   (a user who picks lunch or evening afresh each day), is routine and does not page
   (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
-  every session reaches new peers and relays); ROUTINE_RATIO above it still pages (a tunnel on a
+  every session reaches new peers and relays), and on a host that uses Teredo at any hour (its
+  sessions at its daily level start at times of day that leave no 12-hour gap) its daily level is
+  the routine at every hour; ROUTINE_RATIO above it still pages (a tunnel on a
   heavy user's host; flows are not judged: a NAT retry burst multiplies the client's signalling
   flows inside a session; bytes alone are not enough, bytes per packet change with what a session
   carries; a lone bucket pages from LONE_RATIO: a session's buckets swing, a tunnel lasts), and
@@ -97,6 +99,16 @@ DAILY_SPREAD = 2.0            # a session's level (upper quartile of 1-4 h) vari
                               # run (a bound above only); the median, not the second-highest level:
                               # that left a 2.2x-lower evening session new on hard seed 1
 ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 36 hours ago
+ANY_HOUR_SESSIONS = 4         # a host with this many sessions at its daily level (DAILY_SPREAD)...
+ANY_HOUR_GAP = 12 * 3600      # ...whose starts leave no gap of 12 hours in the day uses Teredo at
+                              # any hour: no hour is one it never uses, and its daily level is its
+                              # routine at every hour (a peer-to-peer client left running, a gamer
+                              # at night and at lunch, a shared machine; issue 13, family
+                              # hard-anytime: 16 false episodes, 2.5 per 1,000 host-days, from
+                              # sessions at new hours). Two slots a day (lunch and evening) leave
+                              # a gap of 14 hours or more; only sessions at the daily level count,
+                              # so an earlier tunnel at another hour does not spread the host's
+                              # hours (its volume is its own)
 ROUTINE_QUANTILE = 0.75       # a session's level: the upper quartile of its buckets per metric
 ROUTINE_RATIO = 5.0           # a level up to 5x the routine one is routine, above it pages (issue 13:
                               # a heavy user's tunnel 5x its usual session level must page)...
@@ -301,7 +313,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       one session's), and not new use (_is_new_use) of destinations;
     - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
       bytes alone, a lone bucket up to LONE_RATIO), also at an hour the host used once at its
-      daily level (hour_used_once), with the same destination-habit exception.
+      daily level (hour_used_once), or at any hour on a host that uses Teredo at any hour
+      (any_hour_level), with the same destination-habit exception.
 
     A first tunnel, a tunnel repeated days later, one at hours the host does not use Teredo, or one
     ROUTINE_RATIO above the host's routine level keeps its score."""
@@ -369,7 +382,11 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         if level is not None:
             # Severity holds critical to volume far above the host's routine (output.severity).
             routine_relay[n] = math.expm1(level[RELAY_PACKETS])
-        loose = level if level is not None else hour_used_once(sessions, bucket, run_start)
+        loose = level
+        if loose is None:
+            loose = hour_used_once(sessions, bucket, run_start)
+        if loose is None:
+            loose = any_hour_level(sessions)
         if loose is not None and habit.kept(bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
             if familiar is None:
@@ -527,9 +544,32 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
         return None
     levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
     once = same_hour[0]
-    if any(abs(once[k] - median(levels[k])) > LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS)):
+    if not _at_daily_level(once, levels):
         return None
     return [min(a, column[-ROUTINE_SESSIONS]) for a, column in zip(once, levels)]
+
+
+def any_hour_level(sessions: Sequence[Session]) -> Optional[List[float]]:
+    """Where routine_level and hour_used_once have none: the host's daily level (per metric the
+    ROUTINE_SESSIONS-th highest level of all its sessions, as hour_used_once takes it) if it uses
+    Teredo at any hour: ANY_HOUR_SESSIONS sessions at its daily level (_at_daily_level) whose
+    starts, as times of day, leave no gap of ANY_HOUR_GAP. None for a host with hours of its own."""
+    if len(sessions) < ANY_HOUR_SESSIONS:
+        return None
+    levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
+    starts = sorted(s.first % 86400 for s in sessions if _at_daily_level(s.level, levels))
+    if len(starts) < ANY_HOUR_SESSIONS:
+        return None
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    if max(gaps + [starts[0] + 86400 - starts[-1]]) >= ANY_HOUR_GAP:
+        return None
+    return [column[-ROUTINE_SESSIONS] for column in levels]
+
+
+def _at_daily_level(level: Sequence[float], levels: Sequence[Sequence[float]]) -> bool:
+    """Whether a session's `level` is within DAILY_SPREAD, either way, of the median of the host's
+    sessions' (`levels`: per metric, sorted) in packets and relay packets: its use, not a tunnel."""
+    return all(abs(level[k] - median(levels[k])) <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS))
 
 
 def _same_hour(s: Session, at: int) -> bool:
