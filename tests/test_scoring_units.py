@@ -200,6 +200,24 @@ def test_bytes_alone_above_the_routine_do_not_page():
     assert list(scored.score[-2:]) == [10.0, 10.0]
 
 
+def test_destinations_or_bytes_far_above_the_routine_page_only_with_packets():
+    # daily evening sessions of 3,000 packets to 40 destinations; on day 5 a bucket inside a
+    # session reaches 20x the destinations at the routine's packets, or carries 7x the packets
+    # with 12x the bytes: a session's swings (the peers of a swarm, bytes per packet). Two buckets
+    # in a row at 6x the packets (with the destinations) page.
+    at = 5 * DAY + 20 * 3600
+    swarm = tuple("203.0.%d.%d" % (i // 200, i % 200 + 1) for i in range(800))
+    assert len(swarm) == 20 * 40
+    heavy_bytes = Spiked(bucket(at + SPAN, 7 * 3000)._replace(bytes=12 * 100 * 3000))
+    for middle in (spiked(at + SPAN, swarm), heavy_bytes):
+        session = [spiked(at), middle, spiked(at + 2 * SPAN)]
+        _, scored = pages(daily_sessions(5) + session)
+        assert max(scored.score[-3:]) < SETTINGS.threshold
+    tunnel = [spiked(at + i * SPAN, swarm, packets=6 * 3000) for i in range(2)]
+    _, scored = pages(daily_sessions(5) + tunnel)
+    assert list(scored.score[-2:]) == [10.0, 10.0]
+
+
 def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
     # evening sessions on days 0-3 and one lunch session on day 1: lunch on day 5 at the daily
     # level is routine; an hour used once by a tunnel (10x the daily level) is not, nor an hour

@@ -17,8 +17,8 @@ from .cells import Cell, Key
 from .partials import dest_packets, dest_text
 
 METRICS = ("packets", "bytes", "flows", "dests", "relay_packets")
-PACKETS, BYTES, FLOWS, RELAY_PACKETS = (METRICS.index(name) for name in
-                                        ("packets", "bytes", "flows", "relay_packets"))
+PACKETS, BYTES, FLOWS, DESTS, RELAY_PACKETS = (METRICS.index(name) for name in
+                                               ("packets", "bytes", "flows", "dests", "relay_packets"))
 
 _BUCKET_OF = attrgetter("bucket")
 

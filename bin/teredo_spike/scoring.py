@@ -24,7 +24,8 @@ signalling):
   the routine at every hour; ROUTINE_RATIO above it still pages (a tunnel on a
   heavy user's host; flows are not judged: a NAT retry burst multiplies the client's signalling
   flows inside a session; bytes alone are not enough, bytes per packet change with what a session
-  carries; a lone bucket pages from LONE_RATIO: a session's buckets swing, a tunnel lasts), and
+  carries, nor destinations alone, the peers of a swarm or a match; a lone bucket pages from
+  LONE_RATIO: a session's buckets swing, a tunnel lasts), and
   so does a level the host never reached at that hour; a host with a destination habit (its
   sessions go back to the destinations of its earlier ones, HABIT_SHARE) is not excused for new
   use of destinations (a tunnel to a new relay inside a game session);
@@ -54,7 +55,7 @@ from itertools import chain
 from statistics import median
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from .hostbuckets import (BASELINE_SD, BYTES, BYTES_BASELINE, FLOWS, METRICS, PACKETS,
+from .hostbuckets import (BASELINE_SD, BYTES, BYTES_BASELINE, DESTS, FLOWS, METRICS, PACKETS,
                           PACKETS_BASELINE, PACKETS_SD, RELAY_PACKETS, SCORES, Z, HostSeries)
 from .records import Memo
 
@@ -435,16 +436,19 @@ LOG_DAILY_SPREAD = math.log(DAILY_SPREAD)
 def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: Sequence[float],
                     metrics: Sequence[int], span: int) -> List[int]:
     """The metrics of `metrics` on which bucket `index` (its y) is ROUTINE_RATIO above the routine
-    `level`, but for what a session's own swings explain: bytes alone (bytes per packet change from
-    bucket to bucket with what a session carries; a tunnel that far above the routine carries that
-    many more packets and relay packets too), and a lone bucket up to LONE_RATIO above it inside a
-    session (a neighbouring bucket carries data through the tunnel, RELAY_MIN_PACKETS relay
-    packets, and neither is ROUTINE_RATIO above the routine on those metrics; a bucket between two
-    idle ones is no session's swing)."""
+    `level`, but for what a session's own swings explain: bytes alone, or destinations alone (bytes
+    per packet change from bucket to bucket with what a session carries, and the peers a bucket
+    reaches with the swarm or the match; a tunnel that far above the routine carries more packets
+    too, or more bytes and destinations at once), and a lone bucket up to LONE_RATIO above it inside
+    a session, judged on all but bytes (a neighbouring bucket carries data through the tunnel,
+    RELAY_MIN_PACKETS relay packets, and neither is ROUTINE_RATIO above the routine on those
+    metrics; a bucket between two idle ones is no session's swing)."""
     above = [k for k in metrics if y[k] - level[k] > LOG_ROUTINE_RATIO]
-    if above == [BYTES]:
+    # (issue 13, hard-anytime seed 3: lone buckets of peer-to-peer sessions at 11-15x the
+    # routine's destinations, and at 7x its packets with 10-12x its bytes, paged)
+    if above == [BYTES] or above == [DESTS]:
         return []
-    if not above or any(y[k] - level[k] > LOG_LONE_RATIO for k in above):
+    if not above or any(y[k] - level[k] > LOG_LONE_RATIO for k in above if k != BYTES):
         return above
     buckets, log1p = series.buckets, math.log1p
     neighbours = [other for other in (index - 1, index + 1)
