@@ -188,6 +188,25 @@ def test_a_lone_bucket_in_a_session_pages_only_from_lone_ratio_times_the_routine
     assert pages(daily_sessions(5) + alone)[1].score[-2] == 10.0
 
 
+def test_familiar_destinations_do_not_excuse_a_tunnel_above_the_routine():
+    # evening sessions to the same relay every day, each with one bucket at 4x (a swing: the
+    # session's peak); on day 5 two buckets at 6x the routine to that relay page, though they are
+    # within ROUTINE_RATIO of the sessions' peaks (the familiar-destination rule's level)
+    sessions = []
+    for day in range(5):
+        sessions += [spiked(day * DAY + 20 * 3600 + i * SPAN, packets=4 * 3000 if i == 2 else 3000)
+                     for i in range(6)]
+    tunnel = [spiked(5 * DAY + 20 * 3600 + i * SPAN, packets=6 * 3000) for i in range(2)]
+    assert 6 / 4 < ROUTINE_RATIO < 6
+    _, scored = pages(sessions + tunnel)
+    assert list(scored.score[-2:]) == [10.0, 10.0]
+    # at an hour without a routine (the morning), the same destinations at the sessions' level
+    # are still familiar
+    morning = [spiked(5 * DAY + 9 * 3600 + i * SPAN) for i in range(2)]
+    _, scored = pages(sessions + morning)
+    assert max(scored.score[-2:]) < SETTINGS.threshold
+
+
 def test_bytes_alone_above_the_routine_do_not_page():
     # a routine bucket whose packets are larger (8x the bytes at the routine's packets): bytes
     # per packet change with what a session carries; the same bytes with 6x the packets page

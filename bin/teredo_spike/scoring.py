@@ -29,9 +29,10 @@ signalling):
   so does a level the host never reached at that hour; a host with a destination habit (its
   sessions go back to the destinations of its earlier ones, HABIT_SHARE) is not excused for new
   use of destinations (a tunnel to a new relay inside a game session);
-- familiar destinations, the older excuse kept beside it: a level reached (within ROUTINE_RATIO)
-  in spikes 12 hours to 7 days earlier (in two sessions, or in one within the last 2 days) towards
-  the same destinations is not new. New use of destinations (a fifth of the bucket's packets to
+- familiar destinations, the older excuse kept beside it, at hours without a routine only (above
+  a routine, a tunnel through relays the host shares with the fleet is still a tunnel): a level
+  reached (within ROUTINE_RATIO) in spikes 12 hours to 7 days earlier (in two sessions, or in one
+  within the last 2 days) towards the same destinations is not new. New use of destinations (a fifth of the bucket's packets to
   one destination new to the host, or mostly new destinations) keeps this rule from applying, and
   the routine rule only for a host with a destination habit; it never excuses a bucket;
 - a spike needs score >= threshold, volume above the floor (packets or bytes), and at least
@@ -309,8 +310,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       most, on every metric that makes the spike but flows (signalling, mostly), whatever the
       destinations, unless the host keeps to its destinations (_DestinationHabit) and the bucket
       is new use of them;
-    - familiar destinations: at most FAMILIAR_WINDOW old, in FAMILIAR_SESSIONS sessions or one
-      that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
+    - familiar destinations, where the routine rule has no level: at most FAMILIAR_WINDOW old,
+      in FAMILIAR_SESSIONS sessions or one that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
       one session's), and not new use (_is_new_use) of destinations;
     - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
       bytes alone, a lone bucket up to LONE_RATIO), also at an hour the host used once at its
@@ -395,11 +396,16 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             if _is_new_use(series, n, reached[n], familiar):
                 continue
         if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
-            level = None
-            if len(recent) >= FAMILIAR_SESSIONS:
-                level = second_highest
-            elif recent and recent[-1].last >= bucket - YESTERDAY:
-                level = recent[-1].peak
+            # Familiar destinations excuse only at an hour without a routine: above the routine,
+            # a session's peaks (the rule's level) would excuse a tunnel on shared relays up to
+            # ROUTINE_RATIO times the host's busiest bucket (issue 13, hard-anytime seed 3: tunnels
+            # of 7-18x the routine, peak scores 2-4.6).
+            peaks = None
+            if level is None and len(recent) >= FAMILIAR_SESSIONS:
+                peaks = second_highest
+            elif level is None and recent and recent[-1].last >= bucket - YESTERDAY:
+                peaks = recent[-1].peak
+            level = peaks
             if level is not None and any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
                 level = None
             if level is not None:
