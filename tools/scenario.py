@@ -610,8 +610,6 @@ def _anytime_sessions(params: Params, host: Host, index: int) -> List[Tuple[int,
         for start in sorted(rng.randrange(PER_DAY) for _ in range(rng.choice((1, 1, 1, 2, 2, 3)))):
             begin = day * PER_DAY + start
             end = min(params.days * PER_DAY, begin + rng.randint(6, 24))
-            if begin >= end:
-                continue
             if sessions and begin <= sessions[-1][1]:
                 sessions[-1] = (sessions[-1][0], max(end, sessions[-1][1]))
             else:

@@ -32,8 +32,9 @@ signalling):
 - familiar destinations, the older excuse kept beside it, at hours without a routine only (above
   a routine, a tunnel through relays the host shares with the fleet is still a tunnel): a level
   reached (within ROUTINE_RATIO) in spikes 12 hours to 7 days earlier (in two sessions, or in one
-  within the last 2 days) towards the same destinations is not new. New use of destinations (a fifth of the bucket's packets to
-  one destination new to the host, or mostly new destinations) keeps this rule from applying, and
+  within the last 2 days) towards the same destinations is not new. New use of destinations (a
+  fifth of the bucket's packets to one destination new to the host, or mostly new destinations)
+  keeps this rule from applying, and
   the routine rule only for a host with a destination habit; it never excuses a bucket;
 - a spike needs score >= threshold, volume above the floor (packets or bytes), and at least
   RELAY_MIN_PACKETS relay packets: data through the tunnel (a metric whose baseline is often zero:
@@ -311,8 +312,9 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       destinations, unless the host keeps to its destinations (_DestinationHabit) and the bucket
       is new use of them;
     - familiar destinations, where the routine rule has no level: at most FAMILIAR_WINDOW old,
-      in FAMILIAR_SESSIONS sessions or one that ended YESTERDAY at most, within ROUTINE_RATIO of the second-highest session peak (or the
-      one session's), and not new use (_is_new_use) of destinations;
+      in FAMILIAR_SESSIONS sessions or one that ended YESTERDAY at most, within ROUTINE_RATIO of
+      the second-highest session peak (or the one session's), and not new use (_is_new_use) of
+      destinations;
     - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
       bytes alone, a lone bucket up to LONE_RATIO), also at an hour the host used once at its
       daily level (hour_used_once), or at any hour on a host that uses Teredo at any hour
@@ -339,6 +341,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     recent: List[Session] = []  # those inside FAMILIAR_WINDOW
     familiar: Optional[Set[str]] = None  # their destinations, gathered when first needed
     second_highest: List[float] = []
+    any_hour: Optional[List[float]] = None  # any_hour_level of the sessions
     last_spike: Optional[int] = None
     run_start = 0
     # Only the session spikes are judged, and only they make sessions: the window and what is
@@ -357,6 +360,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             sessions = window.sessions()
             recent = [s for s in sessions if s.last >= bucket - FAMILIAR_WINDOW]
             familiar = None
+            any_hour = any_hour_level(sessions)
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
                                   for k in range(count)]
@@ -388,7 +392,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         if loose is None:
             loose = hour_used_once(sessions, bucket, run_start)
         if loose is None:
-            loose = any_hour_level(sessions)
+            loose = any_hour
         if loose is not None and habit.kept(bucket - ROUTINE_WINDOW):
             # A host that keeps to its destinations: new ones are new use, not its routine.
             if familiar is None:
@@ -401,10 +405,11 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             # ROUTINE_RATIO times the host's busiest bucket (issue 13, hard-anytime seed 3: tunnels
             # of 7-18x the routine, peak scores 2-4.6).
             peaks = None
-            if level is None and len(recent) >= FAMILIAR_SESSIONS:
-                peaks = second_highest
-            elif level is None and recent and recent[-1].last >= bucket - YESTERDAY:
-                peaks = recent[-1].peak
+            if level is None:
+                if len(recent) >= FAMILIAR_SESSIONS:
+                    peaks = second_highest
+                elif recent and recent[-1].last >= bucket - YESTERDAY:
+                    peaks = recent[-1].peak
             level = peaks
             if level is not None and any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
                 level = None
@@ -579,7 +584,8 @@ def any_hour_level(sessions: Sequence[Session]) -> Optional[List[float]]:
 def _at_daily_level(level: Sequence[float], levels: Sequence[Sequence[float]]) -> bool:
     """Whether a session's `level` is within DAILY_SPREAD, either way, of the median of the host's
     sessions' (`levels`: per metric, sorted) in packets and relay packets: its use, not a tunnel."""
-    return all(abs(level[k] - median(levels[k])) <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS))
+    return all(abs(level[k] - median(levels[k])) <= LOG_DAILY_SPREAD
+               for k in (PACKETS, RELAY_PACKETS))
 
 
 def _same_hour(s: Session, at: int) -> bool:
