@@ -9,7 +9,7 @@ import pytest
 from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, severity
-from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, EPISODE_GAP, LONE_RATIO,
+from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
                                   MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SUSTAINED_BUCKETS, Settings, discount_familiar_peaks,
                                   episodes, fleet_use_level, is_spike, score_host)
 
@@ -493,3 +493,22 @@ def test_flows_alone_never_keep_a_routine_bucket_a_spike():
     assert math.log(10) / MIN_SD > SETTINGS.threshold
     discount_familiar_peaks(series, SETTINGS)
     assert series[-1].score < SETTINGS.threshold
+
+
+def test_one_low_session_at_an_hour_does_not_lower_its_routine_below_the_hosts_typical_level():
+    # evening sessions of 3,000 packets on days 0-3, and yesterday one lunch session: at 1,600
+    # (within DAILY_SPREAD of the host's typical level, its use) the routine at lunch is at least
+    # 3,000, and two buckets at 9,000 (5.6x that session, 3x the typical level) are routine; after
+    # a lunch session at 1,000 (outside DAILY_SPREAD: not the host's use) they page
+    lunch_day = 3
+
+    def lunch_pages(packets: int) -> bool:
+        lunch = [spiked(lunch_day * DAY + 12 * 3600 + i * SPAN, packets=packets) for i in range(6)]
+        made = sorted(daily_sessions(4) + lunch, key=lambda m: m.traffic.bucket)
+        tunnel = [spiked((lunch_day + 1) * DAY + 12 * 3600 + i * SPAN, packets=9000) for i in range(2)]
+        return max(pages(made + tunnel)[1].score[-2:]) == 10.0
+
+    assert 9000 > ROUTINE_RATIO * 1600 and 9000 < ROUTINE_RATIO * 3000
+    assert 3000 / 1600 < DAILY_SPREAD < 3000 / 1000
+    assert not lunch_pages(1600)
+    assert lunch_pages(1000)

@@ -17,7 +17,9 @@ signalling):
 - routine heavy use, learned from recurrence whatever the destinations: a level the host already
   reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2.5 h) on two
   earlier days, or in one that started at most 36 hours ago, or in one at the host's daily level
-  (a user who picks lunch or evening afresh each day), is routine and does not page
+  (a user who picks lunch or evening afresh each day), is routine and does not page (at an hour
+  with a session at the host's typical level, the routine is at least that level: one or two low
+  sessions do not lower it)
   (daily gamers and peer-to-peer users page on their first day or two, not every day, even when
   every session reaches new peers and relays), and on a host that uses Teredo at any hour (its
   sessions at its daily level start at times of day that leave no 12-hour gap) its daily level is
@@ -28,9 +30,9 @@ signalling):
   LONE_RATIO: a session's buckets swing, a tunnel lasts), and
   so does a level the host never reached at that hour, and a run of SUSTAINED_BUCKETS buckets
   ROUTINE_RATIO above the host's usual session level (the median of its sessions' median buckets:
-  the routine's level, an upper quartile, is well above it, and a tunnel lasts); a host with a destination habit (its
-  sessions go back to the destinations of its earlier ones, HABIT_SHARE) is not excused for new
-  use of destinations (a tunnel to a new relay inside a game session);
+  the routine's level, an upper quartile, is well above it, and a tunnel lasts); a host with a
+  destination habit (its sessions go back to the destinations of its earlier ones, HABIT_SHARE) is
+  not excused for new use of destinations (a tunnel to a new relay inside a game session);
 - familiar destinations, the older excuse kept beside it, at hours without a routine only (above
   a routine, a tunnel through relays the host shares with the fleet is still a tunnel): a level
   reached (within ROUTINE_RATIO) in spikes 12 hours to 7 days earlier (in two sessions, or in one
@@ -358,6 +360,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     second_highest: List[float] = []
     any_hour: Optional[List[float]] = None  # any_hour_level of the sessions
     usual: Optional[List[float]] = None  # usual_level of the sessions
+    typical: Optional[List[float]] = None  # typical_level of the sessions
     last_spike: Optional[int] = None
     run_start = 0
     # Only the session spikes are judged, and only they make sessions: the window and what is
@@ -378,6 +381,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             familiar = None
             any_hour = any_hour_level(sessions)
             usual = usual_level(sessions)
+            typical = typical_level(sessions)
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
                                   for k in range(count)]
@@ -401,7 +405,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         # a tunnel ROUTINE_RATIO above the routine shows in packets, bytes and relay packets.
         spiking = [k for k in range(count)
                    if k != FLOWS and zs[k] >= settings.threshold + fleet_adjustment]
-        level = routine_level(sessions, bucket, run_start)
+        level = routine_level(sessions, bucket, run_start, typical)
         if level is not None:
             # Severity holds critical to volume far above the host's routine (output.severity).
             routine_relay[n] = math.expm1(level[RELAY_PACKETS])
@@ -544,27 +548,47 @@ class _DestinationHabit:
         return len(shares) >= 2 and sum(share for _, share in shares) >= HABIT_SHARE * len(shares)
 
 
-def routine_level(sessions: Sequence[Session], at: int, started: Optional[int] = None
-                  ) -> Optional[List[float]]:
+def routine_level(sessions: Sequence[Session], at: int, started: Optional[int] = None,
+                  typical: Optional[Sequence[float]] = None) -> Optional[List[float]]:
     """The host's routine level per metric for bucket `at`, from the sessions at the same time of day
     (whose span, shifted by whole days, comes within ROUTINE_HOURS of `at`, or of `started`, when
     the run of spikes that `at` belongs to started): the second-highest
     level of them (if at least ROUTINE_SESSIONS), and the highest of those that started
-    ROUTINE_RECENT ago at most; the larger of the two per metric. None when neither rule has
-    sessions: use at hours the host never uses Teredo is never routine."""
+    ROUTINE_RECENT ago at most; the larger of the two per metric; and, where one of them is at the
+    host's `typical` level (typical_level, within DAILY_SPREAD), at least that: one or two low
+    sessions at an hour do not make its routine lower than the host's use. None when neither rule
+    has sessions: use at hours the host never uses Teredo is never routine."""
     same_hour = []
     latest: Optional[List[float]] = None
+    at_typical = False
     for s in sessions:
         if not (_same_hour(s, at) or (started is not None and _same_hour(s, started))):
             continue
         same_hour.append(s.level)
+        at_typical = at_typical or (typical is not None and _near(s.level, typical))
         if s.first >= at - ROUTINE_RECENT:
             latest = s.level if latest is None else [max(a, b) for a, b in zip(latest, s.level)]
     level = latest
     if len(same_hour) >= ROUTINE_SESSIONS:
         recurring = [sorted(column, reverse=True)[ROUTINE_SESSIONS - 1] for column in zip(*same_hour)]
         level = recurring if level is None else [max(a, b) for a, b in zip(level, recurring)]
+    if level is not None and at_typical:
+        level = [max(a, b) for a, b in zip(level, typical)]
     return level
+
+
+def typical_level(sessions: Sequence[Session]) -> Optional[List[float]]:
+    """The host's typical session level per metric: the median of its sessions' levels, from
+    DAILY_SESSIONS sessions on (None before)."""
+    if len(sessions) < DAILY_SESSIONS:
+        return None
+    return [median(column) for column in zip(*(s.level for s in sessions))]
+
+
+def _near(level: Sequence[float], typical: Sequence[float]) -> bool:
+    """Whether a session's `level` is within DAILY_SPREAD, either way, of `typical` in packets and
+    relay packets: the host's use, not a tunnel."""
+    return all(abs(level[k] - typical[k]) <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS))
 
 
 def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] = None
