@@ -1,8 +1,11 @@
 """The scenario generator: the bundled sample is reproducible byte for byte, and the properties the
 evaluation relies on are really in the rows (not only claimed by the ground truth)."""
 import csv
+import dataclasses
 import gzip
 import json
+import math
+import statistics
 import subprocess
 import sys
 from collections import defaultdict
@@ -420,3 +423,48 @@ def test_heavy_tunnels_are_sized_on_the_heavy_hosts_routine_and_leave_the_other_
         sent = sum(r["packets_out"] for r in rows if r["All_Traffic.src_ip"] == t["src"]
                    and r["_time"] == t["start"] and r["All_Traffic.src_port"] == t["client_port"])
         assert sent >= 0.8 * t["extra_packets"]
+
+
+def heavy_session_packets(rows, truth):
+    """Per heavy host (without injected tunnels), per session: its packets per bucket to
+    destinations other than the Teredo servers, in time order."""
+    sessions = defaultdict(list)
+    for s in truth["heavy_sessions"]:
+        sessions[s["src"]].append((s["start"], s["end"]))
+    tunnel_hosts = {t["src"] for t in truth["tunnels"]}
+    out = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for r in rows:
+        src = r["All_Traffic.src_ip"]
+        if src not in sessions or src in tunnel_hosts or r["All_Traffic.dest_ip"] in SERVERS \
+                or r["All_Traffic.dest_port"] in (443, 53, 123):
+            continue
+        for number, (start, end) in enumerate(sessions[src]):
+            if start <= r["_time"] <= end:
+                out[src][number][r["_time"]] += r["packets_out"]
+    return {src: [[per[t] for t in sorted(per)] for per in by.values() if len(per) >= 6]
+            for src, by in out.items()}
+
+
+def test_phased_session_volume_moves_in_phases_between_and_within_sessions():
+    def measure(volume):
+        per_host = heavy_session_packets(*family(heavy_share=0.3, session_volume=volume))
+        logs = [[math.log(p) for p in session] for sessions in per_host.values() for session in sessions]
+        pairs = [(a, b) for session in logs for a, b in zip(session, session[1:])]
+        mean_a = statistics.fmean(a for a, _ in pairs)
+        mean_b = statistics.fmean(b for _, b in pairs)
+        lag1 = (sum((a - mean_a) * (b - mean_b) for a, b in pairs)
+                / math.sqrt(sum((a - mean_a) ** 2 for a, _ in pairs) * sum((b - mean_b) ** 2 for _, b in pairs)))
+        # how far each host's session medians are spread, on the log scale
+        medians = [[statistics.median(session) for session in sessions]
+                   for sessions in ([[math.log(p) for p in s] for s in v] for v in per_host.values())
+                   if len(sessions) >= 3]
+        between = statistics.median(statistics.pstdev(m) for m in medians)
+        top = max(p for sessions in per_host.values() for session in sessions for p in session)
+        return lag1, between, top
+    steady, phased = measure("steady"), measure("phased")
+    assert steady[0] < 0.2 < 0.5 < phased[0], "buckets follow each other in a phase"
+    assert phased[1] > 1.5 * steady[1], "each session at its own level"
+    assert steady[2] <= scenario.STEADY_CAP + 100 < phased[2] <= scenario.PHASE_CAP + 100
+    assert scenario.FAMILIES["phased-heavy"].session_volume == "phased"
+    assert scenario.FAMILIES["hard-phased"] == dataclasses.replace(scenario.FAMILIES["hard"], session_volume="phased")
+    assert scenario.FAMILIES["hard"].session_volume == "steady"

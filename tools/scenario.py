@@ -120,6 +120,18 @@ class Behaviour:
     shift-worker's machine. Both other rhythms keep a heavy user to two slots of the day, so that a
     few days teach a detector every hour the host uses; this one keeps finding hours it never used."""
 
+    session_volume: str = "steady"
+    """How a heavy user's packets per bucket move within and between its sessions. "steady": each
+    bucket drawn on its own around the host's level (lognormal, spread 0.8 on the log scale; 0.4
+    for habitual users), capped at 9,000 packets (15 a second). "phased": each session at its own
+    level (the host's x e^N(0, 0.5): one evening's download or a match with voice at twice another
+    session's rate), buckets that follow each other (on the log scale an AR(1) with correlation
+    0.7 from one 10-minute bucket to the next, the same spread: a download or a swarm's phase lasts
+    tens of minutes) and a cap of 45,000 (75 packets a second, an upload to a swarm or a video
+    call). Real peer-to-peer and game traffic moves in phases, with the swarm or the match, not
+    bucket by bucket: "phased" is the realistic extreme, where a heavy user's swings above its
+    routine last more than one bucket."""
+
     bubbles_per_hour: float = 0.0
     """Bubble bursts per online hour of each Teredo client (idle ones too): 1-3 new peers, 1-4 bubble
     packets of ~60 bytes each from the client port, plus an indirect bubble through the server. A client
@@ -164,6 +176,10 @@ class Behaviour:
 
 
 RELAY_POOL_SIZE = 40
+STEADY_CAP = 9000             # session_volume "steady": packets per bucket at most
+PHASE_SESSION_SIGMA = 0.5     # session_volume "phased": a session's level, sigma on the log scale
+PHASE_CORRELATION = 0.7       # ... bucket-to-bucket correlation of the log rate inside a session
+PHASE_CAP = 45000             # ... packets per bucket at most
 MIXED_HABITUAL_SHARE = 0.5  # heavy_rhythm "mixed": share of heavy hosts with the habitual rhythm
 DEFAULT_BEHAVIOUR = Behaviour()
 # Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
@@ -187,6 +203,10 @@ FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items() if nam
 FAMILY_CHANGES["hard"]["heavy_rhythm"] = "mixed"
 # hard-anytime: hard with every heavy user at any hour (the rhythm the two-slot ones cannot show).
 FAMILY_CHANGES["hard-anytime"] = dict(FAMILY_CHANGES["hard"], heavy_rhythm="anytime")
+# Added after hard was fixed as the tuning family (hard keeps its definition): session volume in
+# phases, alone and with hard.
+FAMILY_CHANGES["phased-heavy"] = {"session_volume": "phased"}
+FAMILY_CHANGES["hard-phased"] = dict(FAMILY_CHANGES["hard"], session_volume="phased")
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -700,6 +720,7 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
     if pool and host.cls == "heavy":
         heavy_relays = _rng(params, "heavy relays", index).sample(pool, len(heavy_relays))
     in_session = bytearray(buckets)
+    phases = _Phases(params, index, host) if behaviour.session_volume == "phased" else None
     session_destinations = []
     for number, (begin, end) in enumerate(sessions):
         in_session[begin:end] = bytes([1 + min(number, 254)]) * (end - begin)
@@ -723,7 +744,9 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
                 _bubbles(flows, params, rng, b, port, host.server[0])
             if in_session[b]:
                 relays, peers = session_destinations[min(in_session[b] - 1, len(sessions) - 1)]
-                packets = int(min(9000, rng.lognormvariate(math.log(host.level), host.spread)))
+                packets = int(min(STEADY_CAP, rng.lognormvariate(math.log(host.level), host.spread)))
+                if phases is not None:  # its own stream: the other draws stay those of "steady"
+                    packets = phases.packets(in_session[b])
                 _tunnel_traffic(flows, params, rng, b, port, "peer" if heavy_peer else "relay", packets,
                                 rng.uniform(300, 1000), relays[:rng.randint(1, len(relays))],
                                 peers, host.server[0])
@@ -734,6 +757,29 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
     if host.teredo or any(t["src"] == host.ip for t in tunnels):
         _reuse_old_port(params, index, host, flows, reuse)
     return flows
+
+
+class _Phases:
+    """`Behaviour.session_volume` "phased": a heavy user's packets per bucket, session by session."""
+
+    def __init__(self, params: Params, index: int, host: Host) -> None:
+        self.rng = _rng(params, "phases", index)
+        self.host = host
+        self.session = 0
+        self.level = 0.0
+        self.log_rate = 0.0
+
+    def packets(self, session: int) -> int:
+        """The next bucket's packets of session number `session` (buckets come in time order)."""
+        rng, spread = self.rng, self.host.spread
+        if session != self.session:
+            self.session = session
+            self.level = self.host.level * math.exp(rng.gauss(0.0, PHASE_SESSION_SIGMA))
+            self.log_rate = rng.gauss(0.0, spread)
+        else:
+            self.log_rate = (PHASE_CORRELATION * self.log_rate
+                             + math.sqrt(1 - PHASE_CORRELATION ** 2) * rng.gauss(0.0, spread))
+        return int(min(PHASE_CAP, self.level * math.exp(self.log_rate)))
 
 
 def _inject(params: Params, host: Host, flows: Flows, tunnel: dict) -> None:
