@@ -58,16 +58,16 @@ def test_a_value_beyond_64_bits_keeps_its_host_scorable():
     assert series[1].z[METRICS.index("bytes")] > series[0].z[METRICS.index("bytes")]
 
 
-def test_equal_details_are_held_once():
+def test_equal_contexts_are_held_once():
     later = TRAFFIC._replace(bucket=1200)
     series = series_of("10.0.0.1", [TRAFFIC, later])
-    assert series.details[0] is series.details[1]
+    assert series.contexts[0] is series.contexts[1]
     assert (series[1].dests, series[1].client_ports, series[1].servers) == (("a", "b"), ("3797",),
                                                                             ("a",))
 
 
 def test_summary_rows_make_the_series_their_traffic_makes():
-    """series_of_rows (summary rows in columns) holds the METRICS order and details that
+    """series_of_rows (summary rows in columns) holds the METRICS order, destinations and contexts that
     series_of makes from the same traffic: two buckets, rows 1 and 0 of three taken."""
     rows = [TRAFFIC._replace(bucket=1200, packets=5, bytes=300, flows=1, relay_packets=0,
                              dest_count=1, dests=("a",), dest_packets=(5,), client_ports=()),
@@ -81,5 +81,5 @@ def test_summary_rows_make_the_series_their_traffic_makes():
         [r.client_ports[0] if r.client_ports else "" for r in rows], [r.servers for r in rows],
         [r.mapped for r in rows], array("q", [r.evidence for r in rows]))
     expected = series_of("10.0.0.1", rows[:2])
-    for name in ("buckets", "values", "details", "evidence"):
+    for name in ("buckets", "values", "dests", "contexts", "evidence"):
         assert list(getattr(columns, name)) == list(getattr(expected, name)), name

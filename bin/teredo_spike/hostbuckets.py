@@ -82,16 +82,16 @@ _METRIC_VALUES = itemgetter(*(Traffic._fields.index(_METRIC_FIELD[name]) for nam
 _FIELD = {name: itemgetter(at) for at, name in enumerate(Traffic._fields)}
 
 
-class Detail(NamedTuple):
-    """What a bucket's traffic reached, beside its counts (HostSeries.details)."""
+class Context(NamedTuple):
+    """Where a bucket's traffic came from and went through, beside its counts and destinations
+    (HostSeries.contexts: most buckets of a host repeat one)."""
 
-    dests: str  # the packets to each destination, as text (partials.dest_text; destinations reads)
     client_ports: Tuple[str, ...]
     servers: Tuple[str, ...]
     mapped: Tuple[str, ...]
 
 
-_detail = partial(tuple.__new__, Detail)
+_context = partial(tuple.__new__, Context)
 
 
 class HostSeries:
@@ -115,19 +115,22 @@ class HostSeries:
       the baseline and its spread of every metric (from BASELINE and BASELINE_SD); a heavy
       user's buckets are often such spikes (30% of the bench's host-buckets), so they are kept
       in two arrays (88 bytes each) rather than a dict of arrays (~200);
-    - `details`: a Detail per bucket (equal ones shared: most buckets of an idle client repeat
-      its server and port), its destinations as text, read where needed (`destinations`): the
-      scoring reads those of spikes only; `evidence`.
+    - `dests`: a bucket's packets to each destination as text (partials.dest_text), read where
+      needed (`destinations`): the scoring reads those of spikes only; `contexts`: a Context per
+      bucket, equal ones shared (most buckets of a host repeat its client port and server: a
+      tuple a bucket holding the text and these took 64 bytes a host-bucket on rows of heavy
+      users, whose texts all differ); `evidence`.
     All but the traffic are filled by scoring. `series[i]` is a Bucket, the same by name, for
     readers outside the scoring's loops."""
 
     __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
-                 "routine_relay_packets", "spiked", "spike_baselines", "details", "evidence")
+                 "routine_relay_packets", "spiked", "spike_baselines", "dests", "contexts",
+                 "evidence")
 
-    def __init__(self, src: str, buckets: array, values: List[int], details: List[Detail],
-                 evidence: array) -> None:
+    def __init__(self, src: str, buckets: array, values: List[int], dests: List[str],
+                 contexts: List[Context], evidence: array) -> None:
         """Columns of one entry per bucket, in time order (`values`: len(METRICS) per bucket, in
-        METRICS order; equal `details` best shared); series_of makes them from Traffic."""
+        METRICS order; equal `contexts` best shared); series_of makes them from Traffic."""
         count = len(buckets)
         self.src = src
         self.buckets = buckets
@@ -143,7 +146,8 @@ class HostSeries:
         self.routine_relay_packets: Dict[int, float] = {}
         self.spiked = array("q")            # the buckets with a spike baseline, in order
         self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
-        self.details = details
+        self.dests = dests
+        self.contexts = contexts
         self.evidence = evidence
 
     def __len__(self) -> int:
@@ -163,8 +167,8 @@ class HostSeries:
         return self.values[at:at + len(METRICS)]
 
     def destinations(self, index: int) -> Dict[str, int]:
-        """Bucket `index`'s packets to each destination (read from its Detail's text)."""
-        return dest_packets(self.details[index].dests, None)
+        """Bucket `index`'s packets to each destination (read from its text)."""
+        return dest_packets(self.dests[index], None)
 
     def keep_spike_baseline(self, index: int, baselines: Sequence[float]) -> None:
         """Keep bucket `index`'s baseline and spread of every metric (buckets in time order)."""
@@ -273,8 +277,8 @@ class Bucket:
         self.series.is_spike[self.index] = spike
 
     @property
-    def detail(self) -> Detail:
-        return self.series.details[self.index]
+    def context(self) -> Context:
+        return self.series.contexts[self.index]
 
     @property
     def dests(self) -> Tuple[str, ...]:
@@ -282,15 +286,15 @@ class Bucket:
 
     @property
     def client_ports(self) -> Tuple[str, ...]:
-        return self.detail.client_ports
+        return self.context.client_ports
 
     @property
     def servers(self) -> Tuple[str, ...]:
-        return self.detail.servers
+        return self.context.servers
 
     @property
     def mapped(self) -> Tuple[str, ...]:
-        return self.detail.mapped
+        return self.context.mapped
 
     @property
     def evidence(self) -> int:
@@ -354,11 +358,11 @@ def series_of(src: str, host: List[Traffic]) -> HostSeries:
     if len(set(map(_BUCKET_OF, host))) < len(host):
         host = _merge_ports(host)
     share = {}.setdefault
-    details = [_detail((dest_text(zip(t.dests, t.dest_packets)), t.client_ports, t.servers,
-                        t.mapped)) for t in host]
+    contexts = [_context((t.client_ports, t.servers, t.mapped)) for t in host]
     return HostSeries(src, array("q", map(_FIELD["bucket"], host)),
                       list(chain.from_iterable(map(_METRIC_VALUES, host))),
-                      [share(detail, detail) for detail in details],
+                      [dest_text(zip(t.dests, t.dest_packets)) for t in host],
+                      [share(context, context) for context in contexts],
                       array("H", map(_FIELD["evidence"], host)))
 
 
@@ -373,16 +377,21 @@ def series_of_rows(src: str, rows: Iterable[int], buckets: Sequence[int], packet
     series as series_of makes from their Traffic, without a Traffic per row (the detection stage
     reads a week of rows for every host)."""
     values: List[int] = []
-    details: List[Detail] = []
-    extend, append = values.extend, details.append
-    share = {}.setdefault
+    contexts: List[Context] = []
+    extend, append = values.extend, contexts.append
+    # A host's rows repeat a few contexts: each made once, by its cells (held by the reader).
+    made: Dict[tuple, Context] = {}
     for i in rows:
         # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
         extend((packets[i], bytes_[i], flows[i], dest_counts[i], relays[i]))
-        port = ports[i]
-        detail = _detail((dests[i], (port,) if port else (), servers[i], mapped[i]))
-        append(share(detail, detail))
-    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values, details,
+        key = (ports[i], servers[i], mapped[i])
+        context = made.get(key)
+        if context is None:
+            port = key[0]
+            context = made[key] = _context(((port,) if port else (), key[1], key[2]))
+        append(context)
+    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values,
+                      list(map(dests.__getitem__, rows)), contexts,
                       array("H", map(evidence.__getitem__, rows)))
 
 
