@@ -4,7 +4,8 @@ and every per-metric result field is found by its name."""
 from teredo_spike import output
 from array import array
 
-from teredo_spike.hostbuckets import (MAX_VOLUME, METRICS, Traffic, metric_values, series_of,
+from teredo_spike.hostbuckets import (MAX_VOLUME, METRICS, Traffic, context_of, metric_values,
+                                      series_of,
                                       series_of_rows)
 from teredo_spike.partials import dest_text
 from teredo_spike.scoring import Settings
@@ -78,8 +79,8 @@ def test_summary_rows_make_the_series_their_traffic_makes():
         [r.packets for r in rows], [r.bytes for r in rows], [r.flows for r in rows],
         [r.dest_count for r in rows], [r.relay_packets for r in rows],
         [dest_text(zip(r.dests, r.dest_packets)) for r in rows],
-        [r.client_ports[0] if r.client_ports else "" for r in rows], [r.servers for r in rows],
-        [r.mapped for r in rows], array("q", [r.evidence for r in rows]))
+        [context_of(r.client_ports[0] if r.client_ports else "", r.servers, r.mapped)
+         for r in rows], array("q", [r.evidence for r in rows]))
     expected = series_of("10.0.0.1", rows[:2])
     for name in ("buckets", "values", "dests", "contexts", "evidence"):
         assert list(getattr(columns, name)) == list(getattr(expected, name)), name

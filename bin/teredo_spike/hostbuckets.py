@@ -94,6 +94,11 @@ class Context(NamedTuple):
 _context = partial(tuple.__new__, Context)
 
 
+def context_of(port: str, servers: Tuple[str, ...], mapped: Tuple[str, ...]) -> Context:
+    """The Context of one client port's traffic (`port` empty when unknown)."""
+    return _context(((port,) if port else (), servers, mapped))
+
+
 class HostSeries:
     """One host's Teredo traffic in each bucket it had any (summed over its client ports), in time
     order, with its scores: columns with one entry per bucket, not an object per bucket.
@@ -103,7 +108,10 @@ class HostSeries:
     with arrays of its own, took ~490 bytes a host-bucket):
     - `buckets`: the bucket start times; `values`: the METRICS of bucket i at
       values[i * len(METRICS) + k] (64-bit integers; a list for a host with a value beyond 2**63,
-      which in_domain allows up to MAX_VOLUME);
+      which in_domain allows up to MAX_VOLUME, and where the caller holds them as ints shared
+      between host-buckets (`packed` false: series_of_rows): a list of shared ints takes what
+      an array takes, and reading it makes no int, where the population prior's sort of every
+      host-bucket's bytes took 40 bytes a host-bucket at the reduce phase's peak);
     - `scores`: SCORES doubles a bucket from i * SCORES: z per metric from Z, then the baseline
       that result rows report (PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD); `score` and
       `is_spike` one per bucket; `fleet_adjustment` only where the fleet correction applied;
@@ -128,17 +136,18 @@ class HostSeries:
                  "evidence")
 
     def __init__(self, src: str, buckets: array, values: List[int], dests: List[str],
-                 contexts: List[Context], evidence: array) -> None:
+                 contexts: List[Context], evidence: array, packed: bool = True) -> None:
         """Columns of one entry per bucket, in time order (`values`: len(METRICS) per bucket, in
-        METRICS order; equal `contexts` best shared); series_of makes them from Traffic."""
+        METRICS order, kept as an array unless `packed` is false; equal `contexts` best shared);
+        series_of makes them from Traffic."""
         count = len(buckets)
         self.src = src
         self.buckets = buckets
         if values and not (min(values) >= 0 and max(values) <= MAX_VOLUME):
             values = [x for at in range(0, len(values), len(METRICS))
                       for x in in_domain(tuple(values[at:at + len(METRICS)]))]
-        self.values: Sequence[int] = (array("q", values) if not values or max(values) <= _MAX_Q
-                                      else values)
+        self.values: Sequence[int] = (
+            array("q", values) if packed and (not values or max(values) <= _MAX_Q) else values)
         self.scores = array("d", bytes(8 * SCORES * count))  # zeros
         self.score = array("d", bytes(8 * count))
         self.is_spike = bytearray(count)
@@ -366,33 +375,24 @@ def series_of(src: str, host: List[Traffic]) -> HostSeries:
                       array("H", map(_FIELD["evidence"], host)))
 
 
-def series_of_rows(src: str, rows: Iterable[int], buckets: Sequence[int], packets: Sequence[int],
+def series_of_rows(src: str, rows: Sequence[int], buckets: Sequence[int], packets: Sequence[int],
                    bytes_: Sequence[int], flows: Sequence[int], dest_counts: Sequence[int],
-                   relays: Sequence[int], dests: Sequence[str], ports: Sequence[str],
-                   servers: Sequence[Tuple[str, ...]], mapped: Sequence[Tuple[str, ...]],
+                   relays: Sequence[int], dests: Sequence[str], contexts: Sequence[Context],
                    evidence: Sequence[int]) -> HostSeries:
     """A host's series from summary rows held in columns (summary.SummaryReader): `rows`, the
     indices of those to take, one per bucket in time order; `dests` as dest_text writes them,
-    `dest_counts` and `relays` their destinations and relay packets (relay_packets). The same
-    series as series_of makes from their Traffic, without a Traffic per row (the detection stage
-    reads a week of rows for every host)."""
+    `dest_counts` and `relays` their destinations and relay packets (relay_packets); `contexts`
+    (context_of) and the counts' ints best shared (the series keeps them: HostSeries.values).
+    The same series as series_of makes from their Traffic, without a Traffic per row (the
+    detection stage reads a week of rows for every host)."""
     values: List[int] = []
-    contexts: List[Context] = []
-    extend, append = values.extend, contexts.append
-    # A host's rows repeat a few contexts: each made once, by its cells (held by the reader).
-    made: Dict[tuple, Context] = {}
+    extend = values.extend
     for i in rows:
         # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
         extend((packets[i], bytes_[i], flows[i], dest_counts[i], relays[i]))
-        key = (ports[i], servers[i], mapped[i])
-        context = made.get(key)
-        if context is None:
-            port = key[0]
-            context = made[key] = _context(((port,) if port else (), key[1], key[2]))
-        append(context)
     return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values,
-                      list(map(dests.__getitem__, rows)), contexts,
-                      array("H", map(evidence.__getitem__, rows)))
+                      list(map(dests.__getitem__, rows)), list(map(contexts.__getitem__, rows)),
+                      array("H", map(evidence.__getitem__, rows)), packed=False)
 
 
 def relay_packets(dests: Sequence[str], dest_packets: Sequence[int], servers: Iterable[str]
