@@ -106,7 +106,8 @@ class HostSeries:
     The search head holds every host-bucket of the search (millions, for thousands of always-on
     clients over a week), so they are kept as arrays per host (issue 15: an object per bucket,
     with arrays of its own, took ~490 bytes a host-bucket):
-    - `buckets`: the bucket start times; `values`: the METRICS of bucket i at
+    - `buckets`: the bucket start times (32-bit where they fit, as every time read_bucket
+      accepts does); `values`: the METRICS of bucket i at
       values[i * len(METRICS) + k] (64-bit integers; a list for a host with a value beyond 2**63,
       which in_domain allows up to MAX_VOLUME, and where the caller holds them as ints shared
       between host-buckets (`packed` false: series_of_rows): a list of shared ints takes what
@@ -124,25 +125,25 @@ class HostSeries:
       user's buckets are often such spikes (30% of the bench's host-buckets), so they are kept
       in two arrays (88 bytes each) rather than a dict of arrays (~200);
     - `dests`: a bucket's packets to each destination as text (partials.dest_text), read where
-      needed (`destinations`): the scoring reads those of spikes only; `contexts`: a Context per
-      bucket, equal ones shared (most buckets of a host repeat its client port and server: a
-      tuple a bucket holding the text and these took 64 bytes a host-bucket on rows of heavy
-      users, whose texts all differ); `evidence`.
+      needed (`destinations`): the scoring reads those of spikes only; the host's distinct
+      Contexts, `contexts`, and bucket i's at context_index[i] (most buckets of a host repeat its
+      client port and server: a tuple a bucket holding the text and these took 64 bytes a
+      host-bucket on rows of heavy users, whose texts all differ); `evidence`.
     All but the traffic are filled by scoring. `series[i]` is a Bucket, the same by name, for
     readers outside the scoring's loops."""
 
     __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
                  "routine_relay_packets", "spiked", "spike_baselines", "dests", "contexts",
-                 "evidence")
+                 "context_index", "evidence")
 
     def __init__(self, src: str, buckets: array, values: List[int], dests: List[str],
                  contexts: List[Context], evidence: array, packed: bool = True) -> None:
         """Columns of one entry per bucket, in time order (`values`: len(METRICS) per bucket, in
-        METRICS order, kept as an array unless `packed` is false; equal `contexts` best shared);
-        series_of makes them from Traffic."""
+        METRICS order, kept as an array unless `packed` is false; `contexts` a Context per
+        bucket); series_of makes them from Traffic."""
         count = len(buckets)
         self.src = src
-        self.buckets = buckets
+        self.buckets = _smallest(buckets, ("I", "q"))
         if values and not (min(values) >= 0 and max(values) <= MAX_VOLUME):
             values = [x for at in range(0, len(values), len(METRICS))
                       for x in in_domain(tuple(values[at:at + len(METRICS)]))]
@@ -156,7 +157,11 @@ class HostSeries:
         self.spiked = array("q")            # the buckets with a spike baseline, in order
         self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
         self.dests = dests
-        self.contexts = contexts
+        distinct = dict.fromkeys(contexts)
+        self.contexts: Tuple[Context, ...] = tuple(distinct)
+        self.context_index = _smallest(
+            list(map(dict(zip(distinct, range(len(distinct)))).__getitem__, contexts)),
+            ("B", "H", "I", "q"))
         self.evidence = evidence
 
     def __len__(self) -> int:
@@ -195,6 +200,15 @@ class HostSeries:
     def forget_spike_baselines(self) -> None:
         """Before scoring (again)."""
         del self.spiked[:], self.spike_baselines[:]
+
+
+def _smallest(values: Sequence[int], codes: Sequence[str]) -> array:
+    """`values` in the first array of `codes` (unsigned, then "q") that holds them all."""
+    low, high = (min(values), max(values)) if len(values) else (0, 0)
+    for code in codes[:-1]:
+        if low >= 0 and high < 1 << (8 * array(code).itemsize):
+            return array(code, values)
+    return array(codes[-1], values)
 
 
 class Bucket:
@@ -287,7 +301,8 @@ class Bucket:
 
     @property
     def context(self) -> Context:
-        return self.series.contexts[self.index]
+        series = self.series
+        return series.contexts[series.context_index[self.index]]
 
     @property
     def dests(self) -> Tuple[str, ...]:
@@ -366,12 +381,10 @@ def series_of(src: str, host: List[Traffic]) -> HostSeries:
     # that bucket, side by side. Most hosts keep one port.
     if len(set(map(_BUCKET_OF, host))) < len(host):
         host = _merge_ports(host)
-    share = {}.setdefault
-    contexts = [_context((t.client_ports, t.servers, t.mapped)) for t in host]
     return HostSeries(src, array("q", map(_FIELD["bucket"], host)),
                       list(chain.from_iterable(map(_METRIC_VALUES, host))),
                       [dest_text(zip(t.dests, t.dest_packets)) for t in host],
-                      [share(context, context) for context in contexts],
+                      [_context((t.client_ports, t.servers, t.mapped)) for t in host],
                       array("H", map(_FIELD["evidence"], host)))
 
 
@@ -390,7 +403,7 @@ def series_of_rows(src: str, rows: Sequence[int], buckets: Sequence[int], packet
     for i in rows:
         # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
         extend((packets[i], bytes_[i], flows[i], dest_counts[i], relays[i]))
-    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values,
+    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values[:],  # no spare room
                       list(map(dests.__getitem__, rows)), list(map(contexts.__getitem__, rows)),
                       array("H", map(evidence.__getitem__, rows)), packed=False)
 
