@@ -1,6 +1,7 @@
 """score_host, discount_familiar_peaks and episodes on hand-made hosts, each case small enough to
 check by hand against the rule it names (scoring.py's docstring)."""
 
+import math
 from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import pytest
@@ -8,8 +9,8 @@ import pytest
 from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, severity
-from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, EPISODE_GAP, LONE_RATIO,
-                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, Settings, discount_familiar_peaks,
+from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
+                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SUSTAINED_BUCKETS, Settings, discount_familiar_peaks,
                                   episodes, fleet_use_level, is_spike, score_host)
 
 SPAN = 600
@@ -28,9 +29,10 @@ def bucket(at: int, packets: int, dests: Sequence[str] = (RELAY,), flows: int = 
 
 
 class Spiked(NamedTuple):
-    """A bucket as score_host leaves a spike: z 10 on every metric, sd 1 (series_of)."""
+    """A bucket as score_host leaves a spike: z 10 on every metric, sd `sd` (series_of)."""
 
     traffic: Traffic
+    sd: float = 1.0
 
 
 Made = Union[Traffic, Spiked]
@@ -43,7 +45,7 @@ def series_of(made: Sequence[Made], src: str = "10.0.0.1") -> HostSeries:
         if isinstance(m, Spiked):
             hb = series[index]
             hb.z = [10.0] * len(METRICS)
-            series.keep_spike_baseline(index, [0.0] * len(METRICS) + [1.0] * len(METRICS))
+            series.keep_spike_baseline(index, [0.0] * len(METRICS) + [m.sd] * len(METRICS))
             hb.score = 10.0
     return series
 
@@ -455,3 +457,58 @@ def test_a_nat_retry_burst_inside_a_routine_session_does_not_page():
                      packets=6 * 3000) for i in (1, 2)]
     _, scored = pages(daily_sessions(3) + [burst] + tunnel)
     assert scored[-3].score < SETTINGS.threshold and scored[-2].score == 10.0
+
+
+def test_a_tunnel_that_lasts_five_times_the_usual_session_level_pages_within_the_routine():
+    # evening sessions whose buckets swing: half at 1,000 packets, half at 4,000 (the routine
+    # level, an upper quartile, is 4,000; the usual level, the median, 1,000). On day 5,
+    # SUSTAINED_BUCKETS buckets in a row at 6,000 are within ROUTINE_RATIO of the routine but
+    # 6x the usual level: a tunnel. One bucket fewer is a session's swing.
+    sessions = []
+    for day in range(5):
+        dests = tuple("198.51.%d.%d" % (day, i) for i in range(1, 41))
+        sessions += [spiked(day * DAY + 20 * 3600 + i * SPAN, dests, 1000 if i % 2 else 4000)
+                     for i in range(6)]
+    at = 5 * DAY + 20 * 3600
+    assert 6000 < ROUTINE_RATIO * 4000 and 6000 > ROUTINE_RATIO * 1000 and SUSTAINED_BUCKETS == 3
+
+    def run(length: int) -> List[float]:
+        tunnel = [spiked(at + i * SPAN, packets=6000) for i in range(length)]
+        return list(pages(sessions + tunnel)[1].score[-length:])
+
+    assert run(SUSTAINED_BUCKETS) == [10.0] * SUSTAINED_BUCKETS
+    assert max(run(SUSTAINED_BUCKETS - 1)) < SETTINGS.threshold
+    # too few sessions to know what is usual: the routine rule alone judges
+    early = [m for m in sessions if m.traffic.bucket < (DAILY_SESSIONS - 1) * DAY]
+    tunnel = [spiked((DAILY_SESSIONS - 1) * DAY + 20 * 3600 + i * SPAN, packets=6000)
+              for i in range(SUSTAINED_BUCKETS)]
+    assert max(pages(early + tunnel)[1].score[-SUSTAINED_BUCKETS:]) < SETTINGS.threshold
+
+
+def test_flows_alone_never_keep_a_routine_bucket_a_spike():
+    # as the NAT retry burst above, with the spike's own sigma at the floor (MIN_SD), where ten
+    # times the routine's flows alone score z = ln(10) / 0.35 > 6 against the routine level
+    burst = spiked(3 * DAY + 20 * 3600, dests=("203.0.113.1", "203.0.113.2"), flows=10 * 300)
+    series = series_of(daily_sessions(3) + [burst._replace(sd=MIN_SD)])
+    assert math.log(10) / MIN_SD > SETTINGS.threshold
+    discount_familiar_peaks(series, SETTINGS)
+    assert series[-1].score < SETTINGS.threshold
+
+
+def test_one_low_session_at_an_hour_does_not_lower_its_routine_below_the_hosts_typical_level():
+    # evening sessions of 3,000 packets on days 0-3, and yesterday one lunch session: at 1,600
+    # (within DAILY_SPREAD of the host's typical level, its use) the routine at lunch is at least
+    # 3,000, and two buckets at 9,000 (5.6x that session, 3x the typical level) are routine; after
+    # a lunch session at 1,000 (outside DAILY_SPREAD: not the host's use) they page
+    lunch_day = 3
+
+    def lunch_pages(packets: int) -> bool:
+        lunch = [spiked(lunch_day * DAY + 12 * 3600 + i * SPAN, packets=packets) for i in range(6)]
+        made = sorted(daily_sessions(4) + lunch, key=lambda m: m.traffic.bucket)
+        tunnel = [spiked((lunch_day + 1) * DAY + 12 * 3600 + i * SPAN, packets=9000) for i in range(2)]
+        return max(pages(made + tunnel)[1].score[-2:]) == 10.0
+
+    assert 9000 > ROUTINE_RATIO * 1600 and 9000 < ROUTINE_RATIO * 3000
+    assert 3000 / 1600 < DAILY_SPREAD < 3000 / 1000
+    assert not lunch_pages(1600)
+    assert lunch_pages(1000)
