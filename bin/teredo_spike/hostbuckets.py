@@ -125,10 +125,10 @@ class HostSeries:
       user's buckets are often such spikes (30% of the bench's host-buckets), so they are kept
       in two arrays (88 bytes each) rather than a dict of arrays (~200);
     - `dests`: a bucket's packets to each destination as text (partials.dest_text), read where
-      needed (`destinations`): the scoring reads those of spikes only; the host's distinct
-      Contexts, `contexts`, and bucket i's at context_index[i] (most buckets of a host repeat its
-      client port and server: a tuple a bucket holding the text and these took 64 bytes a
-      host-bucket on rows of heavy users, whose texts all differ); `evidence`.
+      needed (`destinations`): the scoring reads those of spikes only;
+    - `contexts`: the host's distinct Contexts, bucket i's at context_index[i] (most buckets of
+      a host repeat its client port and server; a tuple a bucket of the text and these took 64
+      bytes a host-bucket on rows of heavy users, whose texts all differ); `evidence`.
     All but the traffic are filled by scoring. `series[i]` is a Bucket, the same by name, for
     readers outside the scoring's loops."""
 
@@ -403,7 +403,8 @@ def series_of_rows(src: str, rows: Sequence[int], buckets: Sequence[int], packet
     for i in rows:
         # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
         extend((packets[i], bytes_[i], flows[i], dest_counts[i], relays[i]))
-    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values[:],  # no spare room
+    # values[:]: a copy without the spare room that extend leaves
+    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values[:],
                       list(map(dests.__getitem__, rows)), list(map(contexts.__getitem__, rows)),
                       array("H", map(evidence.__getitem__, rows)), packed=False)
 

@@ -293,8 +293,8 @@ class SummaryReader:
                 skipped[SKIP_NO_STAMP] += 1
                 continue
             try:
-                packets, bytes_, flows = counts[row[packets_at]], counts[row[bytes_at]], counts[
-                    row[flows_at]]
+                packets = counts[row[packets_at]]
+                bytes_, flows = counts[row[bytes_at]], counts[row[flows_at]]
             except ValueError:
                 skipped[SKIP_BAD_NUMBER] += 1
                 continue
