@@ -4,7 +4,8 @@ and every per-metric result field is found by its name."""
 from teredo_spike import output
 from array import array
 
-from teredo_spike.hostbuckets import (MAX_VOLUME, METRICS, Traffic, metric_values, series_of,
+from teredo_spike.hostbuckets import (MAX_VOLUME, METRICS, Traffic, context_of, metric_values,
+                                      series_of,
                                       series_of_rows)
 from teredo_spike.partials import dest_text
 from teredo_spike.scoring import Settings
@@ -58,16 +59,16 @@ def test_a_value_beyond_64_bits_keeps_its_host_scorable():
     assert series[1].z[METRICS.index("bytes")] > series[0].z[METRICS.index("bytes")]
 
 
-def test_equal_details_are_held_once():
+def test_equal_contexts_are_held_once():
     later = TRAFFIC._replace(bucket=1200)
     series = series_of("10.0.0.1", [TRAFFIC, later])
-    assert series.details[0] is series.details[1]
+    assert len(series.contexts) == 1 and series[0].context is series[1].context
     assert (series[1].dests, series[1].client_ports, series[1].servers) == (("a", "b"), ("3797",),
                                                                             ("a",))
 
 
 def test_summary_rows_make_the_series_their_traffic_makes():
-    """series_of_rows (summary rows in columns) holds the METRICS order and details that
+    """series_of_rows (summary rows in columns) holds the METRICS order, destinations and contexts that
     series_of makes from the same traffic: two buckets, rows 1 and 0 of three taken."""
     rows = [TRAFFIC._replace(bucket=1200, packets=5, bytes=300, flows=1, relay_packets=0,
                              dest_count=1, dests=("a",), dest_packets=(5,), client_ports=()),
@@ -78,8 +79,8 @@ def test_summary_rows_make_the_series_their_traffic_makes():
         [r.packets for r in rows], [r.bytes for r in rows], [r.flows for r in rows],
         [r.dest_count for r in rows], [r.relay_packets for r in rows],
         [dest_text(zip(r.dests, r.dest_packets)) for r in rows],
-        [r.client_ports[0] if r.client_ports else "" for r in rows], [r.servers for r in rows],
-        [r.mapped for r in rows], array("q", [r.evidence for r in rows]))
+        [context_of(r.client_ports[0] if r.client_ports else "", r.servers, r.mapped)
+         for r in rows], array("q", [r.evidence for r in rows]))
     expected = series_of("10.0.0.1", rows[:2])
-    for name in ("buckets", "values", "details", "evidence"):
+    for name in ("buckets", "values", "dests", "contexts", "context_index", "evidence"):
         assert list(getattr(columns, name)) == list(getattr(expected, name)), name

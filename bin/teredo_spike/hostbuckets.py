@@ -82,16 +82,21 @@ _METRIC_VALUES = itemgetter(*(Traffic._fields.index(_METRIC_FIELD[name]) for nam
 _FIELD = {name: itemgetter(at) for at, name in enumerate(Traffic._fields)}
 
 
-class Detail(NamedTuple):
-    """What a bucket's traffic reached, beside its counts (HostSeries.details)."""
+class Context(NamedTuple):
+    """Where a bucket's traffic came from and went through, beside its counts and destinations
+    (HostSeries.contexts: most buckets of a host repeat one)."""
 
-    dests: str  # the packets to each destination, as text (partials.dest_text; destinations reads)
     client_ports: Tuple[str, ...]
     servers: Tuple[str, ...]
     mapped: Tuple[str, ...]
 
 
-_detail = partial(tuple.__new__, Detail)
+_context = partial(tuple.__new__, Context)
+
+
+def context_of(port: str, servers: Tuple[str, ...], mapped: Tuple[str, ...]) -> Context:
+    """The Context of one client port's traffic (`port` empty when unknown)."""
+    return _context(((port,) if port else (), servers, mapped))
 
 
 class HostSeries:
@@ -101,9 +106,13 @@ class HostSeries:
     The search head holds every host-bucket of the search (millions, for thousands of always-on
     clients over a week), so they are kept as arrays per host (issue 15: an object per bucket,
     with arrays of its own, took ~490 bytes a host-bucket):
-    - `buckets`: the bucket start times; `values`: the METRICS of bucket i at
+    - `buckets`: the bucket start times (32-bit where they fit, as every time read_bucket
+      accepts does); `values`: the METRICS of bucket i at
       values[i * len(METRICS) + k] (64-bit integers; a list for a host with a value beyond 2**63,
-      which in_domain allows up to MAX_VOLUME);
+      which in_domain allows up to MAX_VOLUME, and where the caller holds them as ints shared
+      between host-buckets (`packed` false: series_of_rows): a list of shared ints takes what
+      an array takes, and reading it makes no int, where the population prior's sort of every
+      host-bucket's bytes took 40 bytes a host-bucket at the reduce phase's peak);
     - `scores`: SCORES doubles a bucket from i * SCORES: z per metric from Z, then the baseline
       that result rows report (PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD); `score` and
       `is_spike` one per bucket; `fleet_adjustment` only where the fleet correction applied;
@@ -115,27 +124,31 @@ class HostSeries:
       the baseline and its spread of every metric (from BASELINE and BASELINE_SD); a heavy
       user's buckets are often such spikes (30% of the bench's host-buckets), so they are kept
       in two arrays (88 bytes each) rather than a dict of arrays (~200);
-    - `details`: a Detail per bucket (equal ones shared: most buckets of an idle client repeat
-      its server and port), its destinations as text, read where needed (`destinations`): the
-      scoring reads those of spikes only; `evidence`.
+    - `dests`: a bucket's packets to each destination as text (partials.dest_text), read where
+      needed (`destinations`): the scoring reads those of spikes only;
+    - `contexts`: the host's distinct Contexts, bucket i's at context_index[i] (most buckets of
+      a host repeat its client port and server; a tuple a bucket of the text and these took 64
+      bytes a host-bucket on rows of heavy users, whose texts all differ); `evidence`.
     All but the traffic are filled by scoring. `series[i]` is a Bucket, the same by name, for
     readers outside the scoring's loops."""
 
     __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
-                 "routine_relay_packets", "spiked", "spike_baselines", "details", "evidence")
+                 "routine_relay_packets", "spiked", "spike_baselines", "dests", "contexts",
+                 "context_index", "evidence")
 
-    def __init__(self, src: str, buckets: array, values: List[int], details: List[Detail],
-                 evidence: array) -> None:
+    def __init__(self, src: str, buckets: array, values: List[int], dests: List[str],
+                 contexts: List[Context], evidence: array, packed: bool = True) -> None:
         """Columns of one entry per bucket, in time order (`values`: len(METRICS) per bucket, in
-        METRICS order; equal `details` best shared); series_of makes them from Traffic."""
+        METRICS order, kept as an array unless `packed` is false; `contexts` a Context per
+        bucket); series_of makes them from Traffic."""
         count = len(buckets)
         self.src = src
-        self.buckets = buckets
+        self.buckets = _smallest(buckets, ("I", "q"))
         if values and not (min(values) >= 0 and max(values) <= MAX_VOLUME):
             values = [x for at in range(0, len(values), len(METRICS))
                       for x in in_domain(tuple(values[at:at + len(METRICS)]))]
-        self.values: Sequence[int] = (array("q", values) if not values or max(values) <= _MAX_Q
-                                      else values)
+        self.values: Sequence[int] = (
+            array("q", values) if packed and (not values or max(values) <= _MAX_Q) else values)
         self.scores = array("d", bytes(8 * SCORES * count))  # zeros
         self.score = array("d", bytes(8 * count))
         self.is_spike = bytearray(count)
@@ -143,7 +156,12 @@ class HostSeries:
         self.routine_relay_packets: Dict[int, float] = {}
         self.spiked = array("q")            # the buckets with a spike baseline, in order
         self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
-        self.details = details
+        self.dests = dests
+        distinct = dict.fromkeys(contexts)
+        self.contexts: Tuple[Context, ...] = tuple(distinct)
+        self.context_index = _smallest(
+            list(map(dict(zip(distinct, range(len(distinct)))).__getitem__, contexts)),
+            ("B", "H", "I", "q"))
         self.evidence = evidence
 
     def __len__(self) -> int:
@@ -163,8 +181,8 @@ class HostSeries:
         return self.values[at:at + len(METRICS)]
 
     def destinations(self, index: int) -> Dict[str, int]:
-        """Bucket `index`'s packets to each destination (read from its Detail's text)."""
-        return dest_packets(self.details[index].dests, None)
+        """Bucket `index`'s packets to each destination (read from its text)."""
+        return dest_packets(self.dests[index], None)
 
     def keep_spike_baseline(self, index: int, baselines: Sequence[float]) -> None:
         """Keep bucket `index`'s baseline and spread of every metric (buckets in time order)."""
@@ -182,6 +200,15 @@ class HostSeries:
     def forget_spike_baselines(self) -> None:
         """Before scoring (again)."""
         del self.spiked[:], self.spike_baselines[:]
+
+
+def _smallest(values: Sequence[int], codes: Sequence[str]) -> array:
+    """`values` in the first array of `codes` (unsigned, then "q") that holds them all."""
+    low, high = (min(values), max(values)) if len(values) else (0, 0)
+    for code in codes[:-1]:
+        if low >= 0 and high < 1 << (8 * array(code).itemsize):
+            return array(code, values)
+    return array(codes[-1], values)
 
 
 class Bucket:
@@ -273,8 +300,9 @@ class Bucket:
         self.series.is_spike[self.index] = spike
 
     @property
-    def detail(self) -> Detail:
-        return self.series.details[self.index]
+    def context(self) -> Context:
+        series = self.series
+        return series.contexts[series.context_index[self.index]]
 
     @property
     def dests(self) -> Tuple[str, ...]:
@@ -282,15 +310,15 @@ class Bucket:
 
     @property
     def client_ports(self) -> Tuple[str, ...]:
-        return self.detail.client_ports
+        return self.context.client_ports
 
     @property
     def servers(self) -> Tuple[str, ...]:
-        return self.detail.servers
+        return self.context.servers
 
     @property
     def mapped(self) -> Tuple[str, ...]:
-        return self.detail.mapped
+        return self.context.mapped
 
     @property
     def evidence(self) -> int:
@@ -353,37 +381,32 @@ def series_of(src: str, host: List[Traffic]) -> HostSeries:
     # that bucket, side by side. Most hosts keep one port.
     if len(set(map(_BUCKET_OF, host))) < len(host):
         host = _merge_ports(host)
-    share = {}.setdefault
-    details = [_detail((dest_text(zip(t.dests, t.dest_packets)), t.client_ports, t.servers,
-                        t.mapped)) for t in host]
     return HostSeries(src, array("q", map(_FIELD["bucket"], host)),
                       list(chain.from_iterable(map(_METRIC_VALUES, host))),
-                      [share(detail, detail) for detail in details],
+                      [dest_text(zip(t.dests, t.dest_packets)) for t in host],
+                      [_context((t.client_ports, t.servers, t.mapped)) for t in host],
                       array("H", map(_FIELD["evidence"], host)))
 
 
-def series_of_rows(src: str, rows: Iterable[int], buckets: Sequence[int], packets: Sequence[int],
+def series_of_rows(src: str, rows: Sequence[int], buckets: Sequence[int], packets: Sequence[int],
                    bytes_: Sequence[int], flows: Sequence[int], dest_counts: Sequence[int],
-                   relays: Sequence[int], dests: Sequence[str], ports: Sequence[str],
-                   servers: Sequence[Tuple[str, ...]], mapped: Sequence[Tuple[str, ...]],
+                   relays: Sequence[int], dests: Sequence[str], contexts: Sequence[Context],
                    evidence: Sequence[int]) -> HostSeries:
     """A host's series from summary rows held in columns (summary.SummaryReader): `rows`, the
     indices of those to take, one per bucket in time order; `dests` as dest_text writes them,
-    `dest_counts` and `relays` their destinations and relay packets (relay_packets). The same
-    series as series_of makes from their Traffic, without a Traffic per row (the detection stage
-    reads a week of rows for every host)."""
+    `dest_counts` and `relays` their destinations and relay packets (relay_packets); `contexts`
+    (context_of) and the counts' ints best shared (the series keeps them: HostSeries.values).
+    The same series as series_of makes from their Traffic, without a Traffic per row (the
+    detection stage reads a week of rows for every host)."""
     values: List[int] = []
-    details: List[Detail] = []
-    extend, append = values.extend, details.append
-    share = {}.setdefault
+    extend = values.extend
     for i in rows:
         # METRICS order (tests/test_hostbuckets.py holds it to series_of's)
         extend((packets[i], bytes_[i], flows[i], dest_counts[i], relays[i]))
-        port = ports[i]
-        detail = _detail((dests[i], (port,) if port else (), servers[i], mapped[i]))
-        append(share(detail, detail))
-    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values, details,
-                      array("H", map(evidence.__getitem__, rows)))
+    # values[:]: a copy without the spare room that extend leaves
+    return HostSeries(src, array("q", map(buckets.__getitem__, rows)), values[:],
+                      list(map(dests.__getitem__, rows)), list(map(contexts.__getitem__, rows)),
+                      array("H", map(evidence.__getitem__, rows)), packed=False)
 
 
 def relay_packets(dests: Sequence[str], dest_packets: Sequence[int], servers: Iterable[str]

@@ -279,7 +279,7 @@ def dest_packets(cell: str, share: Optional[Callable[[str], str]] = sys.intern
 def dest_text(dests: Iterable[Tuple[str, int]]) -> str:
     """(address, packets) pairs as one cell of text: their dest_values sorted (an order that does
     not depend on the order the records came in), space-separated (VALUE_SEPARATOR). A summary
-    row's `dests`, and how the search head keeps a bucket's destinations (HostSeries.details:
+    row's `dests`, and how the search head keeps a bucket's destinations (HostSeries.dests:
     a short string a bucket, where tuples of interned addresses and counts took several times
     that for hosts that reach new peers in every session)."""
     return VALUE_SEPARATOR.join(sorted(dest_values(dests)))

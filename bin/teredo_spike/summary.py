@@ -41,14 +41,16 @@ import time
 from array import array
 from functools import partial
 from itertools import chain, islice
+from operator import itemgetter
 from typing import (AbstractSet, Callable, Counter, Dict, Hashable, Iterable, Iterator, List,
                     Sequence, Tuple)
 
 from .cells import Cell, Key
-from .hostbuckets import HostSeries, Traffic, relay_packets, series_of, series_of_rows, traffic_of
+from .hostbuckets import (Context, HostSeries, Traffic, context_of, relay_packets, series_of,
+                          series_of_rows, traffic_of)
 from .partials import VALUE_SEPARATOR, address_values, dest_packets, dest_text
-from .records import (MAX_COUNT_DIGITS, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo,
-                      UnusableTime, read_bucket, read_count, read_port)
+from .records import (SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo, UnusableTime, read_bucket,
+                      read_count, read_port)
 
 SUMMARY_MARKER = "teredospike_summary"
 STAMP_FIELD = "summary_written"
@@ -133,6 +135,14 @@ def _dest_counts(servers: Tuple[str, ...], cell: str) -> Tuple[str, int, int]:
     return cell, len(dests), relay_packets(tuple(dests), tuple(dests.values()), servers)
 
 
+def _count(cell: str) -> int:
+    """A packets, bytes or flows cell: read_count's value (empty is 0)."""
+    return read_count(cell, 0)
+
+
+_TEXT, _DEST_COUNT, _RELAY = itemgetter(0), itemgetter(1), itemgetter(2)  # of _dest_counts
+
+
 def _stamp(cell: str) -> int:
     """summary_written as an integer, -1 when it is not one."""
     try:
@@ -151,18 +161,20 @@ def _evidence(cell: str) -> int:
 
 
 class _HostRows:
-    """One host's summary rows as read, in two columns of a few entries a row (a row is ~100 bytes
+    """One host's summary rows as read, in two columns of a few entries a row (a row is ~80 bytes
     held, where a tuple per row in a dict keyed by (src, src_port, bucket) took ~400; two calls a
     row to add it, where a column per field took nine): the detection stage holds a week of them
     before it scores.
-    - `numbers`: per row its bucket, stamp, packets, bytes, flows, evidence, and the number of
-      its dests and its relay packets (NUMBERS);
-    - `cells`: per row its port, dests (the cell's text: read again only where a bucket's
-      destinations are needed, HostSeries.destinations), servers and mapped (CELLS), shared with
-      the other rows that repeat them."""
+    - `numbers`: per row its bucket, stamp and evidence (NUMBERS);
+    - `cells`: per row its dests (the reader's (text, destinations, relay packets) of the cell:
+      the text is read again only where a bucket's destinations are needed,
+      HostSeries.destinations), its Context (port, servers and mapped), its packets, bytes and
+      flows (CELLS), each shared with the other rows that repeat it: the counts become the
+      host's HostSeries.values as they are (a list of shared ints, not an array that makes an
+      int of a value each time it is read)."""
 
-    NUMBERS = 8
-    CELLS = 4
+    NUMBERS = 3
+    CELLS = 5
 
     __slots__ = ("numbers", "cells")
 
@@ -181,7 +193,7 @@ class _HostRows:
             return list(range(count)), True
         if all(map(int.__gt__, buckets, islice(buckets, 1, None))):
             return list(range(count - 1, -1, -1)), True
-        ports = self.cells[0::self.CELLS]
+        ports = [context.client_ports for context in self.cells[1::self.CELLS]]
         order = sorted(range(count), key=lambda i: (buckets[i], ports[i], -stamps[i]))
         kept = []
         last = None
@@ -195,12 +207,13 @@ class _HostRows:
     def traffic(self, index: int, share: Callable[[Hashable, Hashable], Hashable]) -> Traffic:
         """Row `index`'s traffic."""
         # (the row's destination count and relay packets are derived again from its dests)
-        bucket, _, packets, bytes_, flows, evidence, _, _ = self.numbers[
-            index * self.NUMBERS:(index + 1) * self.NUMBERS]
-        port, text, servers, mapped = self.cells[index * self.CELLS:(index + 1) * self.CELLS]
+        bucket, _, evidence = self.numbers[index * self.NUMBERS:(index + 1) * self.NUMBERS]
+        (text, _, _), context, packets, bytes_, flows = self.cells[
+            index * self.CELLS:(index + 1) * self.CELLS]
         dests = dest_packets(text)
+        port = context.client_ports[0] if context.client_ports else ""
         return traffic_of(port, bucket, packets, bytes_, flows, evidence, tuple(dests),
-                          tuple(dests.values()), servers, mapped, share)
+                          tuple(dests.values()), context.servers, context.mapped, share)
 
     def series(self, src: str, share: Callable[[Hashable, Hashable], Hashable]) -> HostSeries:
         """The host's series from the rows kept (newest)."""
@@ -210,9 +223,10 @@ class _HostRows:
             return series_of(src, [self.traffic(i, share) for i in kept])
         numbers, cells, n, c = self.numbers, self.cells, self.NUMBERS, self.CELLS
         buckets = numbers[0::n]
-        return series_of_rows(src, kept, buckets, numbers[2::n], numbers[3::n], numbers[4::n],
-                              numbers[6::n], numbers[7::n], cells[1::c], cells[0::c], cells[2::c],
-                              cells[3::c], numbers[5::n])
+        dests = cells[0::c]
+        return series_of_rows(src, kept, buckets, cells[2::c], cells[3::c], cells[4::c],
+                              list(map(_DEST_COUNT, dests)), list(map(_RELAY, dests)),
+                              list(map(_TEXT, dests)), cells[1::c], numbers[2::n])
 
 
 class SummaryReader:
@@ -226,18 +240,23 @@ class SummaryReader:
         self.hosts: Dict[str, _HostRows] = {}
         self.rows = 0   # summary rows read
         self.held = 0   # of them, held (read and usable)
-        self.ports = Memo(lambda cell: sys.intern(read_port(cell)))  # port cell -> read_port
         # servers or mapped cell -> its addresses: a fleet's rows repeat a few (its Teredo servers)
         self.addresses = Memo(lambda cell: tuple(address_values(cell)))
+        # (port, servers, mapped) cells -> their Context (ValueError for a port read_port refuses):
+        # a host's rows repeat a few
+        self.contexts = Memo(self._context)
         self.times = Memo(self._bucket)  # _time cell -> its bucket (a week has ~1,000)
         # servers cell -> {dests cell -> (the cell, shared: an idle client's repeat; how many
         # destinations; relay packets)}: a fleet has a few servers cells; on the bench, 47,005
         # distinct dests cells in 180,789 rows
         self.dests = Memo(lambda servers: Memo(partial(_dest_counts, self.addresses[servers])))
         self.stamps = Memo(_stamp)         # summary_written cell -> the run's stamp
+        # packets, bytes or flows cell -> read_count (ValueError if unusable): one int per
+        # distinct text, shared by the rows (and the series) that repeat it
+        self.counts = Memo(_count)
         self.evidence = Memo(_evidence)    # evidence cell -> its bits
-        self.memos = (self.ports, self.addresses, self.times, self.dests, self.stamps,
-                      self.evidence)
+        self.memos = (self.contexts, self.addresses, self.times, self.dests, self.stamps,
+                      self.evidence, self.counts)
         # Equal tuples are kept once (traffic_of).
         self.share = {}.setdefault
 
@@ -252,7 +271,7 @@ class SummaryReader:
         width = max(at) + 1
         for memo in chain(self.memos, self.dests.values()):
             memo.bound()
-        ports, addresses, times, stamps = self.ports, self.addresses, self.times, self.stamps
+        contexts, times, stamps, counts = self.contexts, self.times, self.stamps, self.counts
         dests_of, evidence_of = self.dests, self.evidence
         hosts, skipped = self.hosts, self.skipped
         intern = sys.intern
@@ -273,29 +292,21 @@ class SummaryReader:
             if written < 0:
                 skipped[SKIP_NO_STAMP] += 1
                 continue
-            packets, bytes_, flows = row[packets_at], row[bytes_at], row[flows_at]
             try:
-                # Plain short digits, read as read_count reads them, without three calls; an
-                # empty (int raises) or odd count goes to read_count itself.
-                if not ((packets + bytes_ + flows).isdigit() and len(packets) <= MAX_COUNT_DIGITS
-                        and len(bytes_) <= MAX_COUNT_DIGITS and len(flows) <= MAX_COUNT_DIGITS):
-                    raise ValueError
-                packets, bytes_, flows = int(packets), int(bytes_), int(flows)
+                packets = counts[row[packets_at]]
+                bytes_, flows = counts[row[bytes_at]], counts[row[flows_at]]
             except ValueError:
-                try:
-                    packets, bytes_, flows = [read_count(c, 0) for c in (packets, bytes_, flows)]
-                except ValueError:
-                    skipped[SKIP_BAD_NUMBER] += 1
-                    continue
+                skipped[SKIP_BAD_NUMBER] += 1
+                continue
+            servers = row[servers_at]
             try:
-                port = ports[row[port_at]]
+                context = contexts[row[port_at], servers, row[mapped_at]]
             except ValueError:
                 skipped[SKIP_BAD_PORT] += 1
                 continue
             evidence = evidence_of[row[evidence_at]]
-            servers = row[servers_at]
             try:
-                dests, dest_count, relay = dests_of[servers][row[dests_at]]
+                dests = dests_of[servers][row[dests_at]]
             except ValueError:
                 evidence = -1
             src = row[src_at]
@@ -305,12 +316,18 @@ class SummaryReader:
             if host is None or evidence < 0:
                 skipped[SKIP_BAD_SUMMARY] += 1
                 continue
-            host.numbers.extend((bucket, written, packets, bytes_, flows, evidence, dest_count,
-                                 relay))
-            host.cells.extend((port, dests, addresses[servers], addresses[row[mapped_at]]))
+            host.numbers.extend((bucket, written, evidence))
+            host.cells.extend((dests, context, packets, bytes_, flows))
             held += 1
         self.rows += read
         self.held += held
+
+    def _context(self, cells: Tuple[str, str, str]) -> Context:
+        """A row's (port, servers, mapped) cells as their Context; ValueError for an unusable
+        port."""
+        port, servers, mapped = cells
+        addresses = self.addresses
+        return context_of(sys.intern(read_port(port)), addresses[servers], addresses[mapped])
 
     def _bucket(self, cell: str) -> int:
         """A summary row's _time as its bucket: UnusableTime unless it is a bucket start of this
