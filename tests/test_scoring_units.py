@@ -8,7 +8,7 @@ import pytest
 
 from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
-from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, severity
+from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, reason, severity
 from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
                                   MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SUSTAINED_BUCKETS, Settings, discount_familiar_peaks,
                                   episodes, fleet_use_level, is_spike, score_host)
@@ -432,6 +432,8 @@ def test_a_host_that_keeps_to_its_destinations_pages_on_a_new_relay_within_its_r
     same = spiked(4 * DAY + 20 * 3600 + SPAN)
     _, scored = pages(kept + [tunnel, same])
     assert scored[-2].score == 10.0 and scored[-1].score < SETTINGS.threshold
+    assert ("new destinations on a host that keeps to its own (its routine here 3,000 relay packets"
+            " in 10m)") in reason(scored[-2], SETTINGS, False, 1)
     other = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
     _, scored = pages(daily_sessions(4) + [other])
     assert scored[-1].score < SETTINGS.threshold
@@ -512,3 +514,27 @@ def test_one_low_session_at_an_hour_does_not_lower_its_routine_below_the_hosts_t
     assert 3000 / 1600 < DAILY_SPREAD < 3000 / 1000
     assert not lunch_pages(1600)
     assert lunch_pages(1000)
+
+
+def test_the_reason_says_which_routine_rule_kept_a_heavy_users_spike():
+    # evening sessions of 3,000 packets on days 0-4 (usual and routine level 3,000); on day 5:
+    # two buckets at 6x at 20:00 (above the routine), one at 10:00 (no routine at that hour), and
+    # three at 4x the routine over sessions whose usual bucket is 1,000 (sustained)
+    def kept_reason(made: Sequence[Made], index: int = -1) -> str:
+        _, scored = pages(made)
+        assert scored[index].score == 10.0
+        return reason(scored[index], SETTINGS, False, 1)
+
+    evening = 5 * DAY + 20 * 3600
+    above = kept_reason(daily_sessions(5) + [spiked(evening + i * SPAN, packets=18000) for i in range(2)])
+    assert "relay packets 6.0x the host's routine at this hour (3,000 in 10m)" in above
+    new_hour = kept_reason(daily_sessions(5) + [spiked(5 * DAY + 10 * 3600)])
+    assert "no routine at this hour of day in the last 14 days (usual session 3,000 relay packets in 10m)" in new_hour
+    swinging = []
+    for day in range(5):
+        dests = tuple("198.51.%d.%d" % (day, i) for i in range(1, 41))
+        swinging += [spiked(day * DAY + 20 * 3600 + i * SPAN, dests, 1000 if i % 2 else 4000) for i in range(6)]
+    sustained = kept_reason(swinging + [spiked(evening + i * SPAN, packets=6000) for i in range(3)])
+    assert "3+ buckets in a row over 5x the host's usual session (1,000 relay packets in 10m)" in sustained
+    # a host with no earlier session: nothing to say beyond the score
+    assert "routine" not in reason(series_of([spiked(evening)])[0], SETTINGS, False, 1)

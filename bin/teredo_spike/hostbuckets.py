@@ -118,7 +118,9 @@ class HostSeries:
       `is_spike` one per bucket; `fleet_adjustment` only where the fleet correction applied;
       `routine_relay_packets` only for a spike bucket that the routine rules left a spike and
       that has a routine level (scoring.routine_level): the host's routine relay packets at that
-      hour, which severity holds critical above (output.severity);
+      hour, which severity holds critical above (output.severity); `kept_by` only for a spike
+      bucket of a host with earlier sessions that the routine rules left a spike: which of their
+      rules kept it and the level it was judged against (scoring.KEPT_*; the reason names it);
     - `spike_baseline(i)`: for a bucket that scored as a spike before the fleet correction (only
       these can be reported as spikes, and only theirs do the routine rules and reasons read),
       the baseline and its spread of every metric (from BASELINE and BASELINE_SD); a heavy
@@ -133,7 +135,7 @@ class HostSeries:
     readers outside the scoring's loops."""
 
     __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
-                 "routine_relay_packets", "spiked", "spike_baselines", "dests", "contexts",
+                 "routine_relay_packets", "kept_by", "spiked", "spike_baselines", "dests", "contexts",
                  "context_index", "evidence")
 
     def __init__(self, src: str, buckets: array, values: List[int], dests: List[str],
@@ -154,6 +156,7 @@ class HostSeries:
         self.is_spike = bytearray(count)
         self.fleet_adjustment: Dict[int, float] = {}
         self.routine_relay_packets: Dict[int, float] = {}
+        self.kept_by: Dict[int, Tuple[str, float]] = {}
         self.spiked = array("q")            # the buckets with a spike baseline, in order
         self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
         self.dests = dests
@@ -290,6 +293,12 @@ class Bucket:
         """The host's routine relay packets at this bucket's hour, for a spike that has a routine
         level (None otherwise)."""
         return self.series.routine_relay_packets.get(self.index)
+
+    @property
+    def kept_by(self) -> Optional[Tuple[str, float]]:
+        """For a spike on a host with earlier sessions: the routine rule that kept it a spike and
+        the relay packets it was judged against (HostSeries.kept_by; None otherwise)."""
+        return self.series.kept_by.get(self.index)
 
     @property
     def is_spike(self) -> bool:

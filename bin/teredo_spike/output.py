@@ -6,7 +6,9 @@ from typing import AbstractSet, Dict, Iterator, Optional, Sequence
 
 from . import evidence as ev
 from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, Bucket, HostSeries
-from .scoring import RELAY_MIN_PACKETS, Episode, Settings, episodes, fleet_use_level
+from .scoring import (KEPT_NEW_DESTINATIONS, KEPT_NEW_HOUR, KEPT_SUSTAINED, RELAY_MIN_PACKETS,
+                      ROUTINE_RATIO, ROUTINE_WINDOW, SUSTAINED_BUCKETS, Episode, Settings, episodes,
+                      fleet_use_level)
 
 MITRE_TECHNIQUE_ID = "T1572"
 
@@ -91,6 +93,9 @@ def reason(peak: Bucket, settings: Settings, first_seen: bool, buckets: int) -> 
         parts.append("%d relay destination%s via client port%s %s" % (
             len(relays), "" if len(relays) == 1 else "s",
             "" if len(ports) == 1 else "s", ", ".join(ports)))
+    kept = peak.kept_by
+    if kept is not None:
+        parts.append(_kept_reason(kept[0], kept[1], peak.values[RELAY_PACKETS], settings))
     if peak.fleet_adjustment > 0:
         parts.append("fleet-wide rise of %.1f discounted" % peak.fleet_adjustment)
     if first_seen:
@@ -98,6 +103,25 @@ def reason(peak: Bucket, settings: Settings, first_seen: bool, buckets: int) -> 
     if buckets > 1:
         parts.append("episode of %d buckets" % buckets)
     return "; ".join(parts)
+
+
+def _kept_reason(rule: str, level: float, relay_packets: int, settings: Settings) -> str:
+    """Why a spike on a host with earlier sessions (a heavy user) still pages: the routine rule
+    that kept it (scoring.KEPT_*), and the host's level it was judged against (relay packets)."""
+    span = format_span(settings.span)
+    level_text = "{:,}".format(int(round(level)))
+    if rule == KEPT_SUSTAINED:
+        return "%d+ buckets in a row over %gx the host's usual session (%s relay packets in %s)" % (
+            SUSTAINED_BUCKETS, ROUTINE_RATIO, level_text, span)
+    if rule == KEPT_NEW_DESTINATIONS:
+        return ("new destinations on a host that keeps to its own (its routine here %s relay packets"
+                " in %s)" % (level_text, span))
+    if rule == KEPT_NEW_HOUR:
+        return "no routine at this hour of day in the last %d days (usual session %s relay packets in %s)" % (
+            ROUTINE_WINDOW // 86400, level_text, span)
+    # KEPT_ABOVE_ROUTINE
+    return "relay packets %.1fx the host's routine at this hour (%s in %s)" % (
+        relay_packets / max(level, 1.0), level_text, span)
 
 
 def _port_order(port: str) -> tuple:

@@ -147,6 +147,11 @@ YESTERDAY = 48 * 3600         # ...or in one session that ended 12 to 48 hours a
 NOVEL_SHARE = 0.75            # a bucket with at least this share of new destinations is not familiar,
 NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to one new destination
                               # (both seed 1)
+# Why a heavy user's spike still pages (HostSeries.kept_by; output.reason words it)
+KEPT_SUSTAINED = "sustained"          # SUSTAINED_BUCKETS above ROUTINE_RATIO x the usual level
+KEPT_ABOVE_ROUTINE = "above routine"  # above ROUTINE_RATIO x the routine at the hour
+KEPT_NEW_HOUR = "new hour"            # at an hour without a routine (against the usual level)
+KEPT_NEW_DESTINATIONS = "new destinations"  # new use of destinations on a host with a habit
 # Episodes
 EPISODE_GAP = 2               # quiet buckets allowed inside one episode
 
@@ -343,6 +348,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     buckets, scores, final = series.buckets, series.scores, series.score
     routine_relay = series.routine_relay_packets
     routine_relay.clear()
+    kept_by = series.kept_by
+    kept_by.clear()
     # The sessions are the spikes on the fleet-corrected score (among the spikes before it: a
     # score the correction lowered is no spike if it was none before).
     spikes = [i for i in series.spiked if is_spike(final[i], series.values_at(i), settings)]
@@ -405,12 +412,14 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         # a tunnel ROUTINE_RATIO above the routine shows in packets, bytes and relay packets.
         spiking = [k for k in range(count)
                    if k != FLOWS and zs[k] >= settings.threshold + fleet_adjustment]
-        level = routine_level(sessions, bucket, run_start, typical)
+        level = routine = routine_level(sessions, bucket, run_start, typical)
         if level is not None:
             # Severity holds critical to volume far above the host's routine (output.severity).
             routine_relay[n] = math.expm1(level[RELAY_PACKETS])
         if usual is not None and _sustained_above(series, n, usual, settings.span):
-            continue  # a tunnel that lasts, ROUTINE_RATIO above the host's usual session level
+            # a tunnel that lasts, ROUTINE_RATIO above the host's usual session level
+            kept_by[n] = (KEPT_SUSTAINED, math.expm1(usual[RELAY_PACKETS]))
+            continue
         loose = level
         if loose is None:
             loose = hour_used_once(sessions, bucket, run_start)
@@ -421,6 +430,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             if familiar is None:
                 familiar = _familiar(series, reached, window, bucket)
             if _is_new_use(series, n, reached[n], familiar):
+                kept_by[n] = (KEPT_NEW_DESTINATIONS, math.expm1(loose[RELAY_PACKETS]))
                 continue
         if level is None or any(y[k] - level[k] > LOG_ROUTINE_RATIO for k in spiking):
             # Familiar destinations excuse only at an hour without a routine: above the routine,
@@ -446,7 +456,12 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 # alone, a lone bucket), and an hour used once at the host's daily level. Each
                 # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
                 # the scores they gave.
-                if loose is None or _beyond_routine(series, n, y, loose, spiking, settings.span):
+                if loose is None:
+                    if routine is None and usual is not None:
+                        kept_by[n] = (KEPT_NEW_HOUR, math.expm1(usual[RELAY_PACKETS]))
+                    continue
+                if _beyond_routine(series, n, y, loose, spiking, settings.span):
+                    kept_by[n] = (KEPT_ABOVE_ROUTINE, math.expm1(loose[RELAY_PACKETS]))
                     continue
                 level = [max(a, b - LOG_ROUTINE_RATIO) for a, b in zip(loose, y)]
         sds = series.spike_baseline(n)
