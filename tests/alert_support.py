@@ -85,16 +85,20 @@ class Recorder(http.server.ThreadingHTTPServer):
 
     mode: "ok"; "error" (HTTP 500 always); "fail_first" (500 for the first `failures` requests);
     "hang" (read the request, never answer until the server stops). `delay` seconds pass before
-    each request is handled.
+    each request is handled; with a `gate`, each waits for the gate to be set (a destination that
+    answers when the test says so, whatever the machine's load).
     """
     daemon_threads = True
 
     def __init__(self, mode: str = "ok", tls: Optional[TlsFiles] = None, failures: int = 0,
                  webhook_mode: Optional[str] = None, delay: float = 0.0,
-                 webhook_secret: str = WEBHOOK_SECRET, address: str = "127.0.0.1") -> None:
+                 webhook_secret: str = WEBHOOK_SECRET, address: str = "127.0.0.1",
+                 gate: Optional[threading.Event] = None) -> None:
         super().__init__((address, 0), _Handler)
         self.mode = mode
         self.delay = delay  # seconds before each answer: a slow destination
+        self.gate = gate
+        self.arrived = 0  # requests read, answered or not
         self.webhook_secret = webhook_secret
         self.webhook_mode = webhook_mode or mode
         self.failures = failures
@@ -138,8 +142,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         server = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with server.lock:
+            server.arrived += 1
         if server.delay and server.stopping.wait(server.delay):
             return
+        if server.gate is not None:
+            server.gate.wait(30)
         url = urllib.parse.urlsplit(self.path)
         is_receiver = url.path == "/services/receivers/simple"
         mode = server.mode if is_receiver else server.webhook_mode

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -133,14 +134,18 @@ def test_a_run_that_cannot_get_the_spool_lock_keeps_its_events(python, tmp_path,
     first = write_results(results_path(tmp_path, "first"), spike_rows(3))
     second = write_results(results_path(tmp_path, "second"), spike_rows(3, first_host=10))
     empty = write_results(results_path(tmp_path, "none"), [])
-    with Recorder("ok", delay=1.5) as slow:
+    # The destination answers the first run only once the second has given up on the lock: the
+    # runs overlap however slowly the machine starts the second (a fixed delay did not, under load).
+    release = threading.Event()
+    with Recorder("ok", gate=release) as slow:
         holder = start_alert(python, spool)
         holder.stdin.write(as_json(payload(slow.uri, first, sid="s1")))
         holder.stdin.close()
         holder.stdin = None
-        wait_for(lambda: slow.requests >= 1)  # the first run holds the lock, delivering
+        wait_for(lambda: slow.arrived >= 1)  # the first run holds the lock, delivering
         locked_out = run_alert(python, as_json(payload(slow.uri, second, sid="s2")), spool,
                                TEREDO_ALERT_SPOOL_LOCK_WAIT="0.5")
+        release.set()
         first_run = finish_alert(holder, b"", spool)
     assert first_run.returncode == 0, first_run.stderr
     assert locked_out.returncode == 3, locked_out.stderr
