@@ -6,9 +6,8 @@ from typing import AbstractSet, Dict, Iterator, Optional, Sequence
 
 from . import evidence as ev
 from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, Bucket, HostSeries
-from .scoring import (KEPT_NEW_DESTINATIONS, KEPT_NEW_HOUR, KEPT_SUSTAINED, RELAY_MIN_PACKETS,
-                      ROUTINE_RATIO, ROUTINE_WINDOW, SUSTAINED_BUCKETS, Episode, Settings, episodes,
-                      fleet_use_level)
+from .scoring import (KEPT_NEW_DESTINATIONS, KEPT_NEW_HOUR, RELAY_MIN_PACKETS, ROUTINE_WINDOW,
+                      Episode, Settings, episodes, fleet_use_level)
 
 MITRE_TECHNIQUE_ID = "T1572"
 
@@ -110,14 +109,11 @@ def _kept_reason(rule: str, level: float, relay_packets: int, settings: Settings
     that kept it (scoring.KEPT_*), and the host's level it was judged against (relay packets)."""
     span = format_span(settings.span)
     level_text = "{:,}".format(int(round(level)))
-    if rule == KEPT_SUSTAINED:
-        return "%d+ buckets in a row over %gx the host's usual session (%s relay packets in %s)" % (
-            SUSTAINED_BUCKETS, ROUTINE_RATIO, level_text, span)
     if rule == KEPT_NEW_DESTINATIONS:
         return ("new destinations on a host that keeps to its own (its routine here %s relay packets"
                 " in %s)" % (level_text, span))
     if rule == KEPT_NEW_HOUR:
-        return "no routine at this hour of day in the last %d days (usual session %s relay packets in %s)" % (
+        return "no routine at this hour of day in the last %d days (typical session %s relay packets in %s)" % (
             ROUTINE_WINDOW // 86400, level_text, span)
     # KEPT_ABOVE_ROUTINE
     return "relay packets %.1fx the host's routine at this hour (%s in %s)" % (

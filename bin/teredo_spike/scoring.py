@@ -28,9 +28,7 @@ signalling):
   flows inside a session; bytes alone are not enough, bytes per packet change with what a session
   carries, nor destinations alone, the peers of a swarm or a match; a lone bucket pages from
   LONE_RATIO: a session's buckets swing, a tunnel lasts), and
-  so does a level the host never reached at that hour, and a run of SUSTAINED_BUCKETS buckets
-  ROUTINE_RATIO above the host's usual session level (the median of its sessions' median buckets:
-  the routine's level, an upper quartile, is well above it, and a tunnel lasts); a host with a
+  so does a level the host never reached at that hour; a host with a
   destination habit (its sessions go back to the destinations of its earlier ones, HABIT_SHARE) is
   not excused for new use of destinations (a tunnel to a new relay inside a game session);
 - familiar destinations, the older excuse kept beside it, at hours without a routine only (above
@@ -128,15 +126,6 @@ LONE_RATIO = 10.0             # ...but a lone bucket in a session (a neighbour w
                               # left 2 of them paging). The cost: a one-bucket tunnel in a session
                               # 5-10x the routine, and the newest bucket of a search (no next bucket
                               # yet) pages a run later when its tunnel lasts
-SUSTAINED_BUCKETS = 3         # a run of this many consecutive buckets, each ROUTINE_RATIO above the
-                              # host's usual session level (the median of its sessions' median
-                              # buckets) in packets and relay packets, is a tunnel whatever the
-                              # routine at the hour: the routine's level (an upper quartile, the
-                              # second-highest session) is about 2x the usual one in the scenario,
-                              # and tunnels 5-10x a heavy user's usual level went excused (issue 13,
-                              # hard seed 4: 11 of them, peak scores 3.4-4.6). A session's buckets
-                              # swing independently: three in a row that far above is 1 in 10^5
-                              # at the scenario's spread of 0.8
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
@@ -148,9 +137,8 @@ NOVEL_SHARE = 0.75            # a bucket with at least this share of new destina
 NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to one new destination
                               # (both seed 1)
 # Why a heavy user's spike still pages (HostSeries.kept_by; output.reason words it)
-KEPT_SUSTAINED = "sustained"          # SUSTAINED_BUCKETS above ROUTINE_RATIO x the usual level
 KEPT_ABOVE_ROUTINE = "above routine"  # above ROUTINE_RATIO x the routine at the hour
-KEPT_NEW_HOUR = "new hour"            # at an hour without a routine (against the usual level)
+KEPT_NEW_HOUR = "new hour"            # at an hour without a routine (against the typical level)
 KEPT_NEW_DESTINATIONS = "new destinations"  # new use of destinations on a host with a habit
 # Episodes
 EPISODE_GAP = 2               # quiet buckets allowed inside one episode
@@ -317,7 +305,6 @@ class Session(NamedTuple):
     last: int
     peak: List[float]     # the largest y per metric (the familiar-destination rule's level)
     level: List[float]    # the ROUTINE_QUANTILE of y per metric (the routine rule's level)
-    middle: List[float]   # the median y per metric (usual_level's)
 
 
 def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
@@ -334,8 +321,6 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       in FAMILIAR_SESSIONS sessions or one that ended YESTERDAY at most, within ROUTINE_RATIO of
       the second-highest session peak (or the one session's), and not new use (_is_new_use) of
       destinations;
-    - never a bucket in a run of SUSTAINED_BUCKETS ROUTINE_RATIO above the host's usual session
-      level (usual_level, _sustained_above), whatever the routine at the hour;
     - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
       bytes alone, a lone bucket up to LONE_RATIO), also at an hour the host used once at its
       daily level (hour_used_once), or at any hour on a host that uses Teredo at any hour
@@ -366,7 +351,6 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     familiar: Optional[Set[str]] = None  # their destinations, gathered when first needed
     second_highest: List[float] = []
     any_hour: Optional[List[float]] = None  # any_hour_level of the sessions
-    usual: Optional[List[float]] = None  # usual_level of the sessions
     typical: Optional[List[float]] = None  # typical_level of the sessions
     last_spike: Optional[int] = None
     run_start = 0
@@ -387,7 +371,6 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             recent = [s for s in sessions if s.last >= bucket - FAMILIAR_WINDOW]
             familiar = None
             any_hour = any_hour_level(sessions)
-            usual = usual_level(sessions)
             typical = typical_level(sessions)
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
@@ -416,10 +399,6 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         if level is not None:
             # Severity holds critical to volume far above the host's routine (output.severity).
             routine_relay[n] = math.expm1(level[RELAY_PACKETS])
-        if usual is not None and _sustained_above(series, n, usual, settings.span):
-            # a tunnel that lasts, ROUTINE_RATIO above the host's usual session level
-            kept_by[n] = (KEPT_SUSTAINED, math.expm1(usual[RELAY_PACKETS]))
-            continue
         loose = level
         if loose is None:
             loose = hour_used_once(sessions, bucket, run_start)
@@ -457,8 +436,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
                 # the scores they gave.
                 if loose is None:
-                    if routine is None and usual is not None:
-                        kept_by[n] = (KEPT_NEW_HOUR, math.expm1(usual[RELAY_PACKETS]))
+                    if routine is None and typical is not None:
+                        kept_by[n] = (KEPT_NEW_HOUR, math.expm1(typical[RELAY_PACKETS]))
                     continue
                 if _beyond_routine(series, n, y, loose, spiking, settings.span):
                     kept_by[n] = (KEPT_ABOVE_ROUTINE, math.expm1(loose[RELAY_PACKETS]))
@@ -645,40 +624,6 @@ def any_hour_level(sessions: Sequence[Session]) -> Optional[List[float]]:
     return [column[-ROUTINE_SESSIONS] for column in levels]
 
 
-def usual_level(sessions: Sequence[Session]) -> Optional[List[float]]:
-    """The host's usual session level per metric: the median, over its sessions, of each one's
-    median bucket (Session.middle), from DAILY_SESSIONS sessions on (None before: too few to say
-    what is usual)."""
-    if len(sessions) < DAILY_SESSIONS:
-        return None
-    return [median(column) for column in zip(*(s.middle for s in sessions))]
-
-
-def _sustained_above(series: HostSeries, index: int, usual: Sequence[float], span: int) -> bool:
-    """Whether bucket `index` is one of SUSTAINED_BUCKETS consecutive buckets each ROUTINE_RATIO
-    above the host's `usual` session level (usual_level) in packets and in relay packets."""
-    buckets, values, log1p = series.buckets, series.values, math.log1p
-    stride = len(METRICS)
-    packets_above = usual[PACKETS] + LOG_ROUTINE_RATIO
-    relay_above = usual[RELAY_PACKETS] + LOG_ROUTINE_RATIO
-
-    def above(i: int) -> bool:
-        at = i * stride
-        return (log1p(values[at + PACKETS]) > packets_above
-                and log1p(values[at + RELAY_PACKETS]) > relay_above)
-
-    if not above(index):
-        return False
-    first = last = index
-    while (last - first + 1 < SUSTAINED_BUCKETS and first > 0
-           and buckets[first] - buckets[first - 1] == span and above(first - 1)):
-        first -= 1
-    while (last - first + 1 < SUSTAINED_BUCKETS and last + 1 < len(buckets)
-           and buckets[last + 1] - buckets[last] == span and above(last + 1)):
-        last += 1
-    return last - first + 1 >= SUSTAINED_BUCKETS
-
-
 def _at_daily_level(level: Sequence[float], levels: Sequence[Sequence[float]]) -> bool:
     """Whether a session's `level` is within DAILY_SPREAD, either way, of the median of the host's
     sessions' (`levels`: per metric, sorted) in packets and relay packets: its use, not a tunnel."""
@@ -759,9 +704,7 @@ class _Window:
 def _session(first: int, last: int, members: List[List[float]]) -> Session:
     columns = [sorted(column) for column in zip(*members)]
     at = int(ROUTINE_QUANTILE * (len(members) - 1))
-    middle = (len(members) - 1) // 2
-    return Session(first, last, [column[-1] for column in columns], [column[at] for column in columns],
-                   [column[middle] for column in columns])
+    return Session(first, last, [column[-1] for column in columns], [column[at] for column in columns])
 
 
 def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
