@@ -28,9 +28,9 @@ signalling):
   flows inside a session; bytes alone are not enough, bytes per packet change with what a session
   carries, nor destinations alone, the peers of a swarm or a match; a lone bucket pages from
   LONE_RATIO: a session's buckets swing, a tunnel lasts), and
-  so does a level the host never reached at that hour; a host with a
-  destination habit (its sessions go back to the destinations of its earlier ones, HABIT_SHARE) is
-  not excused for new use of destinations (a tunnel to a new relay inside a game session);
+  so does a level the host never reached at that hour; a host with a destination habit (its
+  sessions go back to the destinations of its earlier ones, HABIT_SHARE) is not excused for new
+  use of destinations (a tunnel to a new relay inside a game session);
 - familiar destinations, the older excuse kept beside it, at hours without a routine only (above
   a routine, a tunnel through relays the host shares with the fleet is still a tunnel): a level
   reached (within ROUTINE_RATIO) in spikes 12 hours to 7 days earlier (in two sessions, or in one
@@ -602,7 +602,7 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
         return None
     levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
     once = same_hour[0]
-    if not _at_daily_level(once, levels):
+    if not _near(once, [median(column) for column in levels]):
         return None
     return [min(a, column[-ROUTINE_SESSIONS]) for a, column in zip(once, levels)]
 
@@ -610,25 +610,19 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
 def any_hour_level(sessions: Sequence[Session]) -> Optional[List[float]]:
     """Where routine_level and hour_used_once have none: the host's daily level (per metric the
     ROUTINE_SESSIONS-th highest level of all its sessions, as hour_used_once takes it) if it uses
-    Teredo at any hour: ANY_HOUR_SESSIONS sessions at its daily level (_at_daily_level) whose
+    Teredo at any hour: ANY_HOUR_SESSIONS sessions at its daily level (_near its median) whose
     starts, as times of day, leave no gap of ANY_HOUR_GAP. None for a host with hours of its own."""
     if len(sessions) < ANY_HOUR_SESSIONS:
         return None
     levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
-    starts = sorted(s.first % 86400 for s in sessions if _at_daily_level(s.level, levels))
+    typical = [median(column) for column in levels]
+    starts = sorted(s.first % 86400 for s in sessions if _near(s.level, typical))
     if len(starts) < ANY_HOUR_SESSIONS:
         return None
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
     if max(gaps + [starts[0] + 86400 - starts[-1]]) >= ANY_HOUR_GAP:
         return None
     return [column[-ROUTINE_SESSIONS] for column in levels]
-
-
-def _at_daily_level(level: Sequence[float], levels: Sequence[Sequence[float]]) -> bool:
-    """Whether a session's `level` is within DAILY_SPREAD, either way, of the median of the host's
-    sessions' (`levels`: per metric, sorted) in packets and relay packets: its use, not a tunnel."""
-    return all(abs(level[k] - median(levels[k])) <= LOG_DAILY_SPREAD
-               for k in (PACKETS, RELAY_PACKETS))
 
 
 def _same_hour(s: Session, at: int) -> bool:
