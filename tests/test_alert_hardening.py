@@ -135,11 +135,12 @@ def test_a_run_that_cannot_get_the_spool_lock_keeps_its_events(python, tmp_path,
     second = write_results(results_path(tmp_path, "second"), spike_rows(3, first_host=10))
     empty = write_results(results_path(tmp_path, "none"), [])
     # The destination answers the first run only once the second has given up on the lock: the
-    # runs overlap however slowly the machine starts the second (a fixed delay did not, under load).
+    # runs overlap however slowly the machine starts the second (a fixed delay did not, under load),
+    # and the first waits for its answer up to 30 s, not the default 2 s.
     release = threading.Event()
     with Recorder("ok", gate=release) as slow:
         holder = start_alert(python, spool)
-        holder.stdin.write(as_json(payload(slow.uri, first, sid="s1")))
+        holder.stdin.write(as_json(payload(slow.uri, first, sid="s1", timeout="30")))
         holder.stdin.close()
         holder.stdin = None
         wait_for(lambda: slow.arrived >= 1)  # the first run holds the lock, delivering
