@@ -370,8 +370,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             sessions = window.sessions()
             recent = [s for s in sessions if s.last >= bucket - FAMILIAR_WINDOW]
             familiar = None
-            any_hour = any_hour_level(sessions)
             typical = typical_level(sessions)
+            any_hour = any_hour_level(sessions, typical)
             if len(recent) >= FAMILIAR_SESSIONS:
                 second_highest = [sorted((s.peak[k] for s in recent), reverse=True)[FAMILIAR_SESSIONS - 1]
                                   for k in range(count)]
@@ -401,7 +401,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             routine_relay[n] = math.expm1(level[RELAY_PACKETS])
         loose = level
         if loose is None:
-            loose = hour_used_once(sessions, bucket, run_start)
+            loose = hour_used_once(sessions, bucket, run_start, typical)
         if loose is None:
             loose = any_hour
         if loose is not None and habit.kept(bucket - ROUTINE_WINDOW):
@@ -585,44 +585,43 @@ def _near(level: Sequence[float], typical: Sequence[float]) -> bool:
     return all(abs(level[k] - typical[k]) <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS))
 
 
-def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] = None
-                   ) -> Optional[List[float]]:
+def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] = None,
+                   typical: Optional[Sequence[float]] = None) -> Optional[List[float]]:
     """Where routine_level has none: the routine level at an hour (as routine_level matches it)
     the host used in exactly one earlier session, if the host has DAILY_SESSIONS sessions and that
-    one was at its daily level (within DAILY_SPREAD, either way, of the median level of all its
-    sessions in packets and relay packets): per metric, the smaller of that session's level and
+    one was at its daily level (_near `typical`, typical_level: the median level of all its
+    sessions): per metric, the smaller of that session's level and
     the ROUTINE_SESSIONS-th highest of all (as routine_level takes it at an hour).
     None otherwise: an hour the host never used, or used once in a session at another volume than
     the host's daily one (an earlier tunnel)."""
-    if len(sessions) < DAILY_SESSIONS:
+    if len(sessions) < DAILY_SESSIONS or typical is None:
         return None
     same_hour = [s.level for s in sessions
                  if _same_hour(s, at) or (started is not None and _same_hour(s, started))]
     if len(same_hour) != 1:
         return None
-    levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
     once = same_hour[0]
-    if not _near(once, [median(column) for column in levels]):
+    if not _near(once, typical):
         return None
+    levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
     return [min(a, column[-ROUTINE_SESSIONS]) for a, column in zip(once, levels)]
 
 
-def any_hour_level(sessions: Sequence[Session]) -> Optional[List[float]]:
+def any_hour_level(sessions: Sequence[Session], typical: Optional[Sequence[float]]
+                   ) -> Optional[List[float]]:
     """Where routine_level and hour_used_once have none: the host's daily level (per metric the
     ROUTINE_SESSIONS-th highest level of all its sessions, as hour_used_once takes it) if it uses
     Teredo at any hour: ANY_HOUR_SESSIONS sessions at its daily level (_near its median) whose
     starts, as times of day, leave no gap of ANY_HOUR_GAP. None for a host with hours of its own."""
-    if len(sessions) < ANY_HOUR_SESSIONS:
+    if len(sessions) < ANY_HOUR_SESSIONS or typical is None:
         return None
-    levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
-    typical = [median(column) for column in levels]
     starts = sorted(s.first % 86400 for s in sessions if _near(s.level, typical))
     if len(starts) < ANY_HOUR_SESSIONS:
         return None
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
     if max(gaps + [starts[0] + 86400 - starts[-1]]) >= ANY_HOUR_GAP:
         return None
-    return [column[-ROUTINE_SESSIONS] for column in levels]
+    return [sorted(column)[-ROUTINE_SESSIONS] for column in zip(*(s.level for s in sessions))]
 
 
 def _same_hour(s: Session, at: int) -> bool:
