@@ -126,6 +126,11 @@ LONE_RATIO = 10.0             # ...but a lone bucket in a session (a neighbour w
                               # left 2 of them paging). The cost: a one-bucket tunnel in a session
                               # 5-10x the routine, and the newest bucket of a search (no next bucket
                               # yet) pages a run later when its tunnel lasts
+SWING_BUCKETS = 2             # ...and so does a swing of up to 2 buckets (20 minutes) in a session:
+                              # a session's volume goes in phases (a download, a swarm's burst), and
+                              # 2 buckets in a row 5-10x the routine made most of the false episodes
+                              # of hard-phased seed 5 (session_volume "phased"). The cost: a tunnel
+                              # of 20 minutes 5-10x a heavy user's routine inside its session
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
@@ -485,14 +490,27 @@ def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: S
     if not above or any(y[k] - level[k] > LOG_LONE_RATIO for k in above if k != BYTES):
         return above
     buckets, log1p = series.buckets, math.log1p
-    neighbours = [other for other in (index - 1, index + 1)
-                  if 0 <= other < len(buckets) and abs(buckets[other] - buckets[index]) == span]
-    if not any(series.values_at(other)[RELAY_PACKETS] >= RELAY_MIN_PACKETS for other in neighbours):
-        return above
-    for other in neighbours:
+
+    def contiguous(other: int, step: int) -> bool:
+        return 0 <= other < len(buckets) and buckets[other] - buckets[other - step] == step * span
+
+    def beyond(other: int) -> bool:
         values = series.values_at(other)
-        if any(log1p(values[k]) - level[k] > LOG_ROUTINE_RATIO for k in above):
-            return above
+        return any(log1p(values[k]) - level[k] > LOG_ROUTINE_RATIO for k in above)
+
+    # The run of buckets beyond the routine that this one belongs to, and the buckets around it.
+    run, flanks = 1, []
+    for step in (-1, 1):
+        other = index + step
+        while run <= SWING_BUCKETS and contiguous(other, step) and beyond(other):
+            run += 1
+            other += step
+        if contiguous(other, step):
+            flanks.append(other)
+    if run > SWING_BUCKETS:
+        return above
+    if not any(series.values_at(other)[RELAY_PACKETS] >= RELAY_MIN_PACKETS for other in flanks):
+        return above  # no session around it: between idle buckets, a swing of nothing
     return []
 
 
