@@ -10,7 +10,8 @@ from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traff
                                       series_of as host_series)
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, reason, severity
 from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
-                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, Settings, discount_familiar_peaks,
+                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, Settings,
+                                  discount_familiar_peaks,
                                   episodes, fleet_use_level, is_spike, score_host)
 
 SPAN = 600
@@ -175,14 +176,18 @@ def test_a_heavy_users_tunnel_six_times_its_routine_pages():
 
 def test_a_lone_bucket_in_a_session_pages_only_from_lone_ratio_times_the_routine():
     # one bucket 6x the routine, its neighbours at the routine: a session's own swing; the same
-    # bucket above LONE_RATIO pages, and so do two such buckets in a row (the test above)
-    def last_score(times: float) -> float:
+    # bucket above LONE_RATIO pages. So do two such buckets in a row (SWING_BUCKETS), and three
+    # page at 6x: a tunnel lasts.
+    def scores(times: float, run: int) -> List[float]:
         at = 5 * DAY + 20 * 3600
-        lone = [spiked(at, packets=3000), spiked(at + SPAN, packets=int(times * 3000)),
-                spiked(at + 2 * SPAN, packets=3000)]
-        return pages(daily_sessions(5) + lone)[1].score[-2]
-    assert ROUTINE_RATIO < 6 < LONE_RATIO < 11
-    assert last_score(6) < SETTINGS.threshold and last_score(11) == 10.0
+        swing = ([spiked(at, packets=3000)]
+                 + [spiked(at + i * SPAN, packets=int(times * 3000)) for i in range(1, run + 1)]
+                 + [spiked(at + (run + 1) * SPAN, packets=3000)])
+        return list(pages(daily_sessions(5) + swing)[1].score[-run - 1:-1])
+    assert ROUTINE_RATIO < 6 < LONE_RATIO < 11 and SWING_BUCKETS == 2
+    assert max(scores(6, 1)) < SETTINGS.threshold and scores(11, 1) == [10.0]
+    assert max(scores(6, 2)) < SETTINGS.threshold and scores(11, 2) == [10.0, 10.0]
+    assert scores(6, 3) == [10.0] * 3
     # between two idle buckets (signalling to the server only: no session to swing) 6x pages
     at = 5 * DAY + 20 * 3600
     idle = [bucket(at + i * SPAN, 25)._replace(relay_packets=0) for i in (0, 2)]
@@ -259,6 +264,24 @@ def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
     _, scored = pages(sorted(daily_sessions(4) + small, key=lambda m: m.traffic.bucket) + repeated)
     assert list(scored.score[-6:]) == [10.0] * 6, "an hour used once far below the daily level"
     _, scored = pages(daily_sessions(4) + again)
+    assert list(scored.score[-6:]) == [10.0] * 6
+
+
+def test_an_hour_used_once_above_the_daily_level_is_routine_on_a_host_that_reaches_it_elsewhere():
+    # a host whose sessions go in phases: evenings on days 0-3 at 3,000 packets, one of them at
+    # 10,000; its one lunch session (day 1) ran at 9,000, 3x its typical level but below what it
+    # reached on an evening. Lunch on day 5 at its typical level is routine. Without the big
+    # evening, the lunch session is above anything else the host does (a tunnel) and day 5 pages.
+    assert 3 > DAILY_SPREAD
+    def peers(net: int) -> Tuple[str, ...]:
+        return tuple("198.18.%d.%d" % (net, i) for i in range(1, 41))
+    lunch = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1), packets=9000) for i in range(6)]
+    big_evening = [spiked(2 * DAY + 20 * 3600 + i * SPAN, peers(2), packets=10000) for i in range(6)]
+    evenings = [m for m in daily_sessions(4) if m.traffic.bucket // DAY != 2]
+    again = [spiked(5 * DAY + 12 * 3600 + i * SPAN, peers(5)) for i in range(6)]
+    _, scored = pages(sorted(evenings + big_evening + lunch, key=lambda m: m.traffic.bucket) + again)
+    assert max(scored.score[-6:]) < SETTINGS.threshold
+    _, scored = pages(sorted(daily_sessions(4) + lunch, key=lambda m: m.traffic.bucket) + again)
     assert list(scored.score[-6:]) == [10.0] * 6
 
 
