@@ -603,20 +603,6 @@ def _near(level: Sequence[float], typical: Sequence[float]) -> bool:
     return all(abs(level[k] - typical[k]) <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS))
 
 
-def _within_use(level: Sequence[float], typical: Sequence[float], others: Sequence[Sequence[float]]
-                ) -> bool:
-    """Whether a session's `level` is the host's use, in packets and relay packets: not DAILY_SPREAD
-    below `typical` (a small tunnel), and not above both DAILY_SPREAD x `typical` and the highest
-    level of the host's `others` sessions (a tunnel bigger than anything the host does; a host
-    whose sessions swing from phase to phase reaches well above its typical level)."""
-    for k in (PACKETS, RELAY_PACKETS):
-        if typical[k] - level[k] > LOG_DAILY_SPREAD:
-            return False
-        if level[k] - typical[k] > LOG_DAILY_SPREAD and all(level[k] > other[k] for other in others):
-            return False
-    return True
-
-
 def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] = None,
                    typical: Optional[Sequence[float]] = None) -> Optional[List[float]]:
     """Where routine_level has none: the routine level at an hour (as routine_level matches it)
@@ -633,7 +619,7 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
     if len(same_hour) != 1:
         return None
     once = same_hour[0]
-    if not _within_use(once, typical, [s.level for s in sessions if s.level is not once]):
+    if not _near(once, typical):
         return None
     levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
     return [min(a, column[-ROUTINE_SESSIONS]) for a, column in zip(once, levels)]
