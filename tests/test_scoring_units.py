@@ -267,13 +267,7 @@ def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
     assert list(scored.score[-6:]) == [10.0] * 6
 
 
-def test_an_hour_used_once_above_the_daily_level_is_routine_on_a_host_that_reaches_it_elsewhere():
-    # a host whose sessions go in phases: evenings on days 0-3 at 3,000 packets, one of them at
-    # 10,000; its one lunch session (day 1) ran at 9,000, 3x its typical level but below what it
-    # reached on an evening. Lunch on day 5 at its typical level is routine. Without the big
-    # evening, the lunch session is above anything else the host does (a tunnel) and day 5 pages.
-    assert 3 > DAILY_SPREAD
-    def peers(net: int) -> Tuple[str, ...]:
+def peers(net: int) -> Tuple[str, ...]:
         return tuple("198.18.%d.%d" % (net, i) for i in range(1, 41))
     lunch = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1), packets=9000) for i in range(6)]
     big_evening = [spiked(2 * DAY + 20 * 3600 + i * SPAN, peers(2), packets=10000) for i in range(6)]
