@@ -267,18 +267,6 @@ def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
     assert list(scored.score[-6:]) == [10.0] * 6
 
 
-def peers(net: int) -> Tuple[str, ...]:
-        return tuple("198.18.%d.%d" % (net, i) for i in range(1, 41))
-    lunch = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1), packets=9000) for i in range(6)]
-    big_evening = [spiked(2 * DAY + 20 * 3600 + i * SPAN, peers(2), packets=10000) for i in range(6)]
-    evenings = [m for m in daily_sessions(4) if m.traffic.bucket // DAY != 2]
-    again = [spiked(5 * DAY + 12 * 3600 + i * SPAN, peers(5)) for i in range(6)]
-    _, scored = pages(sorted(evenings + big_evening + lunch, key=lambda m: m.traffic.bucket) + again)
-    assert max(scored.score[-6:]) < SETTINGS.threshold
-    _, scored = pages(sorted(daily_sessions(4) + lunch, key=lambda m: m.traffic.bucket) + again)
-    assert list(scored.score[-6:]) == [10.0] * 6
-
-
 def test_a_host_that_uses_teredo_at_any_hour_has_no_hour_it_never_uses():
     # one-bucket sessions at the daily level on days 0-3, new destinations each; then one at 03:00
     # on day 5, more than ROUTINE_HOURS from every earlier one (an hour the host never used)
