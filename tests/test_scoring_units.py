@@ -10,9 +10,8 @@ from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traff
                                       series_of as host_series)
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, reason, severity
 from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
-                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, Settings,
-                                  discount_familiar_peaks,
-                                  episodes, fleet_use_level, is_spike, score_host)
+                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
+                                  Settings, discount_familiar_peaks, episodes, fleet_use_level, is_spike, score_host)
 
 SPAN = 600
 DAY = 86400
@@ -188,6 +187,11 @@ def test_a_lone_bucket_in_a_session_pages_only_from_lone_ratio_times_the_routine
     assert max(scores(6, 1)) < SETTINGS.threshold and scores(11, 1) == [10.0]
     assert max(scores(6, 2)) < SETTINGS.threshold and scores(11, 2) == [10.0, 10.0]
     assert scores(6, 3) == [10.0] * 3
+    # a long tunnel about ROUTINE_RATIO x the routine crosses it in ones and twos: not a swing
+    at = 5 * DAY + 20 * 3600
+    hovering = [spiked(at + i * SPAN, packets=(6 if i % 3 == 1 else 4) * 3000) for i in range(9)]
+    assert 4 < ROUTINE_RATIO and SWING_QUIET >= 2
+    assert pages(daily_sessions(5) + hovering)[1].score[-8] == 10.0
     # between two idle buckets (signalling to the server only: no session to swing) 6x pages
     at = 5 * DAY + 20 * 3600
     idle = [bucket(at + i * SPAN, 25)._replace(relay_packets=0) for i in (0, 2)]

@@ -131,6 +131,9 @@ SWING_BUCKETS = 2             # ...and so does a swing of up to 2 buckets (20 mi
                               # 2 buckets in a row 5-10x the routine made most of the false episodes
                               # of hard-phased seed 5 (session_volume "phased"). The cost: a tunnel
                               # of 20 minutes 5-10x a heavy user's routine inside its session
+SWING_QUIET = 3               # ...that is the only one in the half hour either side of it: a long
+                              # tunnel that hovers about ROUTINE_RATIO x the routine crosses it in
+                              # ones and twos (issue 13, hard-phased seed 5: 12 hours of 4-5.8x)
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
@@ -499,18 +502,26 @@ def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: S
         return any(log1p(values[k]) - level[k] > LOG_ROUTINE_RATIO for k in above)
 
     # The run of buckets beyond the routine that this one belongs to, and the buckets around it.
-    run, flanks = 1, []
+    run, flanks, ends = 1, [], []
     for step in (-1, 1):
         other = index + step
         while run <= SWING_BUCKETS and contiguous(other, step) and beyond(other):
             run += 1
             other += step
+        ends.append(other - step)
         if contiguous(other, step):
             flanks.append(other)
     if run > SWING_BUCKETS:
         return above
     if not any(series.values_at(other)[RELAY_PACKETS] >= RELAY_MIN_PACKETS for other in flanks):
         return above  # no session around it: between idle buckets, a swing of nothing
+    # A swing comes back and stays back: a tunnel near the line crosses it again and again.
+    for end, step in zip(ends, (-1, 1)):
+        other = end + step
+        while 0 <= other < len(buckets) and abs(buckets[other] - buckets[end]) <= SWING_QUIET * span:
+            if beyond(other):
+                return above
+            other += step
     return []
 
 
