@@ -26,8 +26,9 @@ signalling):
   the routine at every hour; ROUTINE_RATIO above it still pages (a tunnel on a
   heavy user's host; flows are not judged: a NAT retry burst multiplies the client's signalling
   flows inside a session; bytes alone are not enough, bytes per packet change with what a session
-  carries, nor destinations alone, the peers of a swarm or a match; a lone bucket pages from
-  LONE_RATIO: a session's buckets swing, a tunnel lasts), and
+  carries, nor destinations alone, the peers of a swarm or a match; a swing of up to SWING_BUCKETS
+  buckets inside a session, the only one in SWING_QUIET buckets either side, pages from
+  LONE_RATIO: a session's volume goes in phases, a tunnel lasts), and
   so does a level the host never reached at that hour; a host with a destination habit (its
   sessions go back to the destinations of its earlier ones, HABIT_SHARE) is not excused for new
   use of destinations (a tunnel to a new relay inside a game session);
@@ -330,7 +331,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       the second-highest session peak (or the one session's), and not new use (_is_new_use) of
       destinations;
     - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
-      bytes alone, a lone bucket up to LONE_RATIO), also at an hour the host used once at its
+      bytes alone, a swing up to LONE_RATIO), also at an hour the host used once at its
       daily level (hour_used_once), or at any hour on a host that uses Teredo at any hour
       (any_hour_level), with the same destination-habit exception.
 
@@ -440,7 +441,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                     level = None
             if level is None:
                 # Last, what neither rule excuses as it stands: the routine's own swings (bytes
-                # alone, a lone bucket), and an hour used once at the host's daily level. Each
+                # alone, a swing), and an hour used once at the host's daily level. Each
                 # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
                 # the scores they gave.
                 if loose is None:
@@ -481,10 +482,11 @@ def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: S
     `level`, but for what a session's own swings explain: bytes alone, or destinations alone (bytes
     per packet change from bucket to bucket with what a session carries, and the peers a bucket
     reaches with the swarm or the match; a tunnel that far above the routine carries more packets
-    too, or more bytes and destinations at once), and a lone bucket up to LONE_RATIO above it inside
-    a session, judged on all but bytes (a neighbouring bucket carries data through the tunnel,
-    RELAY_MIN_PACKETS relay packets, and neither is ROUTINE_RATIO above the routine on those
-    metrics; a bucket between two idle ones is no session's swing)."""
+    too, or more bytes and destinations at once), and a swing up to LONE_RATIO above it inside a
+    session, judged on all but bytes: a run of at most SWING_BUCKETS buckets ROUTINE_RATIO above
+    the routine on those metrics, a bucket beside it carries data through the tunnel
+    (RELAY_MIN_PACKETS relay packets; a run between two idle buckets is no session's swing), and no
+    other bucket within SWING_QUIET buckets of it is ROUTINE_RATIO above."""
     above = [k for k in metrics if y[k] - level[k] > LOG_ROUTINE_RATIO]
     # (issue 13, hard-anytime seed 3: lone buckets of peer-to-peer sessions at 11-15x the
     # routine's destinations, and at 7x its packets with 10-12x its bytes, paged)
