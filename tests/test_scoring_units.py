@@ -189,8 +189,9 @@ def test_a_lone_bucket_in_a_session_pages_only_from_lone_ratio_times_the_routine
     assert scores(6, 3) == [10.0] * 3
     # a long tunnel about ROUTINE_RATIO x the routine crosses it in ones and twos: not a swing
     at = 5 * DAY + 20 * 3600
-    hovering = [spiked(at + i * SPAN, packets=(6 if i % 3 == 1 else 4) * 3000) for i in range(9)]
-    assert 4 < ROUTINE_RATIO and SWING_QUIET >= 2
+    hovering = [spiked(at + i * SPAN, packets=(6 if i % SWING_QUIET == 1 else 4) * 3000)
+                for i in range(9)]
+    assert 4 < ROUTINE_RATIO
     assert pages(daily_sessions(5) + hovering)[1].score[-8] == 10.0
     # between two idle buckets (signalling to the server only: no session to swing) 6x pages
     at = 5 * DAY + 20 * 3600

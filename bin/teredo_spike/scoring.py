@@ -132,9 +132,10 @@ SWING_BUCKETS = 2             # ...and so does a swing of up to 2 buckets (20 mi
                               # 2 buckets in a row 5-10x the routine made most of the false episodes
                               # of hard-phased seed 5 (session_volume "phased"). The cost: a tunnel
                               # of 20 minutes 5-10x a heavy user's routine inside its session
-SWING_QUIET = 3               # ...that is the only one in the half hour either side of it: a long
+SWING_QUIET = 2               # ...that is the only one in the 20 minutes either side of it: a long
                               # tunnel that hovers about ROUTINE_RATIO x the routine crosses it in
-                              # ones and twos (issue 13, hard-phased seed 5: 12 hours of 4-5.8x)
+                              # ones and twos (issue 13, hard seed 1: 12 hours at 4-7x paged with 2,
+                              # not with 1; 3 kept more of the phases of hard-phased seed 5 paging)
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
