@@ -635,8 +635,7 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
     once = same_hour[0]
     if not _near(once, typical):
         return None
-    levels = [sorted(column) for column in zip(*(s.level for s in sessions))]
-    return [min(a, column[-ROUTINE_SESSIONS]) for a, column in zip(once, levels)]
+    return [min(a, b) for a, b in zip(once, _daily_level(sessions))]
 
 
 def any_hour_level(sessions: Sequence[Session], typical: Optional[Sequence[float]]
@@ -653,6 +652,12 @@ def any_hour_level(sessions: Sequence[Session], typical: Optional[Sequence[float
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
     if max(gaps + [starts[0] + 86400 - starts[-1]]) >= ANY_HOUR_GAP:
         return None
+    return _daily_level(sessions)
+
+
+def _daily_level(sessions: Sequence[Session]) -> List[float]:
+    """The host's daily level per metric: the ROUTINE_SESSIONS-th highest level of all its
+    sessions, as routine_level takes it among the sessions at an hour."""
     return [sorted(column)[-ROUTINE_SESSIONS] for column in zip(*(s.level for s in sessions))]
 
 
