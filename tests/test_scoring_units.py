@@ -10,7 +10,7 @@ from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traff
                                       series_of as host_series)
 from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, reason, severity
 from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
-                                  MIN_SD, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
+                                  MIN_SD, ONCE_BELOW, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
                                   Settings, discount_familiar_peaks, episodes, fleet_use_level, is_spike, score_host)
 
 SPAN = 600
@@ -270,6 +270,23 @@ def test_an_hour_used_once_at_the_hosts_daily_level_is_routine():
     assert list(scored.score[-6:]) == [10.0] * 6, "an hour used once far below the daily level"
     _, scored = pages(daily_sessions(4) + again)
     assert list(scored.score[-6:]) == [10.0] * 6
+
+
+def test_an_hour_used_once_in_a_low_session_is_routine_down_to_once_below():
+    # as above, the one lunch session lower than the evenings (3,000): 3x below the host's median,
+    # lunch at the daily level on day 5 is routine (within ROUTINE_RATIO of that session); 4.3x
+    # below (beyond ONCE_BELOW), no session of the host's use was at lunch: a new hour
+    def lunch_pages(once: int) -> bool:
+        def peers(day: int) -> Tuple[str, ...]:  # new ones every session, as daily_sessions
+            return tuple("198.18.%d.%d" % (day, i) for i in range(1, 41))
+        lunch = [spiked(1 * DAY + 12 * 3600 + i * SPAN, peers(1), packets=once) for i in range(6)]
+        again = [spiked(5 * DAY + 12 * 3600 + i * SPAN, peers(5), packets=3000) for i in range(6)]
+        _, scored = pages(sorted(daily_sessions(4) + lunch, key=lambda m: m.traffic.bucket) + again)
+        return max(scored.score[-6:]) >= SETTINGS.threshold
+
+    assert 3000 / 1000 < ONCE_BELOW < 3000 / 700 < ROUTINE_RATIO
+    assert not lunch_pages(1000)
+    assert lunch_pages(700)
 
 
 def test_a_host_that_uses_teredo_at_any_hour_has_no_hour_it_never_uses():

@@ -95,15 +95,22 @@ ROUTINE_SESSIONS = 2          # reached in at least 2 such sessions (a tunnel re
 DAILY_SESSIONS = 3            # ...or in 1 such session at the host's daily level, from this many
                               # sessions at any hour on: a heavy user who picks lunch or evening afresh
                               # each day has used that hour once before, at the volume it uses every
-                              # day. That one session must be within DAILY_SPREAD of the median level
-                              # of the host's sessions, either way, in packets and relay packets: an
-                              # earlier tunnel at the hour (its volume is its own, above or below the
-                              # host's use) does not make the hour routine (issue 13, hard seed 1)
+                              # day. That one session must be within DAILY_SPREAD above and ONCE_BELOW
+                              # below the median level of the host's sessions, in packets and relay
+                              # packets: an earlier tunnel at the hour (its volume is its own, above
+                              # or far below the host's use) does not make the hour routine (issue 13,
+                              # hard seed 1)
 DAILY_SPREAD = 2.0            # a session's level (upper quartile of 1-4 h) varies from day to day by
                               # less than 2x around the host's median; set by that reasoning after the
                               # seed-2 check showed a repeated 30-packet tunnel excused by its first
                               # run (a bound above only); the median, not the second-highest level:
                               # that left a 2.2x-lower evening session new on hard seed 1
+ONCE_BELOW = 4.0              # ...a low session is still the host's use, less of it: a session's level
+                              # moves with its phases (issue 13, hard-phased seed 6: six hours used
+                              # once in sessions 2.1-6x below the median, at evening or lunch, paged
+                              # the next session there as a new hour; four of them within 4x). A
+                              # tunnel's first run far below (hard seed 2: a tunnel of 30 packets on a
+                              # heavy user's host, repeated) still makes no hour routine
 ROUTINE_RECENT = 36 * 3600    # ...or in one (yesterday's) that started at most 36 hours ago
 ANY_HOUR_SESSIONS = 4         # a host with this many sessions at its daily level (DAILY_SPREAD)...
 ANY_HOUR_GAP = 12 * 3600      # ...whose starts leave no gap of 12 hours in the day uses Teredo at
@@ -475,6 +482,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
 LOG_LONE_RATIO = math.log(LONE_RATIO)
 LOG_DAILY_SPREAD = math.log(DAILY_SPREAD)
+LOG_ONCE_BELOW = math.log(ONCE_BELOW)
 
 
 def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: Sequence[float],
@@ -621,11 +629,12 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
                    typical: Optional[Sequence[float]] = None) -> Optional[List[float]]:
     """Where routine_level has none: the routine level at an hour (as routine_level matches it)
     the host used in exactly one earlier session, if the host has DAILY_SESSIONS sessions and that
-    one was at its daily level (_near `typical`, typical_level: the median level of all its
-    sessions): per metric, the smaller of that session's level and
-    the ROUTINE_SESSIONS-th highest of all (as routine_level takes it at an hour).
+    one was at its use (from ONCE_BELOW below to DAILY_SPREAD above `typical`, typical_level: the
+    median level of all its sessions, in packets and relay packets): per metric, the smaller of
+    that session's level and the ROUTINE_SESSIONS-th highest of all (as routine_level takes it at
+    an hour).
     None otherwise: an hour the host never used, or used once in a session at another volume than
-    the host's daily one (an earlier tunnel)."""
+    the host's use (an earlier tunnel)."""
     if len(sessions) < DAILY_SESSIONS or typical is None:
         return None
     same_hour = [s.level for s in sessions
@@ -633,7 +642,7 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
     if len(same_hour) != 1:
         return None
     once = same_hour[0]
-    if not _near(once, typical):
+    if not all(-LOG_ONCE_BELOW <= once[k] - typical[k] <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS)):
         return None
     return [min(a, b) for a, b in zip(once, _daily_level(sessions))]
 
