@@ -245,3 +245,15 @@ def test_the_matrix_cell_and_the_target_verdicts_carry_the_interval():
     assert "F1 >= 0.93, noisy 0.90: missed" in text
     assert "not resolved: quiet" in text
     assert "upper bound at 0.59" in text and "from 12,296 host-days" in text
+
+
+def test_a_new_address_is_its_own_false_cause_and_host_days_count_machines_not_addresses():
+    truth = {"hosts": {"a": {"class": "heavy", "join": at(0)},
+                       "b": {"class": "heavy", "join": at(144), "address_of": "a"}},
+             "heavy_sessions": [{"src": "b", "start": at(150), "end": at(160)},
+                                {"src": "b", "start": at(600), "end": at(610)}],
+             "storm": {"start": at(5000), "end": at(5005)}, "nat_bursts": [], "port_reuse": [], "tunnels": []}
+    assert evaluate.machines(truth) == 1
+    assert evaluate.false_cause(truth, Episode("b", at(150), at(152))) == "new address, first days"
+    assert evaluate.false_cause(truth, Episode("b", at(600), at(602))) == "heavy user, in a session"
+    assert evaluate.false_cause(truth, Episode("a", at(150), at(152))) == "heavy user, outside a session"

@@ -393,6 +393,35 @@ def test_port_reuse_share_times_and_gap():
         assert quic
 
 
+def test_address_churn_moves_hosts_to_new_addresses_at_day_starts():
+    _, usual = family()
+    rows, truth = family(address_churn=0.3)
+    assert not any("address_of" in h for h in usual["hosts"].values())
+    moved = {ip: h for ip, h in truth["hosts"].items() if "address_of" in h}
+    first_day = truth["start"] // DAY
+    chances = sum(5 - max(0, h["join"] // DAY - first_day) for h in usual["hosts"].values()
+                  if h["class"] != "server")  # day starts 1-5 after each host joined
+    assert 0.15 * chances <= len(moved) <= 0.35 * chances  # a few fall in tunnels and sessions
+    sent = defaultdict(list)
+    for row in rows:
+        sent[row["All_Traffic.src_ip"]].append(int(row["_time"]))
+    moves = defaultdict(list)
+    for ip, h in moved.items():
+        original = truth["hosts"][h["address_of"]]
+        assert ip.startswith("10.%d." % scenario.CHURN_NET) and "address_of" not in original
+        assert h["class"] == original["class"] != "server" and h["join"] % DAY == 0
+        assert min(sent[ip], default=h["join"]) >= h["join"]
+        moves[h["address_of"]].append(h["join"])
+    assert sum(bool(sent[ip]) for ip in moved) >= 0.5 * len(moved)  # off hosts send nothing
+    for original, joins in moves.items():
+        assert max(sent[original], default=0) < min(joins), "the old address falls silent"
+    # what happens on a host is named by the address it had then, and no move falls inside it
+    for item in truth["tunnels"] + truth["heavy_sessions"]:
+        host = truth["hosts"][item["src"]]
+        assert host["join"] <= item["start"] and any(item["start"] <= t <= item["end"] for t in sent[item["src"]])
+    assert any("address_of" in truth["hosts"][s["src"]] for s in truth["heavy_sessions"])
+
+
 def test_default_behaviour_is_not_written_into_the_truth_and_families_are():
     _, truth = family()
     assert "behaviour" not in truth["parameters"]

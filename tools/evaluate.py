@@ -256,7 +256,7 @@ class SeedRun:
 
     def score(self, flagged: Set[HostBucket]) -> Score:
         return score_episodes(merge_episodes(flagged), flagged, self.truth["tunnels"],
-                              len(self.truth["hosts"]), self.eval_start, self.truth["end"])
+                              machines(self.truth), self.eval_start, self.truth["end"])
 
 
 def scenario_params(seed: int, hosts: int, days: int, warmup_days: int = 2) -> scenario.Params:
@@ -399,6 +399,12 @@ def slices(items: Sequence[Tuple[dict, Optional[int]]]) -> Dict[str, Dict[str, T
     return out
 
 
+def machines(truth: dict) -> int:
+    """The scenario's hosts: the false rate is per host-day of a machine, whatever its addresses
+    (truth["hosts"] also holds each new address of scenario.Behaviour.address_churn)."""
+    return sum("address_of" not in host for host in truth["hosts"].values())
+
+
 def false_causes(run: SeedRun, false: Sequence[Episode]) -> Dict[str, int]:
     causes: Dict[str, int] = defaultdict(int)
     for episode in false:
@@ -416,6 +422,8 @@ def false_cause(truth: dict, e: Episode) -> str:
     bursts = [dict(b, end=b["start"] + (b["buckets"] - 1) * SPAN) for b in truth["nat_bursts"]]
     reuse = [dict(r, end=r["start"] + (r["buckets"] - 1) * SPAN) for r in truth["port_reuse"]]
     host = truth["hosts"][e.src]
+    if "address_of" in host and e.first - host["join"] < 2 * 86400:
+        return "new address, first days"  # scenario.Behaviour.address_churn: a known host, unknown here
     if host["class"] == "heavy" and overlaps(e, truth["heavy_sessions"], pad=3 * SPAN):
         return "heavy user, in a session"
     if overlaps(e, storm, src_key="-"):
@@ -958,7 +966,7 @@ class FamilyRun:
 
     def score(self) -> Score:
         flagged = flag_command(self.buckets)
-        return score_episodes(merge_episodes(flagged), flagged, self.truth["tunnels"], len(self.truth["hosts"]),
+        return score_episodes(merge_episodes(flagged), flagged, self.truth["tunnels"], machines(self.truth),
                               self.eval_start, self.truth["end"])
 
     def counted_spikes(self) -> List[dict]:
@@ -1024,7 +1032,7 @@ def family_metrics(run: FamilyRun) -> Dict[str, Tuple[float, int]]:
         "recall": (score.recall, score.tunnels),
         "f1": (score.f1, score.episodes),
         "false_rate": (score.false_per_1000_host_days, len(score.false)),
-        "host_days": (score.host_days, len(run.truth["hosts"])),  # what the false rate is over, and the hosts
+        "host_days": (score.host_days, machines(run.truth)),  # what the false rate is over, and the hosts
         "light_recall": subset_recall(score, light_tunnels(run.truth)),
         "heavy_recall": subset_recall(score, heavy_tunnels(run.truth, routine_levels(run.truth, run.buckets))),
         "critical_share": (critical / len(spikes) if spikes else float("nan"), len(spikes)),
@@ -1286,7 +1294,8 @@ def target_verdicts(table: Dict[str, Dict[str, Tuple[float, int]]], worst: Dict[
 
 
 CAUSE_COLUMNS = ("heavy user, in a session", "heavy user, outside a session", "NAT retry burst", "storm hour",
-                 "old client port reused by QUIC", "after a tunnel on the host", "new host, first days", "other")
+                 "old client port reused by QUIC", "after a tunnel on the host", "new host, first days",
+                 "new address, first days", "other")
 SEVERITY_ORDER = ("low", "medium", "high", "critical")
 
 

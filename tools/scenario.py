@@ -43,6 +43,7 @@ import math
 import random
 import sys
 from array import array
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -174,6 +175,13 @@ class Behaviour:
     """Earliest reuse after the port's last Teredo bucket, in buckets: 2 days (288) down to 2 buckets;
     the port is free the moment the client moves, so 20 minutes later is realistic."""
 
+    address_churn: float = 0.0
+    """Chance that a host starts a day on a new IPv4 address (`CHURN_NET`, never used before), every
+    workstation and laptop (servers keep theirs) and day, not inside a tunnel or a heavy user's session. The detection knows a host by its
+    address, so a new one starts with no history. 0 (addresses reserved or leases renewed, most
+    desktops) to ~0.3 (laptops moving between dock, Wi-Fi and VPN pools each day, short DHCP leases);
+    flow records carry the address, not the machine, unless a site joins them to DHCP or asset data."""
+
 
 RELAY_POOL_SIZE = 40
 STEADY_CAP = 9000             # session_volume "steady": packets per bucket at most
@@ -181,6 +189,7 @@ PHASE_SESSION_SIGMA = 0.5     # session_volume "phased": a session's level, sigm
 PHASE_CORRELATION = 0.7       # ... bucket-to-bucket correlation of the log rate inside a session
 PHASE_CAP = 45000             # ... packets per bucket at most
 MIXED_HABITUAL_SHARE = 0.5  # heavy_rhythm "mixed": share of heavy hosts with the habitual rhythm
+CHURN_NET = 40                # address_churn: new addresses are 10.40.x.y, in order of use
 DEFAULT_BEHAVIOUR = Behaviour()
 # Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
 FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
@@ -195,16 +204,17 @@ FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
     "heavy-share": {"heavy_share": 0.15},
     "port-reuse": {"port_reuse_share": 1.0, "port_reuse_times": 3, "port_reuse_gap": 2},
     "anytime-heavy": {"heavy_rhythm": "anytime"},
+    "address-churn": {"address_churn": 0.3},
 }
 # hard: every change at once, but heavy users of both rhythms (a habitual rhythm only would hide the
 # random-rhythm users' sessions from tuning on it, as it did before issue 13's "mixed").
-FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items() if name != "labels-all"
-                          for k, v in change.items()}
+FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items()
+                          if name not in ("labels-all", "address-churn") for k, v in change.items()}
 FAMILY_CHANGES["hard"]["heavy_rhythm"] = "mixed"
 # hard-anytime: hard with every heavy user at any hour (the rhythm the two-slot ones cannot show).
 FAMILY_CHANGES["hard-anytime"] = dict(FAMILY_CHANGES["hard"], heavy_rhythm="anytime")
-# Added after hard was fixed as the tuning family (hard keeps its definition): session volume in
-# phases, alone and with hard.
+# Added after hard was fixed as the tuning family (hard keeps its definition, so address-churn stays
+# out of it): session volume in phases, alone and with hard.
 FAMILY_CHANGES["phased-heavy"] = {"session_volume": "phased"}
 FAMILY_CHANGES["hard-phased"] = dict(FAMILY_CHANGES["hard"], session_volume="phased")
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
@@ -858,28 +868,65 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     reuse: List[dict] = []
     bursts: List[dict] = []
     rows: List[tuple] = []
+    addresses: List[Tuple[Host, int, int, str]] = []  # (host, first bucket, end, address)
     for index, host in enumerate(hosts):
         flows = generate_host(params, index, host, storm, by_host.get(host.ip, []), reuse, bursts)
-        key = _ip_key(host.ip)
+        spans = _address_spans(params, index, host, by_host.get(host.ip, []), len(addresses) - index)
+        addresses += [(host, first, end, ip) for first, end, ip in spans]
+        starts = [first for first, _, _ in spans]
+        keys = [(_ip_key(ip), ip) for _, _, ip in spans]
         for (b, sport, dest, dport, app), (bytes_out, packets, count) in flows.rows.items():
-            rows.append((b, key, sport, _ip_key(dest), dport, app, host.ip, dest, bytes_out, packets, count))
+            key, ip = keys[bisect_right(starts, b) - 1]
+            rows.append((b, key, sport, _ip_key(dest), dport, app, ip, dest, bytes_out, packets, count))
     rows.sort(key=lambda r: r[:6])
     out = [[params.start + r[0] * SPAN, r[6], r[2], r[7], r[4], r[5], r[8], r[9], r[10]] for r in rows]
-    return out, _truth(params, hosts, storm, tunnels, reuse, bursts, len(out))
+    return out, _truth(params, hosts, storm, tunnels, reuse, bursts, len(out), addresses)
+
+
+def _address_spans(params: Params, index: int, host: Host, tunnels: List[dict], churned: int
+                   ) -> List[Tuple[int, int, str]]:
+    """`Behaviour.address_churn`: the host's addresses, (first bucket, end, address) in time order;
+    the first is host.ip. `churned`: new addresses handed out so far (this host's follow on)."""
+    buckets = len(host.online)
+    spans = [(0, buckets, host.ip)]
+    chance = params.behaviour.address_churn
+    if not chance or host.cls == "server":
+        return spans
+    rng = _rng(params, "address", index)
+    busy = [(t["start_index"], t["end_index"] + 4) for t in tunnels] + list(host.sessions)
+    for day in range(1, params.days):
+        at = day * PER_DAY
+        if rng.random() < chance and at > host.join and not any(a < at <= b for a, b in busy):
+            n = churned + len(spans) - 1
+            spans[-1] = (spans[-1][0], at, spans[-1][2])
+            spans.append((at, buckets, "10.%d.%d.%d" % (CHURN_NET, n // 250, n % 250 + 1)))
+    return spans
 
 
 def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: List[dict],
-           reuse: List[dict], bursts: List[dict], rows: int) -> dict:
+           reuse: List[dict], bursts: List[dict], rows: int,
+           addresses: List[Tuple[Host, int, int, str]]) -> dict:
     def at(index: int) -> int:
         return params.start + index * SPAN
+    spans: Dict[str, List[Tuple[int, int, str]]] = {}
+    for host, first, end, ip in addresses:
+        spans.setdefault(host.ip, []).append((first, end, ip))
+
+    def address(src: str, bucket: int) -> str:
+        return next(ip for first, end, ip in spans[src] if first <= bucket < end)
     for item in tunnels + reuse + bursts:
         item["start"] = at(item["start_index"])
         if "end_index" in item:
             item["end"] = at(item["end_index"])
-    teredo_first = {}
-    for host in hosts:
-        first = next((b for b, p in enumerate(host.ports) if p and host.online[b]), None)
-        teredo_first[host.ip] = None if first is None else at(first)
+        item["src"] = address(item["src"], item["start_index"])
+    described = {}
+    for host, first, end, ip in addresses:
+        seen = next((b for b in range(first, end) if host.ports[b] and host.online[b]), None)
+        described[ip] = {"class": host.cls, "teredo": host.teredo, "join": at(max(host.join, first)),
+                         "teredo_first_seen": None if seen is None else at(seen),
+                         "online_buckets": sum(host.online[first:end])}
+        if ip != host.ip:
+            described[ip]["address_of"] = host.ip
     return {
         "format": "teredo_spike scenario 1",
         "parameters": _parameters(params),
@@ -888,13 +935,11 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
         "end": at(params.days * PER_DAY - 1),
         "buckets": params.days * PER_DAY,
         "rows": rows,
-        "hosts": {h.ip: {"class": h.cls, "teredo": h.teredo, "join": at(h.join),
-                         "teredo_first_seen": teredo_first[h.ip],
-                         "online_buckets": sum(h.online)} for h in hosts},
+        "hosts": described,
         "teredo_servers": [s for pair in TEREDO_SERVERS for s in pair if s],
         "storm": {"start": at(storm[0]), "end": at(storm[1]), "start_index": storm[0], "end_index": storm[1]},
         "nat_bursts": bursts,
-        "heavy_sessions": [{"src": h.ip, "start": at(begin), "end": at(end - 1)}
+        "heavy_sessions": [{"src": address(h.ip, begin), "start": at(begin), "end": at(end - 1)}
                            for h in hosts for begin, end in h.sessions],
         "port_reuse": reuse,
         "tunnels": tunnels,
