@@ -176,11 +176,12 @@ class Behaviour:
     the port is free the moment the client moves, so 20 minutes later is realistic."""
 
     address_churn: float = 0.0
-    """Chance that a host starts a day on a new IPv4 address (`CHURN_NET`, never used before), every
-    workstation and laptop (servers keep theirs) and day, not inside a tunnel or a heavy user's session. The detection knows a host by its
-    address, so a new one starts with no history. 0 (addresses reserved or leases renewed, most
-    desktops) to ~0.3 (laptops moving between dock, Wi-Fi and VPN pools each day, short DHCP leases);
-    flow records carry the address, not the machine, unless a site joins them to DHCP or asset data."""
+    """Chance that a host starts a day on a new IPv4 address (`CHURN_NET`, never used before), for
+    every workstation and laptop (servers keep theirs) and day, unless a tunnel or a heavy user's
+    session runs across midnight. The detection knows a host by its address, so a new one starts
+    with no history. 0 (addresses reserved or leases renewed, most desktops) to ~0.3 (laptops moving
+    between dock, Wi-Fi and VPN pools each day, short DHCP leases); flow records carry the address,
+    not the machine, unless a site joins them to DHCP or asset data."""
 
 
 RELAY_POOL_SIZE = 40

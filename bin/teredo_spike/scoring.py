@@ -642,7 +642,8 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
     if len(same_hour) != 1:
         return None
     once = same_hour[0]
-    if not all(-LOG_ONCE_BELOW <= once[k] - typical[k] <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS)):
+    if not all(-LOG_ONCE_BELOW <= once[k] - typical[k] <= LOG_DAILY_SPREAD
+               for k in (PACKETS, RELAY_PACKETS)):
         return None
     return [min(a, b) for a, b in zip(once, _daily_level(sessions))]
 
