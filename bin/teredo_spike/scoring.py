@@ -491,11 +491,13 @@ def _beyond_routine(series: HostSeries, index: int, y: Sequence[float], level: S
     `level`, but for what a session's own swings explain: bytes alone, or destinations alone (bytes
     per packet change from bucket to bucket with what a session carries, and the peers a bucket
     reaches with the swarm or the match; a tunnel that far above the routine carries more packets
-    too, or more bytes and destinations at once), and a swing up to LONE_RATIO above it inside a
-    session, judged on all but bytes: a run of at most SWING_BUCKETS buckets ROUTINE_RATIO above
-    the routine on those metrics, a bucket beside it carries data through the tunnel
+    too, or more bytes and destinations at once), and a swing up to LONE_RATIO above it (bytes
+    aside) inside a session: a run of at most SWING_BUCKETS buckets ROUTINE_RATIO above the
+    routine on any metric this one crosses, a bucket beside it carries data through the tunnel
     (RELAY_MIN_PACKETS relay packets; a run between two idle buckets is no session's swing), and no
-    other bucket within SWING_QUIET buckets of it is ROUTINE_RATIO above."""
+    other bucket within SWING_QUIET buckets of it is ROUTINE_RATIO above on them. Bytes count
+    around the bucket: a tunnel hovering about the line in packets shows its bigger packets in the
+    buckets between (issue 13, hard seed 1: four tunnels at about 6x were lost without them)."""
     above = [k for k in metrics if y[k] - level[k] > LOG_ROUTINE_RATIO]
     # (issue 13, hard-anytime seed 3: lone buckets of peer-to-peer sessions at 11-15x the
     # routine's destinations, and at 7x its packets with 10-12x its bytes, paged)
