@@ -8,7 +8,7 @@ import pytest
 
 from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
-from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, episode_row, reason, severity
+from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, SHORT_HISTORY, episode_row, reason, severity
 from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
                                   MIN_SD, ONCE_BELOW, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
                                   Settings, discount_familiar_peaks, episodes, fleet_use_level, is_spike, score_host)
@@ -460,7 +460,7 @@ def test_a_host_that_keeps_to_its_destinations_pages_on_a_new_relay_within_its_r
     _, scored = pages(kept + [tunnel, same])
     assert scored[-2].score == 10.0 and scored[-1].score < SETTINGS.threshold
     assert ("new destinations on a host that keeps to its own (its routine here 3,000 relay packets"
-            " in 10m)") in reason(scored[-2], SETTINGS, False, 1)
+            " in 10m)") in reason(scored[-2], SETTINGS, False, 1, scored[-2].bucket)
     other = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
     _, scored = pages(daily_sessions(4) + [other])
     assert scored[-1].score < SETTINGS.threshold
@@ -524,12 +524,30 @@ def test_the_reason_says_which_routine_rule_kept_a_heavy_users_spike():
     def kept_reason(made: Sequence[Made], index: int = -1) -> str:
         _, scored = pages(made)
         assert scored[index].score == 10.0
-        return reason(scored[index], SETTINGS, False, 1)
+        return reason(scored[index], SETTINGS, False, 1, scored[index].bucket)
 
     evening = 5 * DAY + 20 * 3600
     above = kept_reason(daily_sessions(5) + [spiked(evening + i * SPAN, packets=18000) for i in range(2)])
     assert "relay packets 6.0x the host's routine at this hour (3,000 in 10m)" in above
     new_hour = kept_reason(daily_sessions(5) + [spiked(5 * DAY + 10 * 3600)])
     assert "no routine at this hour of day in the last 14 days (typical session 3,000 relay packets in 10m)" in new_hour
-    # a host with no earlier session: nothing to say beyond the score
-    assert "routine" not in reason(series_of([spiked(evening)])[0], SETTINGS, False, 1)
+    # a host with no earlier session (its first bucket: first seen): nothing said of a routine
+    assert "routine" not in reason(series_of([spiked(evening)])[0], SETTINGS, True, 1, evening)
+
+
+def test_the_reason_says_when_the_search_holds_little_of_the_hosts_teredo():
+    # a host's first Teredo bucket 19 hours (then 2 days) before the spike: too little to have
+    # learned a routine, said with why it may be (the search's start, a new host, a new address)
+    def history_reason(before: int, first_seen: bool = False) -> str:
+        at = 3 * DAY
+        series = series_of(([bucket(at - before, 25)] if before else []) + [spiked(at)])
+        return reason(series[len(series) - 1], SETTINGS, first_seen, 1, at)
+
+    hint = ("only 19 hours of this host's Teredo before it in this search: no routine yet (the search's "
+            "start, a new host, or a new address)")
+    assert hint in history_reason(19 * 3600)
+    assert "only 40 minutes of this host's Teredo" in history_reason(40 * 60)
+    assert SHORT_HISTORY == 2 * DAY and "no routine yet" not in history_reason(2 * DAY)
+    # the host's first bucket is in the episode: the reason says that instead
+    assert "first Teredo seen from this host" in history_reason(0, first_seen=True)
+    assert "no routine yet" not in history_reason(0, first_seen=True)

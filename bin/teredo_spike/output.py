@@ -32,6 +32,11 @@ LONG_EPISODE_BUCKETS = 3
 CRITICAL_SCORE = 25.0
 CRITICAL_FLEET_MULTIPLE = 20.0
 CRITICAL_ROUTINE_MULTIPLE = 20.0
+# A spike on a host whose Teredo the search holds for less than this before it says so: no routine
+# can have been learned (sessions on two earlier days, scoring.ROUTINE_SESSIONS). The search's range
+# may have just begun, the host may be new, or it came back on a new address (a DHCP lease, a VPN
+# pool): the command knows a host by its address (docs/detection-quality.md, family address-churn).
+SHORT_HISTORY = 2 * 86400
 
 # Every row carries every field, in this order: splunklib freezes the output header at the first row.
 FIELDS = (
@@ -79,9 +84,9 @@ def _expected(hb: Bucket, k: int, sigmas: float = 0.0) -> int:
     return int(round(math.expm1(y)))
 
 
-def reason(peak: Bucket, settings: Settings, first_seen: bool, buckets: int) -> str:
+def reason(peak: Bucket, settings: Settings, first_seen: bool, buckets: int, start: int) -> str:
     """E.g. "packets 12,400 in 10m vs baseline 20 (z 14.2); 3 relay destinations via client port
-    3797"."""
+    3797". `start`: the first bucket of the episode (or the bucket) that `peak` is the peak of."""
     k = max(range(len(METRICS)), key=lambda i: peak.z[i])
     parts = ["%s %s in %s vs baseline %s (z %.1f)" % (
         METRICS[k].replace("_", " "), "{:,}".format(peak.values[k]), format_span(settings.span),
@@ -99,9 +104,20 @@ def reason(peak: Bucket, settings: Settings, first_seen: bool, buckets: int) -> 
         parts.append("fleet-wide rise of %.1f discounted" % peak.fleet_adjustment)
     if first_seen:
         parts.append("first Teredo seen from this host")
+    else:
+        history = start - peak.series.buckets[0]
+        if history < SHORT_HISTORY:
+            parts.append("only %s of this host's Teredo before it in this search: no routine yet "
+                         "(the search's start, a new host, or a new address)" % _duration(history))
     if buckets > 1:
         parts.append("episode of %d buckets" % buckets)
     return "; ".join(parts)
+
+
+def _duration(seconds: int) -> str:
+    """E.g. "19 hours", "1 hour", "40 minutes"."""
+    count, unit = (seconds // 3600, "hour") if seconds >= 3600 else (seconds // 60, "minute")
+    return "%d %s%s" % (count, unit, "" if count == 1 else "s")
 
 
 def _kept_reason(rule: str, level: float, relay_packets: int, settings: Settings) -> str:
@@ -148,7 +164,7 @@ def bucket_row(hb: Bucket, settings: Settings, first_seen: bool,
         "client_ports": sorted(hb.client_ports, key=_port_order),
         "teredo_servers": sorted(hb.servers), "relays": sorted(hb.relays),
         "mapped": sorted(hb.mapped),
-        "reason": reason(hb, settings, first_seen, 1) if hb.is_spike else "",
+        "reason": reason(hb, settings, first_seen, 1, hb.bucket) if hb.is_spike else "",
     })
     return row
 
@@ -183,7 +199,7 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool,
         "first_seen": int(first_seen), "evidence": ev.names(mask),
         "client_ports": sorted(ports, key=_port_order), "teredo_servers": sorted(servers),
         "relays": sorted(relays), "mapped": sorted(mapped),
-        "reason": reason(peak, settings, first_seen, length),
+        "reason": reason(peak, settings, first_seen, length, buckets[0].bucket),
     })
     return row
 
