@@ -119,14 +119,14 @@ NASTY = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
 FIELDS = ("_time", "src_ip", "src_port", "dest_ip", "dest_port", "transport", "packets_out",
-          "bytes_out", "count", "app", "inner_src_ip")
+          "bytes_out", "count", "app", "inner_src_ip", "src_host")
 # Each fuzzed record is certainly unusable (so that the good records' results must not change):
 # at least one of these replaces a field that every counted record needs.
 UNUSABLE = st.sampled_from([
     ("_time", "yesterday"), ("_time", "1e400"), ("_time", "1e12"), ("src_ip", ""),
     ("src_ip", "not-an-ip"), ("dest_ip", "999.1.1.1"), ("src_port", "70000"),
     ("src_port", "=HYPERLINK(1)"), ("dest_port", "-1"), ("packets_out", "-5"),
-    ("bytes_out", "nan"), ("count", "9" * 400),
+    ("bytes_out", "nan"), ("count", "9" * 400), ("src_host", "=HYPERLINK(1)"), ("src_host", "a b"),
 ])
 
 

@@ -34,7 +34,10 @@ def read_chunk(reader: RecordReader, chunk: Chunk) -> Candidates:
         return Candidates({}, [])
     candidates = {}
     entries: List[str] = []
-    udp_lines = None if lines is None else _udp_lines(columns, lines, len(chunk.header))
+    # A chunk with src_host (fields.HOST_FIELD) goes to the exact reader: the shortcuts pass
+    # candidates on keyed by their address, and a host is then known by its src_host.
+    udp_lines = (None if lines is None or columns.host is not None
+                 else _udp_lines(columns, lines, len(chunk.header)))
     if udp_lines is None:
         reader.records += reader.read_rows(
             columns, _padded(chunk.rows(), len(chunk.header)), candidates)

@@ -29,12 +29,16 @@ LABEL_FIELDS = ("app", "service", "app_proto", "tunnel_type")
 INNER_SRC_FIELD = "inner_src_ip"
 INNER_DEST_FIELD = "inner_dest_ip"
 IPV6_FIELDS = (INNER_SRC_FIELD, INNER_DEST_FIELD)
+# The machine a flow came from, where the site knows it (a DHCP or asset lookup after tstats): a
+# host is then known by it rather than by its address, which changes with DHCP leases and VPN pools
+# (docs/detection-quality.md, family address-churn). The address still decides what is outbound.
+HOST_FIELD = "src_host"
 
 # What the command asks splunkd to send (`required_fields`): every accepted name, both spellings.
 REQUIRED_FIELDS: List[str] = sorted(
     {
         prefix + name
-        for names in list(ALIASES.values()) + [LABEL_FIELDS, IPV6_FIELDS]
+        for names in list(ALIASES.values()) + [LABEL_FIELDS, IPV6_FIELDS, (HOST_FIELD,)]
         for name in names
         for prefix in ("", DATAMODEL_PREFIX)
         if not (prefix and name == "_time") and not (prefix and name == "count")
@@ -59,6 +63,7 @@ class Columns(NamedTuple):
     labels: Sequence[int]
     inner_src: Optional[int]
     inner_dest: Optional[int]
+    host: Optional[int]
 
     @property
     def has_network_fields(self) -> bool:
@@ -88,6 +93,7 @@ def columns_of(header: Sequence[str]) -> Columns:
         labels=tuple(position[n] for n in LABEL_FIELDS if n in position),
         inner_src=position.get(INNER_SRC_FIELD),
         inner_dest=position.get(INNER_DEST_FIELD),
+        host=position.get(HOST_FIELD),
         **found
     )
 

@@ -14,6 +14,7 @@ to switch the detection off (tests/test_hostile_records.py).
 """
 
 import math
+import re
 from collections import Counter
 from operator import itemgetter
 from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple
@@ -33,6 +34,7 @@ SKIP_NOT_IP = "source or destination is not an IP address"
 SKIP_BAD_NUMBER = "count, bytes or packets not a whole number from 0 to 2^53"
 SKIP_BAD_PORT = "src_port or dest_port not a number from 0 to 65535"
 SKIP_NO_NETWORK_FIELDS = "no network fields (src_ip or src, dest_ip or dest)"
+SKIP_BAD_HOST = "src_host not a host name (letters, digits and . _ : - only, up to 255)"
 
 # Times: Teredo dates from 2006 and Splunk indexes nothing far in the future; a value outside these
 # years is a unit mistake (milliseconds, microseconds) or garbage, and would put a host's traffic
@@ -133,6 +135,17 @@ def plain_ports(cells: Sequence[str]) -> bool:
     return max([cell for cell in cells if len(cell) == width]) <= MAX_PORT_TEXT
 
 
+# A src_host value (fields.HOST_FIELD) the results can carry as the host: a name, an FQDN, an
+# address or a MAC. It goes into space-separated wire rows and CSV cells, so no space, comma or
+# quote, and it starts with a letter or digit (never =, +, - or @: a spreadsheet formula).
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,254}\Z")
+
+
+def is_host_name(value: str) -> bool:
+    """Whether a src_host value can name a host (see _HOST_NAME)."""
+    return _HOST_NAME.match(value) is not None
+
+
 def can_be_udp(transport: str) -> bool:
     """Can a record with this transport value be UDP? Empty means absent: it can."""
     return not transport or transport in UDP_VALUES or transport.lower() in UDP_VALUES
@@ -217,13 +230,14 @@ class RecordReader:
         self.inside = Memo(internal.contains)  # address -> internal (True), external, not IP (None)
         self.udp = Memo(can_be_udp)             # transport value -> can_be_udp
         self.ports = Memo(read_port)            # port cell -> read_port
+        self.host_names = Memo(is_host_name)    # src_host value -> is_host_name
         # (src, src_port) with evidence of its own here, in any bucket: its other records are
         # read into Cells (and attributed here if they can be), not passed on as entries.
         self.live_ports: Set[Tuple[str, str]] = set()
 
     def bound_memos(self) -> None:
         """Clear the memo tables when they have grown large (once per chunk)."""
-        for memo in (self.inside, self.udp, self.ports):
+        for memo in (self.inside, self.udp, self.ports, self.host_names):
             memo.bound()
 
     def read_rows(self, c: Columns, rows: Iterable[List[str]], candidates: Dict[Key, Cell]) -> int:
@@ -241,6 +255,7 @@ class RecordReader:
         transport_at, src_at, dest_at, time_at = c.transport, c.src, c.dest, c.time
         count_at, packets_at, bytes_at = c.count, c.packets, c.bytes
         src_port_at, dest_port_at, labels = c.src_port, c.dest_port, c.labels
+        host_at, host_names = c.host, self.host_names
         records = 0
         for row in rows:
             records += 1
@@ -260,6 +275,14 @@ class RecordReader:
                 if way is NOT_IP:
                     skipped[SKIP_NOT_IP] += 1
                 continue
+            if host_at is not None and row[host_at]:
+                # The machine, where the site knows it: the host's name from here on (the address
+                # decided the direction above); an empty cell leaves the address.
+                machine = first_value(row[host_at])
+                if not host_names[machine]:
+                    skipped[SKIP_BAD_HOST] += 1
+                    continue
+                src = machine
             try:
                 bucket = read_bucket(row[time_at], span)
             except UnusableTime as unusable:
