@@ -35,7 +35,8 @@ CRITICAL_ROUTINE_MULTIPLE = 20.0
 # A spike on a host whose Teredo the search holds for less than this before it says so: no routine
 # can have been learned (sessions on two earlier days, scoring.ROUTINE_SESSIONS). The search's range
 # may have just begun, the host may be new, or it came back on a new address (a DHCP lease, a VPN
-# pool): the command knows a host by its address (docs/detection-quality.md, family address-churn).
+# pool): the command knows a host by its address unless its flows carry src_host
+# (fields.HOST_FIELD; docs/detection-quality.md, family address-churn).
 SHORT_HISTORY = 2 * 86400
 
 # Every row carries every field, in this order: splunklib freezes the output header at the first row.
