@@ -340,7 +340,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
       destinations;
     - last, where neither rule excuses the bucket: the routine's own swings (_beyond_routine:
       bytes alone, a swing up to LONE_RATIO), also at an hour the host used once at its
-      daily level (hour_used_once), or at any hour on a host that uses Teredo at any hour
+      use (hour_used_once), or at any hour on a host that uses Teredo at any hour
       (any_hour_level), with the same destination-habit exception.
 
     A first tunnel, a tunnel repeated days later, one at hours the host does not use Teredo, or one
@@ -449,7 +449,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                     level = None
             if level is None:
                 # Last, what neither rule excuses as it stands: the routine's own swings (bytes
-                # alone, a swing), and an hour used once at the host's daily level. Each
+                # alone, a swing), and an hour used once at the host's use. Each
                 # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
                 # the scores they gave.
                 if loose is None:
@@ -621,10 +621,13 @@ def typical_level(sessions: Sequence[Session]) -> Optional[List[float]]:
     return [median(column) for column in zip(*(s.level for s in sessions))]
 
 
-def _near(level: Sequence[float], typical: Sequence[float]) -> bool:
-    """Whether a session's `level` is within DAILY_SPREAD, either way, of `typical` in packets and
-    relay packets: the host's use, not a tunnel."""
-    return all(abs(level[k] - typical[k]) <= LOG_DAILY_SPREAD for k in (PACKETS, RELAY_PACKETS))
+def _near(level: Sequence[float], typical: Sequence[float],
+          below: float = LOG_DAILY_SPREAD) -> bool:
+    """Whether a session's `level` is at most DAILY_SPREAD above `typical` and at most `below` (on
+    the log scale; DAILY_SPREAD unless told) below it, in packets and relay packets: the host's use,
+    not a tunnel."""
+    return all(-below <= level[k] - typical[k] <= LOG_DAILY_SPREAD
+               for k in (PACKETS, RELAY_PACKETS))
 
 
 def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] = None,
@@ -644,8 +647,7 @@ def hour_used_once(sessions: Sequence[Session], at: int, started: Optional[int] 
     if len(same_hour) != 1:
         return None
     once = same_hour[0]
-    if not all(-LOG_ONCE_BELOW <= once[k] - typical[k] <= LOG_DAILY_SPREAD
-               for k in (PACKETS, RELAY_PACKETS)):
+    if not _near(once, typical, below=LOG_ONCE_BELOW):
         return None
     return [min(a, b) for a, b in zip(once, _daily_level(sessions))]
 
