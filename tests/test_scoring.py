@@ -1,6 +1,7 @@
 """The scoring's fleet-wide statistics are computed cheaply (counted values, buckets gathered only
 where the fleet correction can apply) but exactly: the same floats as their definitions computed
-with statistics.median over every host-bucket."""
+with statistics.median over every host-bucket. So is a host's routine level (kept per set of
+sessions it draws on): routine_level's answer at every bucket."""
 
 import math
 import statistics
@@ -9,8 +10,8 @@ from typing import Dict, List, Tuple
 from hypothesis import given, strategies as st
 
 from teredo_spike.hostbuckets import METRICS, HostSeries, Traffic, series_of
-from teredo_spike.scoring import (FLEET_FLOOR, FLEET_MIN_HOSTS, MIN_SD, fleet_correct,
-                                  population_prior)
+from teredo_spike.scoring import (FLEET_FLOOR, FLEET_MIN_HOSTS, MIN_SD, Session,
+                                  fleet_correct, population_prior, routine_level)
 
 SPAN = 600
 # Small counts repeat (as idle clients' do), large ones rarely.
@@ -84,3 +85,23 @@ def _corrected(hosts: Dict[str, HostSeries]) -> List[Tuple[float, float]]:
             else:
                 result.append((hb.score, 0.0))
     return result
+
+
+SESSION_LEVELS = st.lists(st.floats(0.0, 12.0), min_size=len(METRICS), max_size=len(METRICS))
+HOUR = 3600
+
+
+@given(st.lists(st.tuples(st.integers(0, 13 * 24), st.integers(0, 6), SESSION_LEVELS), max_size=8),
+       st.one_of(st.none(), SESSION_LEVELS),
+       st.lists(st.tuples(st.integers(0, 15 * 24 * 6), st.integers(0, 12)), min_size=1, max_size=12))
+def test_routine_levels_of_a_host_are_routine_level_at_each_bucket(sessions, typical, judged):
+    # discount_familiar_peaks keeps the levels computed over one host's sessions (`known`, by the
+    # sessions drawn on): asked in turn at buckets in time order, the answer at each is the one
+    # computed afresh
+    made = [Session(start * HOUR, (start + hours) * HOUR, level, level)
+            for start, hours, level in sorted(sessions)]
+    known: dict = {}
+    for step, back in sorted(judged):
+        at = step * 600
+        started = max(0, at - back * 600)
+        assert routine_level(made, at, started, typical, known) == routine_level(made, at, started, typical)
