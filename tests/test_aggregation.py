@@ -118,3 +118,18 @@ def test_plain_outbound_udp_passes_on_as_entries_and_teredo_as_cells():
     assert (cell.flows, cell.evidence, cell.dests) == (
         2, ev.LABEL | ev.PORT | ev.CLIENT_PORT, {"65.55.158.80": 1, "83.170.1.38": 1})
     assert reader.records == 202 and reader.skipped == Counter()
+
+
+@given(st.sampled_from(sorted(FIELDS)), st.integers(0, 3))
+def test_a_quoted_cell_across_lines_is_one_record_whatever_its_commas(field, extra):
+    """A multivalue cell (its values newline-joined, in quotes) whose commas give each of its lines
+    the header's number of commas: still one record, read as csv.reader reads it."""
+    record = dns(1_700_006_400, "10.0.0.7", 3797)
+    record.update(dest_ip="65.55.158.80", dest_port="3544", app="teredo")
+    fields = list(FIELDS)
+    header = next(iter(scpv2.encode_body([record], fields, 0).decode().splitlines()))  # as read() sends
+    names = header.replace('"', "").split(",")
+    before, after = names.index(field), len(names) - 1 - names.index(field)
+    record[field] = record[field] + "," * after + "\n" * (1 + extra) + "," * before
+    assert read([record], fields, 1, "\n") == read([record], fields, 1, "\r\n")
+    assert read([record], fields, 1, "\n")[2] == 1

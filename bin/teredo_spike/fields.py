@@ -146,9 +146,12 @@ class Chunk:
         in their quotes (see `unquoted`), or None when the body needs csv.reader.
 
         splunkd quotes every value that is not purely alphanumeric ("10.1.2.3", "1700000000.000")
-        but such values hold no comma or newline: when every line has exactly the header's number
-        of cells, no quoted value held a comma or a newline (a multivalue cell) and each line is
-        one record. The quotes stay for now: most lines are dropped on a cell that needs none."""
+        but such values rarely hold a comma or a newline: when every line has exactly the header's
+        number of cells and an even number of quotes, each line is one record and no quoted value
+        holds a comma. (A line that ends inside a quoted value, among a multivalue cell's
+        newline-joined values, has an odd number; the commas of such a value could give each of
+        its lines the header's count.) The quotes stay for now: most lines are dropped on a cell
+        that needs none."""
         text = self._body  # no copy without the header line: split() drops it below
         if "\r" in text:
             return None
@@ -158,6 +161,8 @@ class Chunk:
             lines.pop()
         commas = len(self.header) - 1
         if lines and set(map(str.count, lines, repeat(","))) != {commas}:
+            return None
+        if any(quotes % 2 for quotes in set(map(str.count, lines, repeat('"')))):
             return None
         return lines
 
