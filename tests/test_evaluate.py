@@ -257,3 +257,14 @@ def test_a_new_address_is_its_own_false_cause_and_host_days_count_machines_not_a
     assert evaluate.false_cause(truth, Episode("b", at(150), at(152))) == "new address, first days"
     assert evaluate.false_cause(truth, Episode("b", at(600), at(602))) == "heavy user, in a session"
     assert evaluate.false_cause(truth, Episode("a", at(150), at(152))) == "heavy user, outside a session"
+
+
+def test_a_new_heavy_users_first_days_are_their_own_false_cause():
+    truth = {"hosts": {"a": {"class": "heavy", "join": at(0), "heavy_from": at(288)},
+                       "b": {"class": "heavy", "join": at(0)}},
+             "heavy_sessions": [{"src": src, "start": at(start), "end": at(start + 10)}
+                                for src in "ab" for start in (300, 600)],
+             "storm": {"start": at(5000), "end": at(5005)}, "nat_bursts": [], "port_reuse": [], "tunnels": []}
+    assert evaluate.false_cause(truth, Episode("a", at(300), at(302))) == "new heavy user, first days"
+    assert evaluate.false_cause(truth, Episode("a", at(600), at(602))) == "heavy user, in a session"
+    assert evaluate.false_cause(truth, Episode("b", at(300), at(302))) == "heavy user, in a session"

@@ -497,3 +497,31 @@ def test_phased_session_volume_moves_in_phases_between_and_within_sessions():
     assert scenario.FAMILIES["phased-heavy"].session_volume == "phased"
     assert scenario.FAMILIES["hard-phased"] == dataclasses.replace(scenario.FAMILIES["hard"], session_volume="phased")
     assert scenario.FAMILIES["hard"].session_volume == "steady"
+
+
+def test_heavy_onset_starts_heavy_use_on_a_day_of_the_scenario():
+    _, usual = family(heavy_share=0.15)
+    rows, truth = family(heavy_share=0.15, heavy_onset=1.0)
+    assert not any("heavy_from" in h for h in usual["hosts"].values())
+    heavy = {ip: h for ip, h in truth["hosts"].items() if h["class"] == "heavy"}
+    assert len(heavy) >= 5 and all("heavy_from" in h for h in heavy.values())
+    params = truth["parameters"]
+    for ip, h in heavy.items():
+        day = (h["heavy_from"] - truth["start"]) // DAY
+        assert h["heavy_from"] % DAY == truth["start"] % DAY
+        assert params["warmup_days"] <= day <= params["days"] - 2
+        sessions = [s for s in truth["heavy_sessions"] if s["src"] == ip]
+        assert all(s["start"] >= h["heavy_from"] for s in sessions)
+        # before it, an idle client: its client port reaches only its Teredo server, but in tunnels
+        tunnels = [t for t in truth["tunnels"] if t["src"] == ip]
+        before = [r for r in rows if r["All_Traffic.src_ip"] == ip and int(r["_time"]) < h["heavy_from"]
+                  and r["All_Traffic.dest_ip"] not in SERVERS
+                  and int(r["All_Traffic.dest_port"]) not in (53, 123, 443)  # ordinary UDP
+                  and not any(t["start"] <= int(r["_time"]) <= t["end"] for t in tunnels)]
+        assert not before, (ip, before[:3])
+    # the same hosts and the same heavy use from the onset on
+    assert set(heavy) == {ip for ip, h in usual["hosts"].items() if h["class"] == "heavy"}
+    for ip, h in heavy.items():
+        ours = [s for s in truth["heavy_sessions"] if s["src"] == ip]
+        theirs = [s for s in usual["heavy_sessions"] if s["src"] == ip and s["start"] >= h["heavy_from"]]
+        assert ours == theirs

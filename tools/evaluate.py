@@ -425,6 +425,8 @@ def false_cause(truth: dict, e: Episode) -> str:
     if "address_of" in host and e.first - host["join"] < 2 * 86400:
         return "new address, first days"  # scenario.Behaviour.address_churn: a known host, unknown here
     if host["class"] == "heavy" and overlaps(e, truth["heavy_sessions"], pad=3 * SPAN):
+        if "heavy_from" in host and e.first - host["heavy_from"] < 2 * 86400:
+            return "new heavy user, first days"  # scenario.Behaviour.heavy_onset
         return "heavy user, in a session"
     if overlaps(e, storm, src_key="-"):
         return "storm hour"
@@ -1295,7 +1297,7 @@ def target_verdicts(table: Dict[str, Dict[str, Tuple[float, int]]], worst: Dict[
 
 CAUSE_COLUMNS = ("heavy user, in a session", "heavy user, outside a session", "NAT retry burst", "storm hour",
                  "old client port reused by QUIC", "after a tunnel on the host", "new host, first days",
-                 "new address, first days", "other")
+                 "new address, first days", "new heavy user, first days", "other")
 SEVERITY_ORDER = ("low", "medium", "high", "critical")
 
 

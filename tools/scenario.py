@@ -183,6 +183,15 @@ class Behaviour:
     between dock, Wi-Fi and VPN pools each day, short DHCP leases); flow records carry the address,
     not the machine, unless a site joins them to DHCP or asset data."""
 
+    heavy_onset: float = 0.0
+    """Share of heavy users who become heavy users during the scenario: from a day drawn between
+    `Params.warmup_days` and two days before its end (`Host.heavy_from`), before which the host is an
+    idle Teredo client. A game or a peer-to-peer client is installed, a machine changes hands, a
+    student arrives: 0 (every heavy user was one all along, the kindest case) to ~0.3 over two
+    weeks on a campus or a developer network (a term's start, a new game's release). Such a host's
+    first sessions are a cold host's heavy use, which the detection must page (it cannot know the
+    use is benign): they measure what a site pays while its new heavy users settle."""
+
 
 RELAY_POOL_SIZE = 40
 STEADY_CAP = 9000             # session_volume "steady": packets per bucket at most
@@ -214,10 +223,11 @@ FAMILY_CHANGES["hard"] = {k: v for name, change in FAMILY_CHANGES.items()
 FAMILY_CHANGES["hard"]["heavy_rhythm"] = "mixed"
 # hard-anytime: hard with every heavy user at any hour (the rhythm the two-slot ones cannot show).
 FAMILY_CHANGES["hard-anytime"] = dict(FAMILY_CHANGES["hard"], heavy_rhythm="anytime")
-# Added after hard was fixed as the tuning family (hard keeps its definition, so address-churn stays
-# out of it): session volume in phases, alone and with hard.
+# Added after hard was fixed as the tuning family (hard keeps its definition, so address-churn and
+# heavy-onset stay out of it): session volume in phases, alone and with hard; new heavy users.
 FAMILY_CHANGES["phased-heavy"] = {"session_volume": "phased"}
 FAMILY_CHANGES["hard-phased"] = dict(FAMILY_CHANGES["hard"], session_volume="phased")
+FAMILY_CHANGES["heavy-onset"] = {"heavy_onset": 0.3}
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -267,6 +277,7 @@ class Host:
     frozen: bytearray = field(default_factory=bytearray)       # buckets where the port must not change
     sessions: List[Tuple[int, int]] = field(default_factory=list)  # a heavy user's Teredo sessions
     level: float = 1500.0           # a heavy user's median packets per 10 minutes in a session
+    heavy_from: int = 0             # a heavy user's first bucket of heavy use (Behaviour.heavy_onset)
     spread: float = 0.8             # ... and their bucket-to-bucket sigma on the log scale
 
 
@@ -367,6 +378,8 @@ def plan_hosts(params: Params) -> List[Host]:
             host.interval = rng.uniform(20.0, 30.0)
             if cls == "heavy":
                 host.sessions = _heavy_sessions(params, host, index)
+                host.heavy_from = _heavy_onset(params, index)
+                host.sessions = [s for s in host.sessions if s[0] >= host.heavy_from]
                 for begin, end in host.sessions:
                     host.online[begin:end] = b"\x01" * (end - begin)
             hosts.append(host)
@@ -610,6 +623,15 @@ def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, i
             begin = day * PER_DAY + rng.choice([rng.randint(72, 80), rng.randint(108, 126)])  # lunch or evening
             sessions.append((begin, min(params.days * PER_DAY, begin + rng.randint(6, 24))))
     return sessions
+
+
+def _heavy_onset(params: Params, index: int) -> int:
+    """`Behaviour.heavy_onset`: the bucket a heavy user's heavy use starts (0: from the start), from
+    its own random stream (the other draws stay those of a scenario without it)."""
+    rng = _rng(params, "onset", index)
+    if rng.random() >= params.behaviour.heavy_onset:
+        return 0
+    return rng.randint(params.warmup_days, max(params.warmup_days, params.days - 2)) * PER_DAY
 
 
 def _habitual_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
@@ -928,6 +950,8 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
                          "online_buckets": sum(host.online[first:end])}
         if ip != host.ip:
             described[ip]["address_of"] = host.ip
+        if host.heavy_from:
+            described[ip]["heavy_from"] = at(host.heavy_from)
     return {
         "format": "teredo_spike scenario 1",
         "parameters": _parameters(params),
