@@ -193,6 +193,7 @@ def test_matrix_runs_each_family_through_the_command(tmp_path):
         assert row["recall"][1] > 0 and 0.0 <= row["recall"][0] <= 1.0
     assert table["default"]["recall"][0] > 0.0, "the command ran for real and found an injected tunnel"
     assert "**Worst family per metric:**" in text
+    assert "### Severity of true and false episodes (after warm-up)" in text
     with open(tmp_path / "missed_tunnels.csv") as handle:
         header = handle.readline()
     assert header == "" or header.startswith("family,seed,id")
@@ -268,3 +269,20 @@ def test_a_new_heavy_users_first_days_are_their_own_false_cause():
     assert evaluate.false_cause(truth, Episode("a", at(300), at(302))) == "new heavy user, first days"
     assert evaluate.false_cause(truth, Episode("a", at(600), at(602))) == "heavy user, in a session"
     assert evaluate.false_cause(truth, Episode("b", at(300), at(302))) == "heavy user, in a session"
+
+
+def test_severity_is_split_between_true_and_false_episodes():
+    def flagged(src, bucket):
+        return (src, at(bucket)), evaluate.CommandBucket(score=9.0, is_spike=True, packets=900, bytes=90000,
+                                                         baseline=20.0, upper=40.0)
+    truth = {"start": at(0), "end": at(1000), "parameters": {"warmup_days": 0},
+             "hosts": {"a": {"class": "idle", "join": at(0)}, "b": {"class": "heavy", "join": at(0)}},
+             "tunnels": [tunnel(0, "a", 100, 102)]}
+    buckets = dict([flagged("a", 100), flagged("a", 101), flagged("b", 300), flagged("b", 500)])
+    spikes = [{"src": "a", "_time": str(at(100)), "severity": "high"},
+              {"src": "b", "_time": str(at(300)), "severity": "medium"},
+              {"src": "b", "_time": "%d.000" % at(500), "severity": "high"}]
+    run = evaluate.FamilyRun("f", 1, truth, buckets, spikes, 0.0)
+    true, false = evaluate.severity_split(run)
+    assert dict(true) == {"high": 1} and dict(false) == {"medium": 1, "high": 1}
+    assert evaluate._high_share(false) == "0.50 (n=2)" and evaluate._high_share({}) == "- (n=0)"

@@ -1118,6 +1118,28 @@ def _cell(row: Dict[str, Tuple[float, float]], key: str) -> str:
     return _fmt(value)
 
 
+def severity_split(run: FamilyRun) -> Tuple[Dict[str, int], Dict[str, int]]:
+    """The severities of the true and of the false episodes (output=spikes, after the warm-up),
+    each episode matched to the scored ones by host and start, as false_episode_rows does."""
+    false = {(e.src, e.first) for e in run.score().false}
+    rows = run.counted_spikes()
+    is_false = [(row["src"], int(_number(row["_time"]) or 0)) in false for row in rows]
+    return (_count(row.get("severity") for row, f in zip(rows, is_false) if not f),
+            _count(row.get("severity") for row, f in zip(rows, is_false) if f))
+
+
+def _severity_counts(counts: Dict[str, int]) -> str:
+    return " / ".join(str(counts.get(level, 0)) for level in SEVERITY_ORDER)
+
+
+def _high_share(counts: Dict[str, int]) -> str:
+    """The share of episodes at high or critical, and how many episodes (e.g. "0.95 (n=180)")."""
+    total = sum(counts.get(level, 0) for level in SEVERITY_ORDER)
+    if not total:
+        return "- (n=0)"
+    return "%.2f (n=%d)" % ((counts.get("high", 0) + counts.get("critical", 0)) / total, total)
+
+
 def false_episode_rows(run: FamilyRun) -> List[dict]:
     """Every false episode with its cause (ground truth), the command's severity, score and reason."""
     by_start = {(row["src"], int(_number(row["_time"]) or 0)): row for row in run.spikes}
@@ -1246,6 +1268,15 @@ def matrix_report(families: Sequence[str], seed: int, hosts: int, days: int, chu
         counts = _count(row.get("severity") for row in spikes)
         lines.append("| %s | %d | %s |" % (run.family, len(spikes), " | ".join(str(counts.get(s, 0))
                                                                                for s in SEVERITY_ORDER)))
+    lines += ["", "### Severity of true and false episodes (after warm-up)", "",
+              "Does severity rank what pages? Each cell: low / medium / high / critical.", "",
+              "| family | true episodes | false episodes | high or critical: true, false |",
+              "|---|---|---|---|"]
+    for run in runs:
+        true, false = severity_split(run)
+        lines.append("| %s | %s | %s | %s, %s |" % (
+            run.family, _severity_counts(true), _severity_counts(false), _high_share(true),
+            _high_share(false)))
     lines += [""] + families_section()
     if details is not None:
         _write_csv(details / "false_episodes.csv", [row for run in runs for row in false_episode_rows(run)])
