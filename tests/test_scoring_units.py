@@ -8,7 +8,8 @@ import pytest
 
 from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
-from teredo_spike.output import CRITICAL_ROUTINE_MULTIPLE, SHORT_HISTORY, episode_row, reason, severity
+from teredo_spike.output import (CRITICAL_ROUTINE_MULTIPLE, OWN_HIGH_MULTIPLE, SHORT_HISTORY, episode_row,
+                                 reason, severity)
 from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
                                   MIN_SD, ONCE_BELOW, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
                                   Settings, discount_familiar_peaks, episodes, fleet_use_level, is_spike, score_host)
@@ -377,6 +378,24 @@ def test_critical_needs_a_high_score_and_volume_far_above_the_fleets_use():
                     routine_relay_packets=None) == "high"
 
 
+def test_a_spike_near_the_hosts_own_level_is_at_most_medium():
+    # a heavy user's spike judged against its own level (1,000 relay packets): below
+    # OWN_HIGH_MULTIPLE x that level it is medium at most, whatever the score; from it on, as before
+    own = 1000.0
+    below, at_multiple = int(OWN_HIGH_MULTIPLE * own) - 1, int(OWN_HIGH_MULTIPLE * own)
+    assert severity(20.0, False, 5, below, 100.0, own, own_level=own) == "medium"
+    assert severity(20.0, False, 5, at_multiple, 100.0, own, own_level=own) == "high"
+    assert severity(6.0, False, 1, below, 100.0, own, own_level=own) == "low"  # never raised
+    # far below the host's use (more than ONCE_BELOW under it): not the host's use, its score's
+    assert severity(20.0, False, 5, int(own / ONCE_BELOW), 100.0, own, own_level=own) == "medium"
+    assert severity(20.0, False, 5, int(own / ONCE_BELOW) - 1, 100.0, own, own_level=own) == "high"
+    # nor critical: volume far above the fleet, but near the level the host was judged against
+    # (a new hour: no routine there, own_level its typical session)
+    assert severity(30.0, False, 1, 30000, 100.0, None, own_level=3001.0) == "medium"
+    assert severity(30.0, False, 1, 30000, 100.0, None, own_level=3000.0) == "critical"
+    assert severity(30.0, False, 1, 30000, 100.0, None) == "critical"
+
+
 def test_critical_needs_volume_far_above_the_hosts_routine_too():
     routine = 30000 / CRITICAL_ROUTINE_MULTIPLE
     assert CRITICAL_ROUTINE_MULTIPLE > ROUTINE_RATIO  # "far above": more than where paging starts
@@ -405,7 +424,9 @@ def test_scoring_keeps_the_routine_relay_packets_of_a_spike_it_leaves_a_spike():
     series.is_spike[len(series) - 2] = True
     [episode] = [e for e in episodes(series, SPAN) if e.first == len(series) - 2]
     row = episode_row(episode, SETTINGS, False, fleet_level=0.0)
-    assert 6 < CRITICAL_ROUTINE_MULTIPLE and row["severity"] == "high"
+    # 6x its routine: not critical (below CRITICAL_ROUTINE_MULTIPLE), and at most medium (below
+    # OWN_HIGH_MULTIPLE, where a heavy user's own phases reach), whatever the score
+    assert 6 < OWN_HIGH_MULTIPLE < CRITICAL_ROUTINE_MULTIPLE and row["severity"] == "medium"
     # the same bucket on a host with no routine at that hour is critical
     fresh = series_of([spiked(5 * DAY + 20 * 3600, packets=tunnel)])
     fresh[0].z = [30.0] * len(METRICS)
@@ -461,6 +482,12 @@ def test_a_host_that_keeps_to_its_destinations_pages_on_a_new_relay_within_its_r
     assert scored[-2].score == 10.0 and scored[-1].score < SETTINGS.threshold
     assert ("new destinations on a host that keeps to its own (its routine here 3,000 relay packets"
             " in 10m)") in reason(scored[-2], SETTINGS, False, 1, scored[-2].bucket)
+    # its severity is its score's (high), not held to medium as volume near the host's level is:
+    # its volume is the routine's, its destinations are what is new
+    scored.is_spike[len(scored) - 2] = True
+    scored[-2].score = 20.0
+    [episode] = [e for e in episodes(scored, SPAN) if e.first == len(scored) - 2]
+    assert episode_row(episode, SETTINGS, False, fleet_level=0.0)["severity"] == "high"
     other = spiked(4 * DAY + 20 * 3600, dests=(RELAY, "203.0.113.9"))
     _, scored = pages(daily_sessions(4) + [other])
     assert scored[-1].score < SETTINGS.threshold

@@ -6,8 +6,8 @@ from typing import AbstractSet, Dict, Iterator, Optional, Sequence
 
 from . import evidence as ev
 from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, Bucket, HostSeries
-from .scoring import (KEPT_NEW_DESTINATIONS, KEPT_NEW_HOUR, RELAY_MIN_PACKETS, ROUTINE_WINDOW,
-                      Episode, Settings, episodes, fleet_use_level)
+from .scoring import (KEPT_NEW_DESTINATIONS, KEPT_NEW_HOUR, ONCE_BELOW, RELAY_MIN_PACKETS,
+                      ROUTINE_WINDOW, Episode, Settings, episodes, fleet_use_level)
 
 MITRE_TECHNIQUE_ID = "T1572"
 
@@ -32,6 +32,18 @@ LONG_EPISODE_BUCKETS = 3
 CRITICAL_SCORE = 25.0
 CRITICAL_FLEET_MULTIPLE = 20.0
 CRITICAL_ROUTINE_MULTIPLE = 20.0
+# A spike on a host with Teredo sessions of its own (a heavy user) judged on volume against the
+# host's level (_own_level: its routine at that hour, or the level a routine rule named when it
+# kept the spike, e.g. its typical session at an hour it never used): at that level's volume, from
+# scoring.ONCE_BELOW below it (a low session is still the host's use) to OWN_HIGH_MULTIPLE above
+# it, in relay packets, it is at most medium, whatever its score. Such a host is scored against its
+# idle baseline, so its own sessions and phases score like a tunnel on an idle client; how far
+# from its own level a bucket is says more. From scoring.ROUTINE_RATIO (5x, where such a spike
+# starts to page) to 10x is what a heavy user's own phases reach (docs/detection-quality.md,
+# hard-phased); a tunnel there is medium too, and the reason says the host's level. Far below it
+# (a small tunnel at an hour the host never used) keeps its score's severity. Set by reasoning
+# (twice the ratio at which paging starts), not tuned.
+OWN_HIGH_MULTIPLE = 10.0
 # A spike on a host whose Teredo the search holds for less than this before it says so: no routine
 # can have been learned (sessions on two earlier days, scoring.ROUTINE_SESSIONS). The search's range
 # may have just begun, the host may be new, or it came back on a new address (a DHCP lease, a VPN
@@ -55,14 +67,19 @@ _Z_DIGITS = (2,) * len(METRICS)
 
 
 def severity(score: float, first_seen: bool, buckets: int, relay_packets: int,
-             fleet_level: float, routine_relay_packets: Optional[float]) -> str:
+             fleet_level: float, routine_relay_packets: Optional[float],
+             own_level: Optional[float] = None) -> str:
     """low [6, 9), medium [9, 12), high >= 12; one step up (to high at most) for a first-seen host or
     a long spike; critical for a score >= CRITICAL_SCORE whose relay packets are at least
     CRITICAL_FLEET_MULTIPLE x `fleet_level` (and RELAY_MIN_PACKETS) and at least
     CRITICAL_ROUTINE_MULTIPLE x `routine_relay_packets`, the host's routine relay packets at that
     hour (HostSeries.routine_relay_packets; None for a host with no routine at that hour, which
-    meets this part)."""
-    if (score >= CRITICAL_SCORE
+    meets this part). Not critical, at most medium from `own_level` / ONCE_BELOW to below
+    OWN_HIGH_MULTIPLE x `own_level`, the relay packets of the host's own level it was judged
+    against (_own_level; None for a host without sessions of its own)."""
+    own = max(own_level, 1.0) if own_level is not None else None
+    near_own = own is not None and own / ONCE_BELOW <= relay_packets < OWN_HIGH_MULTIPLE * own
+    if (not near_own and score >= CRITICAL_SCORE
             and relay_packets >= max(RELAY_MIN_PACKETS, CRITICAL_FLEET_MULTIPLE * fleet_level)
             and (routine_relay_packets is None
                  or relay_packets >= CRITICAL_ROUTINE_MULTIPLE * routine_relay_packets)):
@@ -70,7 +87,21 @@ def severity(score: float, first_seen: bool, buckets: int, relay_packets: int,
     level = 0 if score < SEVERITY_MEDIUM else 1 if score < SEVERITY_HIGH else 2
     if first_seen or buckets >= LONG_EPISODE_BUCKETS:
         level = min(level + 1, 2)
+    if near_own:
+        level = min(level, 1)
     return SEVERITIES[level]
+
+
+def _own_level(hb: Bucket) -> Optional[float]:
+    """The relay packets of the host's own level that spike `hb` was judged against on volume:
+    the level named by the routine rule that kept it (HostSeries.kept_by), else its routine at that
+    hour. None for a spike on a host without sessions of its own, and for one kept for its new
+    destinations (KEPT_NEW_DESTINATIONS: a host that keeps to its own reaching others is no
+    question of volume; on the bundled sample, a 300-packet relay tunnel on a heavy user's host)."""
+    kept = hb.kept_by
+    if kept is None:
+        return hb.routine_relay_packets
+    return None if kept[0] == KEPT_NEW_DESTINATIONS else kept[1]
 
 
 def format_span(seconds: int) -> str:
@@ -153,7 +184,7 @@ def bucket_row(hb: Bucket, settings: Settings, first_seen: bool,
                fleet_level: float) -> Dict[str, object]:
     """`output=all`: one row per host-bucket with Teredo traffic, spike or not."""
     level = (severity(hb.score, first_seen, 1, hb.values[RELAY_PACKETS], fleet_level,
-                      hb.routine_relay_packets)
+                      hb.routine_relay_packets, _own_level(hb))
              if hb.is_spike else "informational")
     row = _common(hb, hb.values)
     row.update({
@@ -178,7 +209,7 @@ def episode_row(episode: Episode, settings: Settings, first_seen: bool,
     peak = series[episode.peak]
     length = (buckets[-1].bucket - buckets[0].bucket) // settings.span + 1
     level = severity(peak.score, first_seen, length, peak.values[RELAY_PACKETS], fleet_level,
-                     peak.routine_relay_packets)
+                     peak.routine_relay_packets, _own_level(peak))
     dests, ports, servers, relays, mapped = set(), set(), set(), set(), set()
     mask = 0
     for hb in buckets:
