@@ -126,6 +126,11 @@ def test_spike_table_lists_the_samples_injected_hosts(browser_run):
     assert table["headers"][0] == "src"
     listed = {row[0] for row in table["rows"]}
     assert set(_injected_hosts()) <= listed, sorted(set(_injected_hosts()) - listed)
+    # ranked by severity (risk_score), then score (on the sample every host's worst is high: the
+    # score orders them)
+    risk, score = table["headers"].index("risk_score"), table["headers"].index("peak_score")
+    ranks = [(-float(row[risk]), -float(row[score])) for row in table["rows"]]
+    assert ranks == sorted(ranks), ranks
 
 
 def test_host_chart_draws_traffic_and_the_baseline_band(browser_run):
