@@ -169,6 +169,18 @@ def where(args: str, rows: List[Row], now: float) -> List[Row]:
     return [r for r in rows if value in _values(r.get(field))]
 
 
+_QUOTED = r'"(?:\\.|[^"\\])*"'
+
+
+def search(args: str, rows: List[Row], now: float) -> List[Row]:
+    """`search <field> IN ("<string>", ...)` only."""
+    match = re.fullmatch(r'(\w+)\s+IN\s*\(\s*(%s(?:\s*,\s*%s)*)\s*\)' % (_QUOTED, _QUOTED), args.strip())
+    if not match:
+        raise UnsupportedSpl("search %s (only field IN (\"string\", ...) is emulated)" % args)
+    field, values = match.group(1), {_unquote(v) for v in re.findall(_QUOTED, match.group(2))}
+    return [r for r in rows if values.intersection(_values(r.get(field)))]
+
+
 def head(args: str, rows: List[Row], now: float) -> List[Row]:
     return rows[:int(args or 10)]
 
@@ -425,8 +437,8 @@ def timechart(args: str, rows: List[Row], now: float) -> List[Row]:
 
 COMMANDS = {
     ALLOWLIST_MACRO: allowlist_filter, "convert": convert, "eval": eval_, "head": head,
-    "lookup": lookup, "mvexpand": mvexpand, "rex": rex, "sort": sort, "stats": stats, "table": table,
-    "timechart": timechart, "where": where,
+    "lookup": lookup, "mvexpand": mvexpand, "rex": rex, "search": search, "sort": sort, "stats": stats,
+    "table": table, "timechart": timechart, "where": where,
 }
 
 

@@ -123,3 +123,17 @@ def test_answer_runs_teredospike_with_the_search_arguments_then_the_post_process
     assert seen[0][-1] == "output=all" and [r["score"] for r in rows] == ["7"]
     fields, cols = columns(rows)
     assert fields[0] == {"name": "_time"} and cols[0] == ["2026-11-02T00:00:00.000+00:00"]
+
+
+def test_the_alert_severities_macro_keeps_every_severity_and_its_documented_value_high_and_critical():
+    rows = ROWS + [dict(ROWS[0], severity="medium", src="10.0.0.20"), dict(ROWS[0], severity="low", src="10.0.0.21")]
+    macro = MACROS["teredo_spike_alert_severities"]
+    command, _, args = macro["definition"].partition(" ")
+    assert [r["src"] for r in run(command, args, rows)] == [r["src"] for r in rows]
+    # the value the macro's description (and README, Tune) gives for paging on high and critical
+    documented = 'search severity IN ("high", "critical")'
+    assert documented in macro["description"]
+    command, _, args = documented.partition(" ")
+    assert [r["severity"] for r in run(command, args, rows)] == ["high", "critical", "high"]
+    with pytest.raises(UnsupportedSpl):
+        run("search", "severity=high", rows)
