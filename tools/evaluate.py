@@ -412,6 +412,9 @@ def false_causes(run: SeedRun, false: Sequence[Episode]) -> Dict[str, int]:
     return dict(causes)
 
 
+FIRST_DAYS = 2 * 86400  # a false cause's "first days": of a new host, a new address, a new heavy user
+
+
 def false_cause(truth: dict, e: Episode) -> str:
     """What the ground truth says was going on at a false episode's host and time."""
     def overlaps(e: Episode, items, src_key="src", pad=SPAN) -> bool:
@@ -422,10 +425,10 @@ def false_cause(truth: dict, e: Episode) -> str:
     bursts = [dict(b, end=b["start"] + (b["buckets"] - 1) * SPAN) for b in truth["nat_bursts"]]
     reuse = [dict(r, end=r["start"] + (r["buckets"] - 1) * SPAN) for r in truth["port_reuse"]]
     host = truth["hosts"][e.src]
-    if "address_of" in host and e.first - host["join"] < 2 * 86400:
+    if "address_of" in host and e.first - host["join"] < FIRST_DAYS:
         return "new address, first days"  # scenario.Behaviour.address_churn: a known host, unknown here
     if host["class"] == "heavy" and overlaps(e, truth["heavy_sessions"], pad=3 * SPAN):
-        if "heavy_from" in host and e.first - host["heavy_from"] < 2 * 86400:
+        if "heavy_from" in host and e.first - host["heavy_from"] < FIRST_DAYS:
             return "new heavy user, first days"  # scenario.Behaviour.heavy_onset
         return "heavy user, in a session"
     if overlaps(e, storm, src_key="-"):
@@ -438,7 +441,7 @@ def false_cause(truth: dict, e: Episode) -> str:
         return "heavy user, outside a session"
     if any(t["src"] == e.src and t["end"] < e.first for t in truth["tunnels"]):
         return "after a tunnel on the host"
-    if host["class"] == "new" and e.first - host["join"] < 2 * 86400:
+    if host["class"] == "new" and e.first - host["join"] < FIRST_DAYS:
         return "new host, first days"
     return "%s host, other" % host["class"]
 
@@ -1118,14 +1121,18 @@ def _cell(row: Dict[str, Tuple[float, float]], key: str) -> str:
     return _fmt(value)
 
 
+def _episode_start(row: dict) -> HostBucket:
+    """An output=spikes row's host and first bucket: how its episode is matched to a scored one."""
+    return row["src"], int(_number(row["_time"]) or 0)
+
+
 def severity_split(run: FamilyRun) -> Tuple[Dict[str, int], Dict[str, int]]:
-    """The severities of the true and of the false episodes (output=spikes, after the warm-up),
-    each episode matched to the scored ones by host and start, as false_episode_rows does."""
+    """The severities of the true and of the false episodes (output=spikes, after the warm-up)."""
     false = {(e.src, e.first) for e in run.score().false}
-    rows = run.counted_spikes()
-    is_false = [(row["src"], int(_number(row["_time"]) or 0)) in false for row in rows]
-    return (_count(row.get("severity") for row, f in zip(rows, is_false) if not f),
-            _count(row.get("severity") for row, f in zip(rows, is_false) if f))
+    split: Tuple[Dict[str, int], Dict[str, int]] = (defaultdict(int), defaultdict(int))
+    for row in run.counted_spikes():
+        split[_episode_start(row) in false][row.get("severity")] += 1
+    return split
 
 
 def _severity_counts(counts: Dict[str, int]) -> str:
@@ -1142,7 +1149,7 @@ def _high_share(counts: Dict[str, int]) -> str:
 
 def false_episode_rows(run: FamilyRun) -> List[dict]:
     """Every false episode with its cause (ground truth), the command's severity, score and reason."""
-    by_start = {(row["src"], int(_number(row["_time"]) or 0)): row for row in run.spikes}
+    by_start = {_episode_start(row): row for row in run.spikes}
     out = []
     for e in run.score().false:
         row = by_start.get((e.src, e.first), {})

@@ -277,8 +277,8 @@ class Host:
     frozen: bytearray = field(default_factory=bytearray)       # buckets where the port must not change
     sessions: List[Tuple[int, int]] = field(default_factory=list)  # a heavy user's Teredo sessions
     level: float = 1500.0           # a heavy user's median packets per 10 minutes in a session
-    heavy_from: int = 0             # a heavy user's first bucket of heavy use (Behaviour.heavy_onset)
     spread: float = 0.8             # ... and their bucket-to-bucket sigma on the log scale
+    heavy_from: int = 0             # a heavy user's first bucket of heavy use (Behaviour.heavy_onset)
 
 
 class Flows:
