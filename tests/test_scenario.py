@@ -525,3 +525,36 @@ def test_heavy_onset_starts_heavy_use_on_a_day_of_the_scenario():
         ours = [s for s in truth["heavy_sessions"] if s["src"] == ip]
         theirs = [s for s in usual["heavy_sessions"] if s["src"] == ip and s["start"] >= h["heavy_from"]]
         assert ours == theirs
+
+
+def test_flow_sampling_thins_rows_keeps_volume_on_average_and_scales_as_told():
+    plain, truth = family()
+    scaled, scaled_truth = family(flow_sampling=20)
+    raw, _ = family(flow_sampling=20, sampling_scaled=False)
+    assert scaled_truth["tunnels"] == truth["tunnels"]  # the same scenario underneath
+
+    def key(row):
+        return tuple(row[f] for f in scenario.HEADER[:6])
+    before = {key(r): r for r in plain}
+    assert len(scaled) < 0.8 * len(plain)  # rows of a few packets (DNS, NTP, bubbles) mostly go
+    assert [key(r) for r in scaled] == [key(r) for r in raw]  # the same packets seen
+    packets = {"plain": 0, "scaled": 0}
+    for row, unscaled in zip(scaled, raw):
+        original = before[key(row)]  # sampling adds no row
+        seen = int(unscaled["packets_out"])
+        assert 1 <= seen <= int(original["packets_out"])
+        assert int(row["packets_out"]) == 20 * seen
+        assert 1 <= int(row["count"]) == int(unscaled["count"]) <= min(seen, int(original["count"]))
+        per_packet = int(original["bytes_out"]) / int(original["packets_out"])
+        assert abs(int(unscaled["bytes_out"]) - per_packet * seen) <= 0.5
+        assert int(row["bytes_out"]) == 20 * int(unscaled["bytes_out"])
+        packets["scaled"] += int(row["packets_out"])
+    packets["plain"] = sum(int(r["packets_out"]) for r in plain)
+    assert abs(packets["scaled"] / packets["plain"] - 1) < 0.02  # millions of packets: within 2%
+    # large rows keep about their volume, and the chance a row survives grows with its packets
+    big = [(int(before[key(r)]["packets_out"]), int(r["packets_out"])) for r in scaled
+           if int(before[key(r)]["packets_out"]) >= 2000]
+    assert big and all(0.7 < after / size < 1.3 for size, after in big)
+    kept = {key(r) for r in scaled}
+    single = [k for k, r in before.items() if int(r["packets_out"]) == 1]
+    assert 0.02 < sum(k in kept for k in single) / len(single) < 0.08  # 1 in 20

@@ -192,6 +192,22 @@ class Behaviour:
     first sessions are a cold host's heavy use, which the detection must page (it cannot know the
     use is benign): they measure what a site pays while its new heavy users settle."""
 
+    flow_sampling: int = 1
+    """Packet sampling at the flow exporter: each packet is seen with chance 1/N, and a flow none of
+    whose packets was seen is not exported. 1: every packet (firewall and proxy logs, Zeek, Splunk
+    Stream on a tap or span port); 1:10 to 1:1,000 on routers exporting sampled NetFlow or IPFIX,
+    1:1,000 and beyond with sFlow on switches. What reaches Splunk is said by `sampling_scaled`.
+    Sampling thins an idle client's chatter (20-30 packets per bucket) to none or a few buckets'
+    worth, and makes a tunnel's volume jump from bucket to bucket: 1:100 is the realistic extreme
+    for this detection (a tunnel of 300 packets per 10 minutes leaves about 3 sampled packets)."""
+
+    sampling_scaled: bool = True
+    """Whether the collector multiplies sampled packets and bytes by N before they reach Splunk
+    (nfdump and most flow collectors do when the exporter reports its sampling interval; some pass
+    the raw sampled counts on). Scaled, volume is right on average and every count is a multiple of
+    N; raw, volume is N times smaller and the command's floors (`min_packets`, `min_bytes`) are
+    N times higher in effect."""
+
 
 RELAY_POOL_SIZE = 40
 STEADY_CAP = 9000             # session_volume "steady": packets per bucket at most
@@ -228,6 +244,10 @@ FAMILY_CHANGES["hard-anytime"] = dict(FAMILY_CHANGES["hard"], heavy_rhythm="anyt
 FAMILY_CHANGES["phased-heavy"] = {"session_volume": "phased"}
 FAMILY_CHANGES["hard-phased"] = dict(FAMILY_CHANGES["hard"], session_volume="phased")
 FAMILY_CHANGES["heavy-onset"] = {"heavy_onset": 0.3}
+# Flow records from a sampling exporter, 1:100, scaled by the collector or passed on raw (added from
+# issue 13's list of what the generator could still be missing: docs/detection-quality.md).
+FAMILY_CHANGES["sampled-flows"] = {"flow_sampling": 100}
+FAMILY_CHANGES["sampled-flows-raw"] = {"flow_sampling": 100, "sampling_scaled": False}
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -894,6 +914,8 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     addresses: List[Tuple[Host, int, int, str]] = []  # (host, first bucket, end, address)
     for index, host in enumerate(hosts):
         flows = generate_host(params, index, host, storm, by_host.get(host.ip, []), reuse, bursts)
+        if params.behaviour.flow_sampling > 1:
+            _sample(params, index, flows)
         spans = _address_spans(params, index, host, by_host.get(host.ip, []), len(addresses) - index)
         addresses += [(host, first, end, ip) for first, end, ip in spans]
         starts = [first for first, _, _ in spans]
@@ -904,6 +926,30 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     rows.sort(key=lambda r: r[:6])
     out = [[params.start + r[0] * SPAN, r[6], r[2], r[7], r[4], r[5], r[8], r[9], r[10]] for r in rows]
     return out, _truth(params, hosts, storm, tunnels, reuse, bursts, len(out), addresses)
+
+
+def _sample(params: Params, index: int, flows: Flows) -> None:
+    """`Behaviour.flow_sampling`: each row as a sampling exporter and its collector leave it. Its
+    packets are seen with chance 1/N each (a row is the sum of its flows, and a sum of binomials is
+    a binomial); a row none of whose packets was seen is gone, its flow count is at most the packets
+    seen, its bytes follow its packets, and `sampling_scaled` multiplies both by N. From its own
+    random stream: the rows drawn before sampling are those of the scenario without it."""
+    rng = _rng(params, "sampling", index)
+    n = params.behaviour.flow_sampling
+    scale = n if params.behaviour.sampling_scaled else 1
+    log_miss = math.log(1.0 - 1.0 / n)
+    for key in sorted(flows.rows):  # a fixed order: the draws do not depend on dict order
+        bytes_out, packets, count = flows.rows[key]
+        seen, at = 0, 0
+        while True:  # the gaps between sampled packets are geometric: O(packets seen) draws
+            at += 1 + int(math.log(1.0 - rng.random()) / log_miss)
+            if at > packets:
+                break
+            seen += 1
+        if not seen:
+            del flows.rows[key]
+        else:
+            flows.rows[key] = [round(bytes_out * seen / packets) * scale, seen * scale, min(count, seen)]
 
 
 def _address_spans(params: Params, index: int, host: Host, tunnels: List[dict], churned: int
