@@ -203,8 +203,8 @@ class Behaviour:
 
     sampling_scaled: bool = True
     """Whether the collector multiplies sampled packets and bytes by N before they reach Splunk
-    (nfdump and most flow collectors do when the exporter reports its sampling interval; some pass
-    the raw sampled counts on). Scaled, volume is right on average and every count is a multiple of
+    (nfdump does, as do many collectors, when the exporter reports its sampling interval; others,
+    vflow among them, pass the raw sampled counts on). Scaled, volume is right on average and every count is a multiple of
     N; raw, volume is N times smaller and the command's floors (`min_packets`, `min_bytes`) are
     N times higher in effect."""
 
