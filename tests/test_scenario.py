@@ -558,3 +558,28 @@ def test_flow_sampling_thins_rows_keeps_volume_on_average_and_scales_as_told():
     kept = {key(r) for r in scaled}
     single = [k for k, r in before.items() if int(r["packets_out"]) == 1]
     assert 0.02 < sum(k in kept for k in single) / len(single) < 0.08  # 1 in 20
+
+
+def test_duplicate_share_doubles_a_window_of_the_drawn_hosts_rows():
+    plain, truth = family()
+    doubled, doubled_truth = family(duplicate_share=0.5)
+    assert doubled_truth["tunnels"] == truth["tunnels"]
+
+    def by_key(rows):
+        return {tuple(r[f] for f in scenario.HEADER[:6]): r for r in rows}
+    before, after = by_key(plain), by_key(doubled)
+    assert before.keys() == after.keys()  # no row added or lost
+    times = defaultdict(list)
+    for key, row in after.items():
+        counts = [int(row[f]) for f in ("bytes_out", "packets_out", "count")]
+        original = [int(before[key][f]) for f in ("bytes_out", "packets_out", "count")]
+        assert counts in (original, [2 * v for v in original])
+        if counts != original:
+            times[row["All_Traffic.src_ip"]].append(int(row["_time"]))
+    senders = {r["All_Traffic.src_ip"] for r in plain}
+    assert 0.3 * len(senders) <= len(times) <= 0.7 * len(senders)
+    for ip, doubled_at in times.items():  # one window each, within 1 hour to 3 days
+        assert max(doubled_at) - min(doubled_at) < scenario.DUPLICATE_BUCKETS[1] * scenario.SPAN
+        inside = [int(r["_time"]) for k, r in before.items() if r["All_Traffic.src_ip"] == ip
+                  and min(doubled_at) <= int(r["_time"]) <= max(doubled_at)]
+        assert len(inside) == len(doubled_at)  # every row of the window doubled

@@ -208,6 +208,13 @@ class Behaviour:
     N; raw, volume is N times smaller and the command's floors (`min_packets`, `min_bytes`) are
     N times higher in effect."""
 
+    duplicate_share: float = 0.0
+    """Share of hosts whose flows are exported twice for a while: from a bucket drawn over the
+    scenario, for 1 hour to 3 days, every row of the host counts double (packets, bytes, flows), as
+    when a route change sends its traffic through a second exporter, or two sensors see one path
+    and Splunk sums both records. 0 (one exporter per path, or records deduplicated) to ~0.2 where
+    several routers export the same traffic."""
+
 
 RELAY_POOL_SIZE = 40
 STEADY_CAP = 9000             # session_volume "steady": packets per bucket at most
@@ -244,11 +251,13 @@ FAMILY_CHANGES["hard-anytime"] = dict(FAMILY_CHANGES["hard"], heavy_rhythm="anyt
 FAMILY_CHANGES["phased-heavy"] = {"session_volume": "phased"}
 FAMILY_CHANGES["hard-phased"] = dict(FAMILY_CHANGES["hard"], session_volume="phased")
 FAMILY_CHANGES["heavy-onset"] = {"heavy_onset": 0.3}
-# Flow records from a sampling exporter, 1:100, scaled by the collector (added from issue 13's list of
-# what the generator could still be missing: docs/detection-quality.md). Raw sampled counts are not
+# Flow records as exporters make them: sampled 1:100 and scaled by the collector, or exported twice
+# for a while (added from issue 13's list of what the generator could still be missing:
+# docs/detection-quality.md). Raw sampled counts are not
 # a family: they break the input's contract (packets and bytes sent), and the README says to scale
 # them in the base search, which makes them this family.
 FAMILY_CHANGES["sampled-flows"] = {"flow_sampling": 100}
+FAMILY_CHANGES["duplicate-exports"] = {"duplicate_share": 0.2}
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -915,6 +924,8 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     addresses: List[Tuple[Host, int, int, str]] = []  # (host, first bucket, end, address)
     for index, host in enumerate(hosts):
         flows = generate_host(params, index, host, storm, by_host.get(host.ip, []), reuse, bursts)
+        if params.behaviour.duplicate_share:
+            _duplicate(params, index, flows)
         if params.behaviour.flow_sampling > 1:
             _sample(params, index, flows)
         spans = _address_spans(params, index, host, by_host.get(host.ip, []), len(addresses) - index)
@@ -927,6 +938,21 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     rows.sort(key=lambda r: r[:6])
     out = [[params.start + r[0] * SPAN, r[6], r[2], r[7], r[4], r[5], r[8], r[9], r[10]] for r in rows]
     return out, _truth(params, hosts, storm, tunnels, reuse, bursts, len(out), addresses)
+
+
+DUPLICATE_BUCKETS = (6, 3 * PER_DAY)  # duplicate_share: how long a host's flows count double
+
+
+def _duplicate(params: Params, index: int, flows: Flows) -> None:
+    """`Behaviour.duplicate_share`: if the host is drawn, its rows in one window count double."""
+    rng = _rng(params, "duplicates", index)
+    if rng.random() >= params.behaviour.duplicate_share:
+        return
+    first = rng.randrange(params.days * PER_DAY)
+    end = first + rng.randint(*DUPLICATE_BUCKETS)
+    for key, row in flows.rows.items():
+        if first <= key[0] < end:
+            row[:] = [2 * value for value in row]
 
 
 def _sample(params: Params, index: int, flows: Flows) -> None:
