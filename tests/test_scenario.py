@@ -583,3 +583,41 @@ def test_duplicate_share_doubles_a_window_of_the_drawn_hosts_rows():
         inside = [int(r["_time"]) for k, r in before.items() if r["All_Traffic.src_ip"] == ip
                   and min(doubled_at) <= int(r["_time"]) <= max(doubled_at)]
         assert len(inside) == len(doubled_at)  # every row of the window doubled
+
+
+def test_flow_timeout_joins_a_flows_buckets_into_records_at_its_start():
+    plain, truth = family()
+    fields = ("bytes_out", "packets_out")
+
+    def totals(rows):
+        sums = defaultdict(lambda: [0, 0])
+        for row in rows:
+            key = tuple(row[f] for f in scenario.HEADER[1:6])
+            for i, f in enumerate(fields):
+                sums[key][i] += int(row[f])
+        return sums
+    buckets = defaultdict(list)
+    for row in plain:
+        buckets[tuple(row[f] for f in scenario.HEADER[1:6])].append(int(row["_time"]) // scenario.SPAN)
+
+    def starts(times, timeout):  # where each record of a flow starts
+        out, start, previous = [], None, None
+        for b in sorted(times):
+            if previous is None or b != previous + 1 or (timeout and b - start >= timeout):
+                start = b
+                out.append(b)
+            previous = b
+        return out
+    for timeout in (3, 0):
+        joined, joined_truth = family(flow_timeout=timeout)
+        assert joined_truth["tunnels"] == truth["tunnels"]
+        assert totals(joined) == totals(plain)  # every packet and byte, once
+        assert all(row["count"] == 1 for row in joined)
+        got = defaultdict(list)
+        for row in joined:
+            got[tuple(row[f] for f in scenario.HEADER[1:6])].append(int(row["_time"]) // scenario.SPAN)
+        assert {k: sorted(v) for k, v in got.items()} == {k: starts(v, timeout) for k, v in buckets.items()}
+        assert len(joined) < len(plain)
+    # without a timeout a client's flow to its server is one record per stretch it is online
+    server_flows = [v for k, v in buckets.items() if k[3] == scenario.TEREDO_PORT]
+    assert server_flows and max(len(v) / len(starts(v, 0)) for v in server_flows) > 6

@@ -215,6 +215,15 @@ class Behaviour:
     and Splunk sums both records. 0 (one exporter per path, or records deduplicated) to ~0.2 where
     several routers export the same traffic."""
 
+    flow_timeout: int = 1
+    """How many buckets one flow record may cover, all its packets, bytes and itself counted at its
+    first bucket (the record's start time, as Zeek's conn.log `ts` and NetFlow's first-switched time
+    put it in Splunk's `_time`). 1: records of 10 minutes at most (an exporter's active timeout of a
+    minute or so, as security monitoring asks for; every row is one bucket's traffic); 3: NetFlow's
+    default active timeout of 30 minutes; 0: no active timeout, a flow lasts until it is idle for a
+    bucket (Zeek, whose UDP flows end after a minute without packets: a Teredo client that refreshes
+    its server every 30 s is one flow for as long as it runs)."""
+
 
 RELAY_POOL_SIZE = 40
 STEADY_CAP = 9000             # session_volume "steady": packets per bucket at most
@@ -258,6 +267,7 @@ FAMILY_CHANGES["heavy-onset"] = {"heavy_onset": 0.3}
 # them in the base search, which makes them this family.
 FAMILY_CHANGES["sampled-flows"] = {"flow_sampling": 100}
 FAMILY_CHANGES["duplicate-exports"] = {"duplicate_share": 0.2}
+FAMILY_CHANGES["long-flows"] = {"flow_timeout": 0}
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -928,6 +938,8 @@ def generate(params: Params) -> Tuple[List[list], dict]:
             _duplicate(params, index, flows)
         if params.behaviour.flow_sampling > 1:
             _sample(params, index, flows)
+        if params.behaviour.flow_timeout != 1:
+            _join_long_flows(params.behaviour.flow_timeout, flows)
         spans = _address_spans(params, index, host, by_host.get(host.ip, []), len(addresses) - index)
         addresses += [(host, first, end, ip) for first, end, ip in spans]
         starts = [first for first, _, _ in spans]
@@ -953,6 +965,28 @@ def _duplicate(params: Params, index: int, flows: Flows) -> None:
     for key, row in flows.rows.items():
         if first <= key[0] < end:
             row[:] = [2 * value for value in row]
+
+
+def _join_long_flows(timeout: int, flows: Flows) -> None:
+    """`Behaviour.flow_timeout`: each run of consecutive buckets of one (src_port, dest, dest_port,
+    app) is one flow, cut every `timeout` buckets (0: never); each piece is one record whose packets
+    and bytes are counted at its first bucket."""
+    runs: Dict[Tuple[int, str, int, str], List[int]] = {}
+    for bucket, *rest in sorted(flows.rows):
+        runs.setdefault(tuple(rest), []).append(bucket)
+    joined: Dict[Tuple[int, int, str, int, str], List[int]] = {}
+    for rest, buckets in runs.items():
+        start = previous = None
+        for bucket in buckets:
+            if previous is None or bucket != previous + 1 or (timeout and bucket - start >= timeout):
+                start = bucket
+                joined[(start,) + rest] = [0, 0, 1]
+            record = joined[(start,) + rest]
+            bytes_out, packets, _ = flows.rows[(bucket,) + rest]
+            record[0] += bytes_out
+            record[1] += packets
+            previous = bucket
+    flows.rows = joined
 
 
 def _sample(params: Params, index: int, flows: Flows) -> None:
