@@ -165,6 +165,16 @@ def family(**changes):
     return [dict(zip(scenario.HEADER, row)) for row in rows], truth
 
 
+def row_key(row):
+    """A row's group (bucket, src, src_port, dest, dest_port, app), as tstats groups them."""
+    return tuple(row[f] for f in scenario.HEADER[:6])
+
+
+def flow_key(row):
+    """A row's flow: its group without the bucket."""
+    return tuple(row[f] for f in scenario.HEADER[1:6])
+
+
 SERVERS = {s for pair in scenario.TEREDO_SERVERS for s in pair if s}
 
 
@@ -532,15 +542,12 @@ def test_flow_sampling_thins_rows_keeps_volume_on_average_and_scales_as_told():
     scaled, scaled_truth = family(flow_sampling=20)
     raw, _ = family(flow_sampling=20, sampling_scaled=False)
     assert scaled_truth["tunnels"] == truth["tunnels"]  # the same scenario underneath
-
-    def key(row):
-        return tuple(row[f] for f in scenario.HEADER[:6])
-    before = {key(r): r for r in plain}
+    before = {row_key(r): r for r in plain}
     assert len(scaled) < 0.8 * len(plain)  # rows of a few packets (DNS, NTP, bubbles) mostly go
-    assert [key(r) for r in scaled] == [key(r) for r in raw]  # the same packets seen
+    assert [row_key(r) for r in scaled] == [row_key(r) for r in raw]  # the same packets seen
     packets = {"plain": 0, "scaled": 0}
     for row, unscaled in zip(scaled, raw):
-        original = before[key(row)]  # sampling adds no row
+        original = before[row_key(row)]  # sampling adds no row
         seen = int(unscaled["packets_out"])
         assert 1 <= seen <= int(original["packets_out"])
         assert int(row["packets_out"]) == 20 * seen
@@ -552,10 +559,10 @@ def test_flow_sampling_thins_rows_keeps_volume_on_average_and_scales_as_told():
     packets["plain"] = sum(int(r["packets_out"]) for r in plain)
     assert abs(packets["scaled"] / packets["plain"] - 1) < 0.02  # millions of packets: within 2%
     # large rows keep about their volume, and the chance a row survives grows with its packets
-    big = [(int(before[key(r)]["packets_out"]), int(r["packets_out"])) for r in scaled
-           if int(before[key(r)]["packets_out"]) >= 2000]
+    big = [(int(before[row_key(r)]["packets_out"]), int(r["packets_out"])) for r in scaled
+           if int(before[row_key(r)]["packets_out"]) >= 2000]
     assert big and all(0.7 < after / size < 1.3 for size, after in big)
-    kept = {key(r) for r in scaled}
+    kept = {row_key(r) for r in scaled}
     single = [k for k, r in before.items() if int(r["packets_out"]) == 1]
     assert 0.02 < sum(k in kept for k in single) / len(single) < 0.08  # 1 in 20
 
@@ -564,10 +571,7 @@ def test_duplicate_share_doubles_a_window_of_the_drawn_hosts_rows():
     plain, truth = family()
     doubled, doubled_truth = family(duplicate_share=0.5)
     assert doubled_truth["tunnels"] == truth["tunnels"]
-
-    def by_key(rows):
-        return {tuple(r[f] for f in scenario.HEADER[:6]): r for r in rows}
-    before, after = by_key(plain), by_key(doubled)
+    before, after = ({row_key(r): r for r in rows} for rows in (plain, doubled))
     assert before.keys() == after.keys()  # no row added or lost
     times = defaultdict(list)
     for key, row in after.items():
@@ -592,13 +596,13 @@ def test_flow_timeout_joins_a_flows_buckets_into_records_at_its_start():
     def totals(rows):
         sums = defaultdict(lambda: [0, 0])
         for row in rows:
-            key = tuple(row[f] for f in scenario.HEADER[1:6])
+            key = flow_key(row)
             for i, f in enumerate(fields):
                 sums[key][i] += int(row[f])
         return sums
     buckets = defaultdict(list)
     for row in plain:
-        buckets[tuple(row[f] for f in scenario.HEADER[1:6])].append(int(row["_time"]) // scenario.SPAN)
+        buckets[flow_key(row)].append(int(row["_time"]) // scenario.SPAN)
 
     def starts(times, timeout):  # where each record of a flow starts
         out, start, previous = [], None, None
@@ -615,7 +619,7 @@ def test_flow_timeout_joins_a_flows_buckets_into_records_at_its_start():
         assert all(row["count"] == 1 for row in joined)
         got = defaultdict(list)
         for row in joined:
-            got[tuple(row[f] for f in scenario.HEADER[1:6])].append(int(row["_time"]) // scenario.SPAN)
+            got[flow_key(row)].append(int(row["_time"]) // scenario.SPAN)
         assert {k: sorted(v) for k, v in got.items()} == {k: starts(v, timeout) for k, v in buckets.items()}
         assert len(joined) < len(plain)
     # without a timeout a client's flow to its server is one record per stretch it is online

@@ -204,9 +204,9 @@ class Behaviour:
     sampling_scaled: bool = True
     """Whether the collector multiplies sampled packets and bytes by N before they reach Splunk
     (nfdump does, as do many collectors, when the exporter reports its sampling interval; others,
-    vflow among them, pass the raw sampled counts on). Scaled, volume is right on average and every count is a multiple of
-    N; raw, volume is N times smaller and the command's floors (`min_packets`, `min_bytes`) are
-    N times higher in effect."""
+    vflow among them, pass the raw sampled counts on). Scaled, volume is right on average and every
+    count is a multiple of N; raw, volume is N times smaller and the command's floors (`min_packets`,
+    `min_bytes`) are N times higher in effect."""
 
     duplicate_share: float = 0.0
     """Share of hosts whose flows are exported twice for a while: from a bucket drawn over the
@@ -260,11 +260,11 @@ FAMILY_CHANGES["hard-anytime"] = dict(FAMILY_CHANGES["hard"], heavy_rhythm="anyt
 FAMILY_CHANGES["phased-heavy"] = {"session_volume": "phased"}
 FAMILY_CHANGES["hard-phased"] = dict(FAMILY_CHANGES["hard"], session_volume="phased")
 FAMILY_CHANGES["heavy-onset"] = {"heavy_onset": 0.3}
-# Flow records as exporters make them: sampled 1:100 and scaled by the collector, or exported twice
-# for a while (added from issue 13's list of what the generator could still be missing:
-# docs/detection-quality.md). Raw sampled counts are not
-# a family: they break the input's contract (packets and bytes sent), and the README says to scale
-# them in the base search, which makes them this family.
+# Flow records as exporters make them (added from issue 13's list of what the generator could still
+# be missing: docs/detection-quality.md): sampled 1:100 and scaled by the collector, exported twice
+# for a while, or a long flow reported once at its start. Raw sampled counts are not a family: they
+# break the input's contract (packets and bytes sent), and the README says to scale them in the base
+# search, which makes them sampled-flows.
 FAMILY_CHANGES["sampled-flows"] = {"flow_sampling": 100}
 FAMILY_CHANGES["duplicate-exports"] = {"duplicate_share": 0.2}
 FAMILY_CHANGES["long-flows"] = {"flow_timeout": 0}
