@@ -49,8 +49,9 @@ class TeredoSpikeCommand(ReportingCommand):
         span, internal = self.settings.scoring.span, self.settings.internal
         limit = self.settings.max_host_buckets
         # One of the two is used: this process runs either the map or the reduce phase.
-        self.map_phase = MapPhase(span, internal, limit)
-        self.reduce_phase = ReducePhase(span, internal, limit)
+        record_time = self.settings.record_time
+        self.map_phase = MapPhase(span, internal, limit, record_time)
+        self.reduce_phase = ReducePhase(span, internal, limit, record_time)
         super().prepare()
 
     @Configuration(required_fields=REQUIRED_FIELDS)

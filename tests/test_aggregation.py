@@ -15,7 +15,7 @@ from teredo_spike.addresses import DEFAULT_INTERNAL, Networks
 from teredo_spike.attribution import Spool
 from teredo_spike.fastpath import read_chunk
 from teredo_spike.fields import Chunk
-from teredo_spike.partials import entry_cell
+from teredo_spike.partials import entry_cells
 from teredo_spike.records import RecordReader
 from tools import scpv2
 
@@ -39,8 +39,10 @@ COUNTS = ["12", "12", "0", "", "1.5", "x", "٣", " 7", "1e3", "007"]
 FIELDS = {"_time": TIMES, "src_ip": SOURCES, "dest_ip": DESTINATIONS, "src_port": PORTS,
           "dest_port": DEST_PORTS, "transport": TRANSPORTS, "app": LABELS, "bytes_out": COUNTS,
           "packets_out": COUNTS}
+# Durations that keep a record in its bucket, carry it over one or many, or cannot be read.
+DURATIONS = ["", "0", "0.25", "599.5", "1200", "86400.000001", "-1", "nan", "1e400", "x", "1e308"]
 OPTIONAL_FIELDS = {"count": COUNTS, "tunnel_type": ["", "", "teredo", "6to4"],
-                   "inner_src_ip": ["", "", "", TEREDO_ADDRESS]}
+                   "inner_src_ip": ["", "", "", TEREDO_ADDRESS], "duration": DURATIONS}
 
 
 @st.composite
@@ -78,7 +80,7 @@ def read(records, fields, chunk_size, line_end):
         body = scpv2.encode_body(records[start:start + chunk_size], fields, start).decode()
         candidates = read_chunk(reader, Chunk(body.replace("\n", line_end)))
         passed += list(candidates.cells.items())
-        passed += [entry_cell(entry, SPAN) for entry in candidates.entries]
+        passed += [item for entry in candidates.entries for item in entry_cells(entry, SPAN)]
         spool.add_candidates(candidates)
     read_cells = summary(list(reader.cells.items()) + passed)
     spool.resolve()
@@ -110,7 +112,7 @@ def test_plain_outbound_udp_passes_on_as_entries_and_teredo_as_cells():
     reader = RecordReader(SPAN, Networks.parse(DEFAULT_INTERNAL))
     candidates = read_chunk(reader, Chunk(scpv2.encode_body([refresh] + plain).decode()))
     assert len(candidates.entries) == 200 and candidates.cells == {}
-    assert candidates.entries[0] == "10.0.0.1 50000 1700006400.000 8.8.8.8  1 70"
+    assert candidates.entries[0] == "10.0.0.1 50000 1700006400.000 8.8.8.8  1 70 "
     key = ("10.0.0.7", "3797", t0)
     assert list(reader.cells) == [key]
     assert read_chunk(reader, Chunk(scpv2.encode_body([relay]).decode())) == ({}, [])

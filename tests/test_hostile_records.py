@@ -71,6 +71,11 @@ def bad_teredo_flow(**fields):
     ({"_time": "5"}, "_time"),
     ({"_time": "-1700000000"}, "_time"),
     ({"_time": "1e400"}, "_time"),
+    ({"duration": "-5"}, "duration"),
+    ({"duration": "nan"}, "duration"),
+    ({"duration": "inf"}, "duration"),
+    ({"duration": "1e400"}, "duration"),
+    ({"duration": "3 hours"}, "duration"),
 ])
 @pytest.mark.parametrize("output", ["all", "spikes"])
 def test_a_bad_record_is_skipped_counted_and_changes_nothing(fields, reason, output, python,
@@ -119,7 +124,7 @@ NASTY = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
 FIELDS = ("_time", "src_ip", "src_port", "dest_ip", "dest_port", "transport", "packets_out",
-          "bytes_out", "count", "app", "inner_src_ip", "src_host")
+          "bytes_out", "count", "app", "inner_src_ip", "src_host", "duration")
 # Each fuzzed record is certainly unusable (so that the good records' results must not change):
 # at least one of these replaces a field that every counted record needs.
 UNUSABLE = st.sampled_from([
@@ -127,6 +132,7 @@ UNUSABLE = st.sampled_from([
     ("src_ip", "not-an-ip"), ("dest_ip", "999.1.1.1"), ("src_port", "70000"),
     ("src_port", "=HYPERLINK(1)"), ("dest_port", "-1"), ("packets_out", "-5"),
     ("bytes_out", "nan"), ("count", "9" * 400), ("src_host", "=HYPERLINK(1)"), ("src_host", "a b"),
+    ("duration", "-1"),
 ])
 
 

@@ -14,9 +14,10 @@ from teredo_spike.cells import Cell
 from teredo_spike.fields import Chunk, columns_of, wire_header
 from teredo_spike.partials import (CELL_ROW, COUNTS_ROW, ENTRIES_ROW, ENTRY_FIELDS,
                                    PARTIAL_FIELDS, counts_table, dest_packets, dest_text,
-                                   entries_of, entry_cell, entry_layout, packed, partial_table,
+                                   entries_of, entry_cells, entry_layout, packed, partial_table,
                                    read_rows)
 from teredo_spike.records import RecordReader
+from teredo_spike.options import RECORD_TIMES
 
 SPAN = 600
 ADDRESSES = st.sampled_from(["10.0.0.1", "83.170.1.38", "65.55.158.80", "2001:db8::1",
@@ -102,25 +103,31 @@ def test_entries_are_packed_and_unpacked_whole():
     assert len(rows) == 3 and [e for row in rows for e in entries_of(row)] == entries
 
 
-@given(st.sampled_from(["", "12", "0", "007"]), st.sampled_from(["", "5"]),
-       st.sampled_from(["", "900"]), st.booleans())
-def test_an_entry_reads_as_the_exact_reader_reads_its_record(count, packets, octets, has_count):
+@given(st.sampled_from(["", "12", "0", "007"]), st.sampled_from(["", "5", "7001"]),
+       st.sampled_from(["", "900"]), st.booleans(),
+       st.sampled_from([None, "", "0", "0.4", "1800", "7200.5"]),
+       st.sampled_from(RECORD_TIMES))
+def test_an_entry_reads_as_the_exact_reader_reads_its_record(count, packets, octets, has_count,
+                                                             duration, record_time):
     header = ["_time", "src_ip", "src_port", "dest_ip", "dest_port", "packets_out", "bytes_out"]
     record = ["1700006999.5", "10.0.0.1", "50000", "8.8.8.8", "53", packets, octets]
     if has_count:
         header.append("count")
         record.append(count)
+    if duration is not None:
+        header.append("duration")
+        record.append(duration)
     columns = columns_of(header)
     entry_format, cells_of = entry_layout(columns)
     entry = entry_format % cells_of(record)
     assert len(entry.split(" ")) == len(ENTRY_FIELDS)
-    key, cell = entry_cell(entry, SPAN)
+    read = entry_cells(entry, SPAN, record_time)
 
-    reader = RecordReader(SPAN, Networks.parse(DEFAULT_INTERNAL))
+    reader = RecordReader(SPAN, Networks.parse(DEFAULT_INTERNAL), record_time)
     candidates = {}
     assert reader.read_rows(columns, [record], candidates) == 1
-    assert list(candidates) == [key]
-    assert state(candidates[key]) == state(cell)
+    assert list(candidates) == [key for key, _ in read]
+    assert [state(candidates[key]) for key, _ in read] == [state(cell) for _, cell in read]
 
 
 SUMMARY_ADDRESSES = st.sampled_from(["10.0.0.1", "83.170.1.38", "65.55.158.80", "2001:db8::1",

@@ -27,7 +27,7 @@ for _path in (os.path.join(BIN, "lib"), BIN):
 from teredo_spike import evidence as ev  # noqa: E402
 from teredo_spike import options as opts  # noqa: E402
 from teredo_spike.fields import Chunk  # noqa: E402
-from teredo_spike.partials import entry_cell  # noqa: E402
+from teredo_spike.partials import entry_cells  # noqa: E402
 from teredo_spike.phases import MapPhase, ReducePhase  # noqa: E402
 
 from tools import scpv2  # noqa: E402
@@ -56,26 +56,27 @@ def _chunk(records: Sequence[scpv2.Record], fields: Sequence[str]) -> Chunk:
 
 def flow_verdicts(records: Sequence[scpv2.Record], args: Sequence[str] = ()) -> List[Verdict]:
     settings = _settings(args)
-    span, internal = settings.scoring.span, settings.internal
+    span, internal, record_time = settings.scoring.span, settings.internal, settings.record_time
     fields = scpv2.field_order(records)
 
-    whole = ReducePhase(span, internal)  # given every raw record
+    whole = ReducePhase(span, internal, record_time=record_time)  # given every raw record
     whole.read(_chunk(records, fields))
     whole.spool.resolve()
 
     verdicts = []
     for record in records:
-        alone = MapPhase(span, internal)
+        alone = MapPhase(span, internal, record_time=record_time)
         candidates = alone.read(_chunk([record], fields))
         cells = dict(alone.cells)
         cells.update(candidates.cells)
-        cells.update(entry_cell(entry, span) for entry in candidates.entries)
-        key: Optional[tuple] = next(iter(cells), None)
-        if key is None:  # not outbound UDP, or unreadable: the command does not count it
+        for entry in candidates.entries:
+            cells.update(entry_cells(entry, span, record_time))
+        if not cells:  # not outbound UDP, or unreadable: the command does not count it
             verdicts.append(Verdict(False, False, []))
             continue
-        own = alone.cells[key].evidence if key in alone.cells else 0
-        kept = key in whole.cells
+        # A record with a duration has a key per bucket it lasted over: Teredo if any is kept.
+        own = next((alone.cells[key].evidence for key in cells if key in alone.cells), 0)
+        kept = any(key in whole.cells for key in cells)
         kinds = ev.names(own) if own else (["client_port"] if kept else [])
         verdicts.append(Verdict(True, kept, kinds))
     return verdicts

@@ -15,16 +15,18 @@ from typing import AbstractSet, Dict, List, Tuple
 
 from . import evidence as ev
 from .cells import Cell, Key, attribute
-from .partials import (Candidates, dest_packets, dest_values, entries_of, entry_cell, entry_ports,
+from .partials import (Candidates, dest_packets, dest_values, entries_of, entry_cells, entry_ports,
                        packed)
+from .records import RECORD_START
 
 
 class Spool:
     """The reduce phase's waiting candidates, attributed into `cells` by `resolve`."""
 
-    def __init__(self, cells: Dict[Key, Cell], span: int) -> None:
+    def __init__(self, cells: Dict[Key, Cell], span: int, record_time: str = RECORD_START) -> None:
         self.cells = cells
         self.span = span
+        self.record_time = record_time  # how an entry with a duration is spread (records.spread)
         self._file = None
         self._csv = None
         self.foreign = 0  # entries that no map phase wrote, skipped (partials.SKIP_FOREIGN_PARTIAL)
@@ -69,11 +71,12 @@ class Spool:
         self._file = None
 
     def _attribute_entries(self, text: str, ports: AbstractSet[Tuple[str, str]]) -> None:
-        cells, span = self.cells, self.span
+        cells, span, record_time = self.cells, self.span, self.record_time
         for entry in entries_of(text):
             try:
                 if entry_ports(entry) in ports:
-                    attribute(cells, *entry_cell(entry, span), span)
+                    for key, cell in entry_cells(entry, span, record_time):
+                        attribute(cells, key, cell, span)
             except ValueError:  # not written by a map phase (read_rows let a foreign row in)
                 self.foreign += 1
 

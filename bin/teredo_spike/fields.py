@@ -23,6 +23,8 @@ ALIASES: Dict[str, Sequence[str]] = {
     "bytes": ("bytes_out", "bytes"),
     "packets": ("packets_out", "packets"),
     "count": ("count",),
+    # How long the flow lasted, in seconds (records.spread lays its traffic over those buckets).
+    "duration": ("duration",),
 }
 LABEL_FIELDS = ("app", "service", "app_proto", "tunnel_type")
 # Teredo addresses seen inside the flow: the host's own (inner source) and its peers' (inner dest).
@@ -60,6 +62,7 @@ class Columns(NamedTuple):
     bytes: Optional[int]
     packets: Optional[int]
     count: Optional[int]
+    duration: Optional[int]
     labels: Sequence[int]
     inner_src: Optional[int]
     inner_dest: Optional[int]

@@ -8,9 +8,11 @@ from collections import Counter
 from typing import Callable, Dict, FrozenSet, NamedTuple
 
 from .addresses import DEFAULT_INTERNAL, Networks
+from .records import RECORD_END, RECORD_START
 from .scoring import Settings
 
 OUTPUTS = ("spikes", "all", "buckets")
+RECORD_TIMES = (RECORD_START, RECORD_END)
 # A live client refreshes its server every 20-30 s: a bucket shorter than a minute cannot tell a
 # live client port from an idle one, and would make a cell of every record (memory).
 MIN_SPAN = 60
@@ -62,6 +64,14 @@ def _hosts(name: str, text: str) -> FrozenSet[str]:
     return frozenset(host.strip() for host in text.split(",") if host.strip())
 
 
+def _record_time(name: str, text: str) -> str:
+    if text not in RECORD_TIMES:
+        raise OptionError("%s=%s: expected start (a record's _time is when its flow began: Zeek "
+                          "conn.log, NetFlow) or end (when it ended: firewall session logs)"
+                          % (name, text))
+    return text
+
+
 def _output(name: str, text: str) -> str:
     if text not in OUTPUTS:
         raise OptionError("%s=%s: expected spikes (one row per episode), all (every "
@@ -95,6 +105,10 @@ OPTIONS = (
                "`spikes`: one row per spike episode; `all`: every host-bucket with Teredo traffic; "
                "`buckets`: the summary stage's rows, one per host, client port and owned bucket, "
                "unscored (README, Tune)", "`spikes`"),
+    OptionSpec("record_time", RECORD_START, _record_time, "(start|end)",
+               "what a flow record's `_time` marks where it has a `duration` (seconds): `start` "
+               "(Zeek conn.log, NetFlow first-switched) or `end` (firewall session logs); its "
+               "traffic is spread evenly over the buckets it lasted", "`start`"),
     OptionSpec("src", "", _hosts, "<string>",
                "comma-separated hosts whose rows to return (empty: every host); every host still "
                "counts in the baselines, so a host's rows are the same as without it", "(every host)"),
@@ -114,6 +128,7 @@ class Options(NamedTuple):
     output: str
     max_host_buckets: int
     hosts: FrozenSet[str]  # src: the hosts whose rows to return; empty for every host
+    record_time: str       # what a record's _time marks (records.spread)
 
 
 def _unquote(text: str) -> str:
@@ -135,7 +150,7 @@ def parse(**texts: str) -> Options:
     settings = Settings(span=values["span"], threshold=values["threshold"],
                         min_packets=values["min_packets"], min_bytes=values["min_bytes"])
     return Options(settings, values["internal"], values["output"], values["max_host_buckets"],
-                   values["src"])
+                   values["src"], values["record_time"])
 
 
 def searchbnf_syntax() -> str:

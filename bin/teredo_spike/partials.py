@@ -22,7 +22,8 @@ from . import evidence as ev
 from .cells import Cell, Key
 from .fields import Columns
 from .multivalue import multivalue_cells
-from .records import MAX_COUNT_DIGITS, entries_readable, read_bucket, read_count
+from .records import (MAX_COUNT_DIGITS, RECORD_START, entries_readable, read_count, read_duration,
+                      read_time, split, spread)
 
 PARTIAL_MARKER = "teredospike_partial"
 PARTIAL_FIELDS = (PARTIAL_MARKER, "_time", "src", "src_port", "packets", "bytes", "flows",
@@ -31,15 +32,16 @@ _WIRE_AT = {name: 2 * i for i, name in enumerate(PARTIAL_FIELDS)}  # a field's c
 
 # A candidate entry: the record's cells as it had them (a count field empty or absent takes its
 # default, as the exact reader's read_count does).
-ENTRY_FIELDS = ("src", "src_port", "_time", "dest", "count", "packets", "bytes")
+ENTRY_FIELDS = ("src", "src_port", "_time", "dest", "count", "packets", "bytes", "duration")
 ENTRY_SEPARATOR = ";"
 ENTRIES_PER_ROW = 5
 _ENTRY_AT = {name: i for i, name in enumerate(ENTRY_FIELDS)}
 # Columns attribute of each entry field
 _ENTRY_COLUMN = {"src": "src", "src_port": "src_port", "_time": "time", "dest": "dest",
-                 "count": "count", "packets": "packets", "bytes": "bytes"}
+                 "count": "count", "packets": "packets", "bytes": "bytes", "duration": "duration"}
 _COUNT_FIELDS = ("count", "packets", "bytes")
-_OPTIONAL_ENTRY_FIELDS = frozenset(_COUNT_FIELDS)  # may be absent from a chunk: left empty
+# May be absent from a chunk: left empty.
+_OPTIONAL_ENTRY_FIELDS = frozenset(_COUNT_FIELDS + ("duration",))
 # A summary row's lists (dests, servers, mapped), each in one cell: single values survive `collect`
 # and the summary index's key=value extraction (summary.py).
 VALUE_SEPARATOR = " "
@@ -79,16 +81,25 @@ def entry_layout(c: Columns) -> Tuple[str, Callable[[List[str]], Tuple[str, ...]
     return " ".join(formats), itemgetter(*[at for at in positions if at is not None])
 
 
-def entry_cell(entry: str, span: int) -> Tuple[Key, Cell]:
-    """The key and candidate Cell of one entry, read as the exact reader reads a record."""
-    src, port, time, dest, count, packets, octets = entry.split(" ")
-    cell = Cell()
-    cell.flows = read_count(count, 1)
-    cell.packets = read_count(packets, cell.flows)
-    cell.bytes = read_count(octets, 0)
-    cell.evidence = ev.CLIENT_PORT
-    cell.dests = {sys.intern(dest): cell.packets}
-    return (sys.intern(src), sys.intern(port), read_bucket(time, span)), cell
+def entry_cells(entry: str, span: int, record_time: str = RECORD_START) -> List[Tuple[Key, Cell]]:
+    """The keys and candidate Cells of one entry, read as the exact reader reads a record: one per
+    bucket the record lasts over (records.spread)."""
+    src, port, time, dest, count, packets, octets, duration = entry.split(" ")
+    flows = read_count(count, 1)
+    total_packets = read_count(packets, flows)
+    total_bytes = read_count(octets, 0)
+    seconds = read_time(time)
+    src, port, dest = sys.intern(src), sys.intern(port), sys.intern(dest)
+    shares = spread(seconds, read_duration(duration), span, record_time)
+    out = []
+    for (bucket, _), part_packets, part_bytes in zip(shares, split(total_packets, shares),
+                                                     split(total_bytes, shares)):
+        cell = Cell()
+        cell.flows, cell.packets, cell.bytes = flows, part_packets, part_bytes
+        cell.evidence = ev.CLIENT_PORT
+        cell.dests = {dest: part_packets}
+        out.append(((src, port, bucket), cell))
+    return out
 
 
 def entry_ports(entry: str) -> Tuple[str, str]:
@@ -110,7 +121,7 @@ def packed(entries: Sequence[str]) -> List[str]:
 
 def readable_entries(entries: List[str]) -> bool:
     """True when every entry has its ENTRY_FIELDS fields (no cell held a space or the separator)
-    and entry_cell reads each as the exact reader reads its record, without a skip
+    and entry_cells reads each as the exact reader reads its record, without a skip
     (records.entries_readable). Otherwise the exact reader reads the records."""
     if not entries:
         return True
@@ -121,7 +132,8 @@ def readable_entries(entries: List[str]) -> bool:
         return False
     counts = [value for name in _COUNT_FIELDS for value in fields[_ENTRY_AT[name]::width]]
     return entries_readable(counts, fields[_ENTRY_AT["_time"]::width],
-                            fields[_ENTRY_AT["src_port"]::width])
+                            fields[_ENTRY_AT["src_port"]::width],
+                            fields[_ENTRY_AT["duration"]::width])
 
 
 # ---- partial rows ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .fields import Chunk
 from .hostbuckets import HostSeries, host_buckets
 from .partials import (CELL_ROW, COUNTS_ROW, ENTRIES_ROW, SKIP_FOREIGN_PARTIAL, Candidates,
                        PartialTable, counts_table, is_partial, partial_table, read_rows)
-from .records import RecordReader
+from .records import RECORD_START, RecordReader
 from .scoring import Settings, score_all
 from .summary import MixedInput, SummaryReader, holds_summary_rows, is_summary
 
@@ -51,8 +51,9 @@ class MapPhase:
     """Flow records -> partial rows. Candidates that cannot be tied to a live client port here are
     passed on with their chunk; the cells when the input is finished."""
 
-    def __init__(self, span: int, internal: Networks, max_cells: Optional[int] = None) -> None:
-        self.reader = RecordReader(span, internal)
+    def __init__(self, span: int, internal: Networks, max_cells: Optional[int] = None,
+                 record_time: str = RECORD_START) -> None:
+        self.reader = RecordReader(span, internal, record_time)
         self.max_cells = max_cells
         self.kind: Optional[str] = None  # FLOWS or SUMMARY, from the first chunk with records
 
@@ -90,10 +91,11 @@ class MapPhase:
 class ReducePhase:
     """Partial rows (or raw flow records, when no map phase ran) -> attributed cells -> results."""
 
-    def __init__(self, span: int, internal: Networks, max_cells: Optional[int] = None) -> None:
+    def __init__(self, span: int, internal: Networks, max_cells: Optional[int] = None,
+                 record_time: str = RECORD_START) -> None:
         # Reads raw records (when no map phase ran); holds the phase's cells and record counts.
-        self.reader = RecordReader(span, internal)
-        self.spool = Spool(self.reader.cells, span)
+        self.reader = RecordReader(span, internal, record_time)
+        self.spool = Spool(self.reader.cells, span, record_time)
         self.summary = SummaryReader(span, self.reader.skipped)
         self.max_cells = max_cells
         self.flows_seen = False  # flow records here or in a map phase (not only empty counts)

@@ -2,7 +2,8 @@
 
 Each kind of value is judged in one function here, and every reader (this exact one, the fast
 path's line-level shortcuts, the candidate-entry decoder) goes through it or through a memo table
-it fills: numbers `read_count`, times `read_bucket`, ports `read_port`, addresses
+it fills: numbers `read_count`, times `read_bucket`, durations `read_duration` (and `spread`, which
+lays a record over the buckets it lasts), ports `read_port`, addresses
 `addresses.Networks.contains` (via `Inside`), transports `can_be_udp`, direction `direction`,
 evidence `evidence.names_teredo` (with the server port) / `record_evidence`. Tightening one of
 them (which values are unusable) is a change to that one function; a record it refuses is counted
@@ -21,7 +22,7 @@ from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence,
 
 from . import evidence as ev
 from .addresses import Networks, TeredoAddress
-from .cells import Cell, Key
+from .cells import OWN_EVIDENCE, Cell, Key
 from .fields import UDP_VALUES, Columns, first_value
 
 # Skip reasons, as the user reads them in the search's warning.
@@ -35,6 +36,7 @@ SKIP_BAD_NUMBER = "count, bytes or packets not a whole number from 0 to 2^53"
 SKIP_BAD_PORT = "src_port or dest_port not a number from 0 to 65535"
 SKIP_NO_NETWORK_FIELDS = "no network fields (src_ip or src, dest_ip or dest)"
 SKIP_BAD_HOST = "src_host not a host name (letters, digits and . _ : - only, up to 255)"
+SKIP_BAD_DURATION = "duration not a number of seconds from 0 up"
 
 # Times: Teredo dates from 2006 and Splunk indexes nothing far in the future; a value outside these
 # years is a unit mistake (milliseconds, microseconds) or garbage, and would put a host's traffic
@@ -50,6 +52,16 @@ MAX_COUNT_DIGITS = len(str(MAX_COUNT)) - 1  # this many digits are always below 
 MAX_COUNT_TEXT = 30  # no usable count is longer; int() of 4,300+ digits raises anyway
 
 MAX_PORT_TEXT = "65535"
+
+# A record that lasts longer than this many buckets is laid over this many (all its traffic still
+# counted): a week of 10-minute buckets. Zeek reports a flow once, when it ends, and a Teredo client
+# that refreshes its server every 30 s is one flow for as long as it runs (days, on an always-on
+# host); a bound keeps one record from making a cell per bucket of a garbage duration.
+MAX_SPREAD_BUCKETS = 1008
+
+# The `record_time` option: what a record's _time marks (spread).
+RECORD_START = "start"  # the flow's first packet: Zeek conn.log `ts`, NetFlow first-switched
+RECORD_END = "end"      # its last: firewall session logs, written when the session closes
 
 # Entries of the per-process memo tables before they are cleared: hosts and servers repeat across
 # millions of records, but memory must not grow with the records.
@@ -91,13 +103,71 @@ def read_count(cell: str, default: int) -> int:
 def read_bucket(cell: str, span: int) -> int:
     """The start of the bucket of a `_time` cell (epoch seconds). UnusableTime (a ValueError with
     its skip reason) when it is not a number, or not a time from MIN_TIME to MAX_TIME."""
+    return bucket_of(read_time(cell), span)
+
+
+def read_time(cell: str) -> float:
+    """A `_time` cell in epoch seconds; UnusableTime as read_bucket."""
     try:
         seconds = float(cell)
     except ValueError:
         raise UnusableTime(SKIP_NO_TIME) from None
     if not MIN_TIME <= seconds < MAX_TIME:  # also NaN and the infinities
         raise UnusableTime(time_skip_reason(seconds))
-    return bucket_of(seconds, span)
+    return seconds
+
+
+def read_duration(cell: str) -> float:
+    """A `duration` cell in seconds: empty means none (0.0). ValueError unless it is a finite
+    number from 0 up."""
+    if not cell:
+        return 0.0
+    if len(cell) > MAX_COUNT_TEXT:
+        raise ValueError(cell[:MAX_COUNT_TEXT])
+    seconds = float(cell)  # ValueError propagates: the record is unreadable
+    if not 0.0 <= seconds < math.inf:  # also NaN
+        raise ValueError(cell)
+    return seconds
+
+
+def spread(seconds: float, duration: float, span: int, record_time: str = RECORD_START
+           ) -> List[Tuple[int, float]]:
+    """The buckets a record lasts over, in time order, each with the share of its traffic sent up
+    to the bucket's end (the last share is 1.0). `seconds` is its _time, which marks the flow's
+    start (`RECORD_START`: the record lasts over [seconds, seconds + duration)) or its end
+    (`RECORD_END`: (seconds - duration, seconds]); the bucket of `seconds` is always one of them,
+    and a record of no duration, or one inside one bucket, is that bucket alone. Traffic is taken
+    to be even over the record's time: a flow record says how much, not when. At most
+    MAX_SPREAD_BUCKETS buckets, from the marked end."""
+    mark = bucket_of(seconds, span)
+    if record_time == RECORD_END:
+        start = max(seconds - duration, mark - (MAX_SPREAD_BUCKETS - 1) * span)
+        first, last = bucket_of(start, span), mark
+    else:
+        end = min(seconds + duration, mark + MAX_SPREAD_BUCKETS * span)
+        first, last = mark, bucket_of(end, span)
+        if last > first and end == last:  # the record ends as that bucket begins
+            last -= span
+        start = seconds
+        duration = end - seconds
+    if first == last:
+        return [(mark, 1.0)]
+    if record_time == RECORD_END:
+        duration = seconds - start
+    shares = [(bucket, (bucket + span - start) / duration) for bucket in range(first, last, span)]
+    shares.append((last, 1.0))
+    return shares
+
+
+def split(total: int, shares: Sequence[Tuple[int, float]]) -> List[int]:
+    """`total` split over spread()'s buckets by their shares: whole numbers that add up to it."""
+    parts = []
+    sent = 0
+    for _, share in shares:
+        upto = total if share >= 1.0 else min(total, max(sent, int(total * share)))
+        parts.append(upto - sent)
+        sent = upto
+    return parts
 
 
 def time_skip_reason(seconds: float) -> str:
@@ -164,11 +234,12 @@ DIRECTIONS: Dict[Tuple[Optional[bool], Optional[bool]], str] = {
     (s, d): direction(s, d) for s in (True, False, None) for d in (True, False, None)}
 
 
-def entries_readable(counts: Sequence[str], times: Sequence[str], ports: Sequence[str]) -> bool:
+def entries_readable(counts: Sequence[str], times: Sequence[str], ports: Sequence[str],
+                     durations: Sequence[str] = ()) -> bool:
     """A cheap test over many records at once, for the fast path: True only when read_count
     accepts every count (plain digits, fewer than MAX_COUNT_DIGITS + 1, or empty: the default),
-    read_bucket every time (finite numbers; the earliest and the latest in MIN_TIME..MAX_TIME)
-    and read_port every port."""
+    read_bucket every time (finite numbers; the earliest and the latest in MIN_TIME..MAX_TIME),
+    read_port every port and read_duration every duration (empty, or finite from 0 up)."""
     text = "".join(counts)
     if text and not (text.isdigit() and text.isascii()
                      and max(map(len, counts)) <= MAX_COUNT_DIGITS):
@@ -180,7 +251,23 @@ def entries_readable(counts: Sequence[str], times: Sequence[str], ports: Sequenc
     if seconds and not (math.isfinite(sum(seconds))
                         and MIN_TIME <= min(seconds) and max(seconds) < MAX_TIME):
         return False
+    if not durations_readable(durations):
+        return False
     return plain_ports(ports)
+
+
+def durations_readable(durations: Sequence[str]) -> bool:
+    """True when read_duration accepts every cell (tested many at once)."""
+    present = [cell for cell in durations if cell]
+    if not present:
+        return True
+    if max(map(len, present)) > MAX_COUNT_TEXT:
+        return False
+    try:
+        seconds = list(map(float, present))
+    except ValueError:
+        return False
+    return math.isfinite(sum(seconds)) and min(seconds) >= 0.0
 
 
 class Memo(dict):
@@ -222,8 +309,9 @@ class RecordReader:
     own (and candidates next to them) go into `cells`; the others into the caller's `candidates`.
     The memo tables and the live ports are shared with the fast path (fastpath.read_chunk)."""
 
-    def __init__(self, span: int, internal: Networks) -> None:
+    def __init__(self, span: int, internal: Networks, record_time: str = RECORD_START) -> None:
         self.span = span
+        self.record_time = record_time  # what _time marks, for records with a duration (spread)
         self.cells: Dict[Key, Cell] = {}
         self.records = 0
         self.skipped: Counter = Counter()
@@ -256,6 +344,7 @@ class RecordReader:
         count_at, packets_at, bytes_at = c.count, c.packets, c.bytes
         src_port_at, dest_port_at, labels = c.src_port, c.dest_port, c.labels
         host_at, host_names = c.host, self.host_names
+        duration_at, record_time = c.duration, self.record_time
         records = 0
         for row in rows:
             records += 1
@@ -284,9 +373,14 @@ class RecordReader:
                     continue
                 src = machine
             try:
-                bucket = read_bucket(row[time_at], span)
+                seconds = read_time(row[time_at])
             except UnusableTime as unusable:
                 skipped[unusable.reason] += 1
+                continue
+            try:
+                duration = read_duration(row[duration_at]) if duration_at is not None else 0.0
+            except ValueError:
+                skipped[SKIP_BAD_DURATION] += 1
                 continue
             try:
                 flows = read_count(row[count_at], 1) if count_at is not None else 1
@@ -301,7 +395,6 @@ class RecordReader:
             except ValueError:
                 skipped[SKIP_BAD_PORT] += 1
                 continue
-            key = (src, src_port, bucket)
             # May be Teredo (evidence.names_teredo): most outbound UDP has no evidence and
             # becomes a candidate cell.
             if (dest_port == ev.SERVER_PORT_TEXT
@@ -314,28 +407,37 @@ class RecordReader:
                 mask = 0
             if mask:
                 live_ports.add((src, src_port))
-                cell = cells.get(key)
-                if cell is None:
-                    cell = cells[key] = candidates.pop(key, None) or Cell()
             else:
                 mask = ev.CLIENT_PORT
+            if not duration:
+                pieces: Iterable[Tuple[int, int, int]] = (
+                    (bucket_of(seconds, span), packets, octets),)
+            else:
+                shares = spread(seconds, duration, span, record_time)
+                pieces = zip([bucket for bucket, _ in shares], split(packets, shares),
+                             split(octets, shares))
+            for bucket, packets, octets in pieces:
+                key = (src, src_port, bucket)
                 cell = cells.get(key)
                 if cell is None:
-                    cell = candidates.get(key)
-                    if cell is None:
-                        cell = candidates[key] = Cell()
-            cell.packets += packets
-            cell.bytes += octets
-            cell.flows += flows
-            cell.evidence |= mask
-            dests = cell.dests
-            dests[dest] = dests.get(dest, 0) + packets
-            if mask & ev.PORT:
-                cell.add_server(dest)
-            if mask & ev.PREFIX:
-                for address in teredo:
-                    cell.add_server(address.server)
-                    cell.add_mapped(address.mapped)
+                    if mask & OWN_EVIDENCE:
+                        cell = cells[key] = candidates.pop(key, None) or Cell()
+                    else:
+                        cell = candidates.get(key)
+                        if cell is None:
+                            cell = candidates[key] = Cell()
+                cell.packets += packets
+                cell.bytes += octets
+                cell.flows += flows
+                cell.evidence |= mask
+                dests = cell.dests
+                dests[dest] = dests.get(dest, 0) + packets
+                if mask & ev.PORT:
+                    cell.add_server(dest)
+                if mask & ev.PREFIX:
+                    for address in teredo:
+                        cell.add_server(address.server)
+                        cell.add_mapped(address.mapped)
         return records
 
 
