@@ -162,7 +162,7 @@ def family(**changes):
     """Rows as dicts and the truth of a small scenario with the given behaviour changes."""
     params = scenario.Params(seed=3, hosts=60, days=6, behaviour=scenario.Behaviour(**changes))
     rows, truth = scenario.generate(params)
-    return [dict(zip(scenario.HEADER, row)) for row in rows], truth
+    return [dict(zip(scenario.header(params.behaviour), row)) for row in rows], truth
 
 
 def row_key(row):
@@ -625,3 +625,24 @@ def test_flow_timeout_joins_a_flows_buckets_into_records_at_its_start():
     # without a timeout a client's flow to its server is one record per stretch it is online
     server_flows = [v for k, v in buckets.items() if k[3] == scenario.TEREDO_PORT]
     assert server_flows and max(len(v) / len(starts(v, 0)) for v in server_flows) > 6
+
+
+def test_record_durations_say_how_long_each_record_lasted():
+    plain, _ = family()
+    assert "duration" not in plain[0]
+    for timeout in (1, 0):
+        rows, _ = family(flow_timeout=timeout, record_durations=True)
+        unmarked, _ = family(flow_timeout=timeout)
+        assert [{k: v for k, v in row.items() if k != "duration"} for row in rows] == unmarked
+        lasted = defaultdict(list)  # a flow's buckets, to check each record's length against
+        for row in family(flow_timeout=1)[0]:
+            lasted[flow_key(row)].append(int(row["_time"]))
+        for row in rows:
+            start, seconds = int(row["_time"]), row["duration"]
+            buckets = (seconds + scenario.LAST_PACKET_GAP) // scenario.SPAN
+            assert seconds == buckets * scenario.SPAN - scenario.LAST_PACKET_GAP and buckets >= 1
+            # the record covers a run of buckets in which its flow had traffic
+            times = set(lasted[flow_key(row)])
+            assert all(start + i * scenario.SPAN in times for i in range(buckets))
+        longest = max(row["duration"] for row in rows)
+        assert (longest > scenario.SPAN) == (timeout == 0)

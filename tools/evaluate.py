@@ -211,10 +211,11 @@ def _number(value) -> Optional[float]:
         return None
 
 
-def run_command(rows: Sequence[list], args: Sequence[str], chunk_size: int) -> Dict[HostBucket, CommandBucket]:
-    """`teredospike output=all` over the rows through the local runner (the real protocol)."""
+def run_command(rows: Sequence[list], args: Sequence[str], chunk_size: int,
+                names: Sequence[str] = scenario.HEADER) -> Dict[HostBucket, CommandBucket]:
+    """`teredospike output=all` over the rows (columns `names`) through the local runner (the real
+    protocol)."""
     from tools.runner import run_search  # the runner needs the vendored bin/lib (tools/setup.sh)
-    names = scenario.HEADER
     records = [dict(zip(names, map(str, row))) for row in rows]
     result = run_search(records, args=["output=all"] + list(args), chunk_size=chunk_size)
     errors = [text for level, text in result.messages if level.upper() in ("ERROR", "FATAL")]
@@ -986,8 +987,9 @@ def run_family(family: str, seed: int, hosts: int, days: int, chunk_size: int,
     params = scenario.Params(seed=seed, hosts=hosts, days=days, behaviour=scenario.FAMILIES[family],
                              warmup_days=warmup_days, heavy_tunnels=hosts // HEAVY_TUNNELS_PER)
     rows, truth = scenario.generate(params)
-    buckets = run_command(rows, [], chunk_size)
-    records = [dict(zip(scenario.HEADER, map(str, row))) for row in rows]
+    names = scenario.header(params.behaviour)
+    buckets = run_command(rows, [], chunk_size, names)
+    records = [dict(zip(names, map(str, row))) for row in rows]
     result = run_search(records, args=["output=spikes"], chunk_size=chunk_size)
     if any(result.exit_codes):
         raise RuntimeError("teredospike output=spikes failed: %s" % (result.messages,))

@@ -54,6 +54,10 @@ HEADER = [
     "_time", "All_Traffic.src_ip", "All_Traffic.src_port", "All_Traffic.dest_ip", "All_Traffic.dest_port",
     "All_Traffic.app", "bytes_out", "packets_out", "count",
 ]
+DURATION = "duration"  # Behaviour.record_durations: the column after HEADER
+# Behaviour.record_durations: a flow's last packet this long before its last bucket ends (Zeek
+# ends a UDP flow after a minute without packets).
+LAST_PACKET_GAP = 60
 TEREDO_PORT = 3544
 # Public Teredo servers (primary address, secondary address used for the cone test when there is one).
 TEREDO_SERVERS = [
@@ -224,6 +228,14 @@ class Behaviour:
     bucket (Zeek, whose UDP flows end after a minute without packets: a Teredo client that refreshes
     its server every 30 s is one flow for as long as it runs)."""
 
+    record_durations: bool = False
+    """Whether each row carries `duration`, the seconds its flow lasted (the base search's
+    `max(All_Traffic.duration)`), from which the command spreads a record over the buckets it
+    lasted. Zeek's conn.log, firewall session logs and NetFlow (last minus first switched) all give
+    it, and CIM maps it; a source or mapping without it leaves the command a long record's time
+    only. A flow's last packet is taken to be `LAST_PACKET_GAP` before the end of its last bucket.
+    Off, the rows are those of the bundled sample."""
+
 
 RELAY_POOL_SIZE = 40
 STEADY_CAP = 9000             # session_volume "steady": packets per bucket at most
@@ -267,7 +279,7 @@ FAMILY_CHANGES["heavy-onset"] = {"heavy_onset": 0.3}
 # search, which makes them sampled-flows.
 FAMILY_CHANGES["sampled-flows"] = {"flow_sampling": 100}
 FAMILY_CHANGES["duplicate-exports"] = {"duplicate_share": 0.2}
-FAMILY_CHANGES["long-flows"] = {"flow_timeout": 0}
+FAMILY_CHANGES["long-flows"] = {"flow_timeout": 0, "record_durations": True}
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -321,11 +333,18 @@ class Host:
     heavy_from: int = 0             # a heavy user's first bucket of heavy use (Behaviour.heavy_onset)
 
 
+def header(behaviour: "Behaviour") -> List[str]:
+    """The rows' columns: HEADER, and DURATION where the records carry it."""
+    return HEADER + [DURATION] if behaviour.record_durations else list(HEADER)
+
+
 class Flows:
     """One host's rows, merged per (bucket, src_port, dest_ip, dest_port, app) as tstats groups them."""
 
     def __init__(self) -> None:
         self.rows: Dict[Tuple[int, int, str, int, str], List[int]] = {}
+        # buckets each row's flow lasted, where more than one (Behaviour.flow_timeout)
+        self.lengths: Dict[Tuple[int, int, str, int, str], int] = {}
 
     def add(self, bucket: int, sport: int, dest: str, dport: int, app: str,
             bytes_out: int, packets: int, count: int) -> None:
@@ -944,11 +963,16 @@ def generate(params: Params) -> Tuple[List[list], dict]:
         addresses += [(host, first, end, ip) for first, end, ip in spans]
         starts = [first for first, _, _ in spans]
         keys = [(_ip_key(ip), ip) for _, _, ip in spans]
-        for (b, sport, dest, dport, app), (bytes_out, packets, count) in flows.rows.items():
+        for group, (bytes_out, packets, count) in flows.rows.items():
+            b, sport, dest, dport, app = group
             key, ip = keys[bisect_right(starts, b) - 1]
-            rows.append((b, key, sport, _ip_key(dest), dport, app, ip, dest, bytes_out, packets, count))
+            seconds = flows.lengths.get(group, 1) * SPAN - LAST_PACKET_GAP
+            rows.append((b, key, sport, _ip_key(dest), dport, app, ip, dest, bytes_out, packets, count,
+                         seconds))
     rows.sort(key=lambda r: r[:6])
-    out = [[params.start + r[0] * SPAN, r[6], r[2], r[7], r[4], r[5], r[8], r[9], r[10]] for r in rows]
+    durations = params.behaviour.record_durations
+    out = [[params.start + r[0] * SPAN, r[6], r[2], r[7], r[4], r[5], r[8], r[9], r[10]]
+           + ([r[11]] if durations else []) for r in rows]
     return out, _truth(params, hosts, storm, tunnels, reuse, bursts, len(out), addresses)
 
 
@@ -970,7 +994,7 @@ def _duplicate(params: Params, index: int, flows: Flows) -> None:
 def _join_long_flows(timeout: int, flows: Flows) -> None:
     """`Behaviour.flow_timeout`: each run of consecutive buckets of one (src_port, dest, dest_port,
     app) is one flow, cut every `timeout` buckets (0: never); each piece is one record whose packets
-    and bytes are counted at its first bucket."""
+    and bytes are counted at its first bucket, and whose length is kept in `flows.lengths`."""
     runs: Dict[Tuple[int, str, int, str], List[int]] = {}
     for bucket, *rest in sorted(flows.rows):
         runs.setdefault(tuple(rest), []).append(bucket)
@@ -985,6 +1009,8 @@ def _join_long_flows(timeout: int, flows: Flows) -> None:
             bytes_out, packets, _ = flows.rows[(bucket,) + rest]
             record[0] += bytes_out
             record[1] += packets
+            if bucket > start:
+                flows.lengths[(start,) + rest] = bucket - start + 1
             previous = bucket
     flows.rows = joined
 
@@ -1093,7 +1119,7 @@ def write(params: Params, out: Path, truth_path: Optional[Path]) -> dict:
     rows, truth = generate(params)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(HEADER)
+    writer.writerow(header(params.behaviour))
     writer.writerows(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
