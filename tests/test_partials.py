@@ -59,12 +59,13 @@ def state(cell: Cell) -> tuple:
 
 
 @given(st.dictionaries(KEYS, cells(), max_size=6),
-       st.lists(st.sampled_from(["10.0.0.1 3797 1700006400.5 8.8.8.8  1 70",
-                                 "10.0.0.2 53000 1700007000 1.1.1.1 2 3 4"]), max_size=12),
+       st.lists(st.sampled_from(["10.0.0.1 3797 1700006400.5 8.8.8.8  1 70 ",
+                                 "10.0.0.2 53000 1700007000 1.1.1.1 2 3 4 1800.5"]), max_size=12),
        st.dictionaries(st.sampled_from(["no source address", "bad = number"]),
-                       st.integers(1, 99)), st.integers(0, 10 ** 6))
-def test_partial_rows_read_back_what_was_written(written, entries, skipped, records):
-    chunk = as_chunk([partial_table(written, entries), counts_table(records, Counter(skipped))])
+                       st.integers(1, 99)), st.integers(0, 10 ** 6), st.integers(0, 99))
+def test_partial_rows_read_back_what_was_written(written, entries, skipped, records, long_records):
+    chunk = as_chunk([partial_table(written, entries),
+                      counts_table(records, Counter(skipped), long_records)])
     read_cells, read_entries, counts = {}, [], []
     for row in read_rows(chunk.header, chunk.rows()):
         if row[0] is CELL_ROW:
@@ -76,7 +77,7 @@ def test_partial_rows_read_back_what_was_written(written, entries, skipped, reco
             counts.append(row[1:])
     assert read_cells == {key: state(cell) for key, cell in written.items()}
     assert read_entries == entries
-    assert counts == [(records, skipped)]
+    assert counts == [(records, skipped, long_records)]
 
 
 def test_plain_rows_are_the_text_csv_writer_would_write():

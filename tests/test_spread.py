@@ -19,10 +19,13 @@ def buckets(shares):
     return [bucket for bucket, _ in shares]
 
 
-def test_a_record_inside_one_bucket_is_that_bucket():
+def test_a_record_of_a_bucket_or_less_is_the_bucket_of_its_time():
     assert spread(T0 + 100, 0.0, BUCKET) == [(T0, 1.0)]
     assert spread(T0 + 100, 499.9, BUCKET) == [(T0, 1.0)]
     assert spread(T0 + 100, 99.0, BUCKET, RECORD_END) == [(T0, 1.0)]
+    # across a boundary too: an exporter's ordinary cut, counted where its _time puts it
+    assert spread(T0 + 500, 600.0, BUCKET) == [(T0, 1.0)]
+    assert spread(T0 + 100, 600.0, BUCKET, RECORD_END) == [(T0, 1.0)]
 
 
 def test_a_record_from_its_start_lasts_over_the_buckets_after_it():
@@ -42,7 +45,8 @@ def test_a_record_from_its_end_lasts_over_the_buckets_before_it():
     assert shares == [(T0, 0.25), (T0 + BUCKET, 0.75), (T0 + 2 * BUCKET, 1.0)]
     assert split(1000, shares) == [250, 500, 250]
     # the bucket its _time falls in is always one of them, even when no time of it is there
-    assert buckets(spread(T0 + BUCKET, 300.0, BUCKET, RECORD_END)) == [T0, T0 + BUCKET]
+    assert buckets(spread(T0 + BUCKET, 900.0, BUCKET, RECORD_END)) == [T0 - BUCKET, T0,
+                                                                        T0 + BUCKET]
 
 
 def test_a_record_longer_than_the_bound_is_laid_over_the_bound_with_all_its_traffic():

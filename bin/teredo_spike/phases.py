@@ -84,7 +84,8 @@ class MapPhase:
         tables = [partial_table(candidates.cells, candidates.entries)]
         if finished:
             reader = self.reader
-            tables += [partial_table(reader.cells), counts_table(reader.records, reader.skipped)]
+            tables += [partial_table(reader.cells),
+                       counts_table(reader.records, reader.skipped, reader.long_records)]
         return tables
 
 
@@ -112,6 +113,12 @@ class ReducePhase:
     @property
     def skipped(self) -> Counter:
         return self.reader.skipped
+
+    @property
+    def long_records(self) -> int:
+        """Teredo records read, here and by the map phases, that lasted longer than a bucket
+        (summary.long_records_message)."""
+        return self.reader.long_records
 
     def read(self, chunk: Chunk) -> None:
         header = chunk.header
@@ -153,6 +160,7 @@ class ReducePhase:
             elif kind is COUNTS_ROW:
                 reader.records += row[1]
                 reader.skipped.update(row[2])
+                reader.long_records += row[3]
                 self.flows_seen = self.flows_seen or row[1] > 0
             elif kind is ENTRIES_ROW:
                 self.flows_seen = True

@@ -135,11 +135,17 @@ def spread(seconds: float, duration: float, span: int, record_time: str = RECORD
     """The buckets a record lasts over, in time order, each with the share of its traffic sent up
     to the bucket's end (the last share is 1.0). `seconds` is its _time, which marks the flow's
     start (`RECORD_START`: the record lasts over [seconds, seconds + duration)) or its end
-    (`RECORD_END`: (seconds - duration, seconds]); the bucket of `seconds` is always one of them,
-    and a record of no duration, or one inside one bucket, is that bucket alone. Traffic is taken
-    to be even over the record's time: a flow record says how much, not when. At most
-    MAX_SPREAD_BUCKETS buckets, from the marked end."""
+    (`RECORD_END`: (seconds - duration, seconds]); the bucket of `seconds` is always one of them.
+    Traffic is taken to be even over the record's time: a flow record says how much, not when. At
+    most MAX_SPREAD_BUCKETS buckets, from the marked end.
+
+    A record that lasted a bucket or less is its _time's bucket alone, as a record without a
+    duration is: exporters cut flows at a minute or a few (NetFlow's active timeout, a firewall's
+    interim logs), and such a record is counted where its _time puts it, as before durations were
+    read; the summary stage then sees all of it (summary.py)."""
     mark = bucket_of(seconds, span)
+    if duration <= span:
+        return [(mark, 1.0)]
     if record_time == RECORD_END:
         start = max(seconds - duration, mark - (MAX_SPREAD_BUCKETS - 1) * span)
         first, last = bucket_of(start, span), mark
@@ -315,6 +321,9 @@ class RecordReader:
         self.cells: Dict[Key, Cell] = {}
         self.records = 0
         self.skipped: Counter = Counter()
+        # Teredo records (own evidence) that lasted longer than a bucket (spread): the summary
+        # stage misses part of them (summary.long_records_message).
+        self.long_records = 0
         self.inside = Memo(internal.contains)  # address -> internal (True), external, not IP (None)
         self.udp = Memo(can_be_udp)             # transport value -> can_be_udp
         self.ports = Memo(read_port)            # port cell -> read_port
@@ -409,11 +418,13 @@ class RecordReader:
                 live_ports.add((src, src_port))
             else:
                 mask = ev.CLIENT_PORT
-            if not duration:
+            if duration <= span:  # spread() would give the bucket of _time alone
                 pieces: Iterable[Tuple[int, int, int]] = (
                     (bucket_of(seconds, span), packets, octets),)
             else:
                 shares = spread(seconds, duration, span, record_time)
+                if mask & OWN_EVIDENCE:
+                    self.long_records += 1
                 pieces = zip([bucket for bucket, _ in shares], split(packets, shares),
                              split(octets, shares))
             for bucket, packets, octets in pieces:

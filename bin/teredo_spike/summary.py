@@ -16,6 +16,12 @@ on each side of those it owns only to decide whether a client port is live (cell
 the attribution of an owned bucket equals one pass over all the flows. The scheduled summary
 search (earliest -40m@m, latest -10m@m, every 10 minutes) owns exactly one bucket a run.
 
+A record that lasted longer than a bucket is spread over the buckets it lasted (records.spread)
+and read only by the runs whose window holds its _time: its traffic in buckets that those runs do
+not own is in no run's rows, nor is the relay traffic it makes a live client port for there. A run
+that reads such a Teredo record says so (long_records_message); one pass over the flows counts it
+whole. Records of a bucket or less are counted at their _time, and the equivalence holds.
+
 Every row carries `summary_written`, the run's wall time in microseconds. The detection stage
 keeps, per (src, src_port, bucket), only the rows of the newest stamp: a rerun of a window
 replaces what an earlier run wrote, never adds to it. Late events (indexed after the run that
@@ -73,6 +79,20 @@ class MixedInput(Exception):
             "(teredospike_summary=1, written by output=buckets). It reads one or the other: "
             "flows alone for one pass, or `teredo_spike_base_summary` alone for the detection "
             "stage; mixing them would count the summarised windows twice (README, Tune).")
+
+
+def long_records_message(long_records: int, span: int) -> str:
+    """The warning of a summary run that read Teredo records lasting longer than a bucket
+    (records.spread spreads them); empty when there were none."""
+    if not long_records:
+        return ""
+    return ("teredospike output=buckets: {:,} Teredo flow records lasted longer than the "
+            "{:d}-minute span (their duration). A summary run reads the records near the buckets "
+            "it writes, so its rows miss the traffic of a longer record beyond them, and the "
+            "relay traffic such a record makes a live client port for. With such a source "
+            "(Zeek's conn.log, firewall session logs, NetFlow cut at 30 minutes) run the "
+            "detection in one pass over the flows, or export records cut at {:d} minutes or "
+            "less (README, Tune).".format(long_records, span // 60, span // 60))
 
 
 def is_summary(header: Sequence[str]) -> bool:
