@@ -24,6 +24,7 @@ from teredo_spike.summary import (SKIP_BAD_SUMMARY, SKIP_NO_STAMP, SKIP_OTHER_SP
 from tests.pythons import SPLUNK_PYTHONS, splunk_python
 from tests.test_golden import digest
 from tests.test_hostile_records import NASTY
+from tests.test_spread import zeek_client
 from tools import scenario
 from tools.readers import read_records
 from tools.runner import run_partitioned, run_search
@@ -283,6 +284,27 @@ def test_flows_mixed_with_summary_rows_are_refused(world, windows, python, where
     assert "teredo_spike_base_summary" in errors[0]
     assert "Traceback" not in " ".join(errors)
     assert result.rows == [] and 1 in result.exit_codes
+
+
+# ---- records longer than a bucket ------------------------------------------------------------
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_summary_run_says_when_teredo_records_last_longer_than_a_bucket(python, partitions):
+    """A client's refreshes reported once for 6 hours (Zeek): the run owning its first bucket
+    writes that bucket only, and says that the rest of such records is in no summary row. The
+    map phases count them (the count crosses the partial rows)."""
+    records = zeek_client()
+    start = bucket(records[0])
+    result = run_search(records, ["output=buckets"], partitions=partitions, python=python,
+                        earliest=start - SPAN, latest=start + 2 * SPAN)
+    assert set(result.exit_codes) == {0}, result.messages
+    assert [int(row["_time"]) for row in result.rows] == [start]
+    warnings = [text for level, text in result.messages if level == "WARN"]
+    assert len(warnings) == 1 and "1 Teredo flow records lasted longer than the 10-minute span" \
+        in warnings[0], result.messages
+    # one pass counts all of it, and says nothing
+    whole = run_search(records, ["output=all"], partitions=partitions, python=python)
+    assert len(whole.rows) == 36 and not [m for m in whole.messages if m[0] == "WARN"]
 
 
 def test_unreadable_summary_rows_are_skipped_and_counted(world, windows, python):
