@@ -90,8 +90,10 @@ def as_tstats(records: List[Record], span: int = BUCKET) -> List[Record]:
     """The rows `| tstats sum(All_Traffic.bytes_out) as bytes_out sum(All_Traffic.packets_out) as
     packets_out count from datamodel=Network_Traffic.All_Traffic where All_Traffic.transport=udp
     by _time span=10m All_Traffic.src_ip All_Traffic.src_port All_Traffic.dest_ip
-    All_Traffic.dest_port All_Traffic.app` returns for these events."""
-    sums = defaultdict(lambda: [0, 0, 0])
+    All_Traffic.dest_port All_Traffic.app` returns for these events (with `max(All_Traffic.duration)
+    AS duration` where they have durations)."""
+    sums = defaultdict(lambda: [0, 0, 0, 0.0])
+    durations = any("duration" in r for r in records)
     for r in records:
         if r.get("transport", "udp") != "udp":
             continue
@@ -101,10 +103,13 @@ def as_tstats(records: List[Record], span: int = BUCKET) -> List[Record]:
         total[0] += int(r["bytes_out"])
         total[1] += int(r["packets_out"])
         total[2] += 1
+        total[3] = max(total[3], float(r.get("duration") or 0))
     rows = []
-    for (t, src, sport, dest, dport, app), (octets, packets, count) in sorted(sums.items()):
+    for (t, src, sport, dest, dport, app), (octets, packets, count, duration) in sorted(sums.items()):
         rows.append({"_time": str(t), "All_Traffic.src_ip": src, "All_Traffic.src_port": sport,
                      "All_Traffic.dest_ip": dest, "All_Traffic.dest_port": dport,
                      "All_Traffic.app": app, "bytes_out": str(octets),
                      "packets_out": str(packets), "count": str(count)})
+        if durations:
+            rows[-1]["duration"] = "%.6f" % duration
     return rows

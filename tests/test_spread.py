@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from teredo_spike.records import (MAX_SPREAD_BUCKETS, RECORD_END, RECORD_START, split, spread)
-from tests.flows import BUCKET, T0, flow
+from tests.flows import BUCKET, T0, as_tstats, flow
 from tools.runner import run_search
 
 SERVER = "65.55.158.80"
@@ -113,3 +113,14 @@ def test_without_a_duration_a_record_counts_at_its_time():
     result = run_search(records, ["output=all"])
     assert [(int(float(row["_time"])), int(row["packets"])) for row in result.rows] == [
         (T0, 36 * 25)]
+
+
+def test_the_tstats_rows_of_long_records_are_spread_as_the_records_are():
+    """The shipped base (`tstats ... max(All_Traffic.duration) AS duration ... BY _time span=10m`)
+    gives each group its longest duration and its bucket's start as _time."""
+    records = zeek_client()
+    one_pass = run_search(records, ["output=all"]).rows
+    grouped = run_search(as_tstats(records), ["output=all"]).rows
+    assert [(r["_time"], r["packets"], r["relay_packets"]) for r in grouped] == [
+        (r["_time"], r["packets"], r["relay_packets"]) for r in one_pass]
+    assert len(grouped) == 36
