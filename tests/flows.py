@@ -105,7 +105,8 @@ def as_tstats(records: List[Record], span: int = BUCKET) -> List[Record]:
         total[2] += 1
         total[3] = max(total[3], float(r.get("duration") or 0))
     rows = []
-    for (t, src, sport, dest, dport, app), (octets, packets, count, duration) in sorted(sums.items()):
+    for key, (octets, packets, count, duration) in sorted(sums.items()):
+        t, src, sport, dest, dport, app = key
         rows.append({"_time": str(t), "All_Traffic.src_ip": src, "All_Traffic.src_port": sport,
                      "All_Traffic.dest_ip": dest, "All_Traffic.dest_port": dport,
                      "All_Traffic.app": app, "bytes_out": str(octets),
