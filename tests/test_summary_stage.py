@@ -13,6 +13,7 @@ windows around its tunnel (and wide windows elsewhere), to keep this file well u
 import json
 import math
 import os
+import random
 from typing import Dict, List, Sequence, Tuple
 
 import pytest
@@ -24,6 +25,7 @@ from teredo_spike.summary import (SKIP_BAD_SUMMARY, SKIP_NO_STAMP, SKIP_OTHER_SP
 from tests.pythons import SPLUNK_PYTHONS, splunk_python
 from tests.test_golden import digest
 from tests.test_hostile_records import NASTY
+from tests.flows import BUCKET, T0, idle_client, relay_tunnel
 from tests.test_spread import zeek_client
 from tools import scenario
 from tools.readers import read_records
@@ -284,6 +286,26 @@ def test_flows_mixed_with_summary_rows_are_refused(world, windows, python, where
     assert "teredo_spike_base_summary" in errors[0]
     assert "Traceback" not in " ".join(errors)
     assert result.rows == [] and 1 in result.exit_codes
+
+
+# ---- records with a duration -----------------------------------------------------------------
+
+def test_records_of_a_bucket_or_less_keep_the_summary_equal_to_one_pass(python):
+    """Records of up to 10 minutes that cross bucket boundaries (an exporter's ordinary cut): each
+    counts at its _time, so 10-minute windows give one pass's rows, and no run warns."""
+    rng = random.Random(11)
+    records = []
+    for n, port in enumerate((3797, 41000, 52001)):
+        records += idle_client("10.9.0.%d" % (n + 1), port, T0, 18, rng)
+    records += relay_tunnel("10.9.0.1", 3797, T0 + 6 * BUCKET, 4, ["83.170.1.38"], 3000, rng)
+    for record in records:
+        record["duration"] = "%.6f" % rng.uniform(0, BUCKET)
+    records.sort(key=lambda r: float(r["_time"]))
+    cuts = list(range(T0, T0 + 18 * BUCKET + 1, BUCKET))
+    rows = summarised(records, cuts, python)
+    assert detection(rows, python).rows == run_search(records, ["output=all"], python=python).rows
+    assert any(float(r["_time"]) // BUCKET != (float(r["_time"]) + float(r["duration"])) // BUCKET
+               for r in records), "no record crosses a boundary: this test proves nothing"
 
 
 # ---- records longer than a bucket ------------------------------------------------------------
