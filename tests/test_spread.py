@@ -124,3 +124,15 @@ def test_the_tstats_rows_of_long_records_are_spread_as_the_records_are():
     assert [(r["_time"], r["packets"], r["relay_packets"]) for r in grouped] == [
         (r["_time"], r["packets"], r["relay_packets"]) for r in one_pass]
     assert len(grouped) == 36
+
+
+def test_an_absurd_duration_is_laid_over_a_week_and_the_search_ends_cleanly(python):
+    """A Teredo record whose duration is 1e308 seconds (garbage, or an event made to look like
+    one) makes at most MAX_SPREAD_BUCKETS host-buckets, with all its packets."""
+    record = flow(T0, "10.9.0.1", 3797, SERVER, 3544, 5000, 500000, "teredo")
+    record["duration"] = "1e308"
+    result = run_search([record], ["output=all"], python=python)
+    assert result.exit_codes == [0, 0], result.messages
+    assert not [m for m in result.messages if m[0] in ("ERROR", "FATAL")], result.messages
+    assert len(result.rows) == MAX_SPREAD_BUCKETS
+    assert sum(int(row["packets"]) for row in result.rows) == 5000
