@@ -31,6 +31,7 @@ def test_the_defaults_parse_to_the_documented_settings():
     ({"threshold": "0"}, "threshold=0: must be at least 0.1"),
     ({"internal": "10.0.0.0/33"}, "internal=10.0.0.0/33: "),
     ({"output": "some"}, "output=some: expected spikes"),
+    ({"record_time": "middle"}, "record_time=middle: expected start .* or end"),
     ({"colour": "red"}, "unknown option colour"),
 ])
 def test_a_bad_option_is_named(texts, message):

@@ -5,7 +5,7 @@ options table and searchbnf.conf's syntax are made from or checked against OPTIO
 
 import re
 from collections import Counter
-from typing import Callable, Dict, FrozenSet, NamedTuple
+from typing import Callable, Dict, FrozenSet, NamedTuple, Sequence
 
 from .addresses import DEFAULT_INTERNAL, Networks
 from .records import RECORD_END, RECORD_START
@@ -64,20 +64,21 @@ def _hosts(name: str, text: str) -> FrozenSet[str]:
     return frozenset(host.strip() for host in text.split(",") if host.strip())
 
 
-def _record_time(name: str, text: str) -> str:
-    if text not in RECORD_TIMES:
-        raise OptionError("%s=%s: expected start (a record's _time is when its flow began: Zeek "
-                          "conn.log, NetFlow) or end (when it ended: firewall session logs)"
-                          % (name, text))
-    return text
+def _choice(values: Sequence[str], meanings: str) -> Callable[[str, str], str]:
+    """A parser of an option that takes one of `values`; `meanings` says what each means, in the
+    error's "expected ..."."""
+    def parse(name: str, text: str) -> str:
+        if text not in values:
+            raise OptionError("%s=%s: expected %s" % (name, text, meanings))
+        return text
+    return parse
 
 
-def _output(name: str, text: str) -> str:
-    if text not in OUTPUTS:
-        raise OptionError("%s=%s: expected spikes (one row per episode), all (every "
-                          "host-bucket with Teredo traffic) or buckets (the summary stage's rows)"
-                          % (name, text))
-    return text
+_output = _choice(OUTPUTS, "spikes (one row per episode), all (every host-bucket with Teredo "
+                           "traffic) or buckets (the summary stage's rows)")
+_record_time = _choice(RECORD_TIMES, "start (a record's _time is when its flow began: Zeek "
+                                     "conn.log, NetFlow) or end (when it ended: firewall session "
+                                     "logs)")
 
 
 class OptionSpec(NamedTuple):
