@@ -322,7 +322,7 @@ def test_a_summary_run_says_when_teredo_records_last_longer_than_a_bucket(python
     assert set(result.exit_codes) == {0}, result.messages
     assert [int(row["_time"]) for row in result.rows] == [start]
     warnings = [text for level, text in result.messages if level == "WARN"]
-    assert len(warnings) == 1 and "1 Teredo flow records lasted longer than the 10-minute span" \
+    assert len(warnings) == 1 and "1 Teredo flow record lasted longer than the 10-minute span" \
         in warnings[0], result.messages
     # one pass counts all of it, and says nothing
     whole = run_search(records, ["output=all"], partitions=partitions, python=python)

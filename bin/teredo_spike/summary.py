@@ -86,13 +86,14 @@ def long_records_message(long_records: int, span: int) -> str:
     (records.spread spreads them); empty when there were none."""
     if not long_records:
         return ""
-    return ("teredospike output=buckets: {:,} Teredo flow records lasted longer than the "
-            "{:d}-minute span (their duration). A summary run reads the records near the buckets "
-            "it writes, so its rows miss the traffic of a longer record beyond them, and the "
-            "relay traffic such a record makes a live client port for. With such a source "
-            "(Zeek's conn.log, firewall session logs, NetFlow cut at 30 minutes) run the "
-            "detection in one pass over the flows, or export records cut at {:d} minutes or "
-            "less (README, Tune).".format(long_records, span // 60, span // 60))
+    return ("teredospike output=buckets: {:,} Teredo flow {} longer than the {:d}-minute "
+            "span (by duration). A summary run reads the records near the buckets it writes, so "
+            "its rows miss the traffic of a longer record beyond them, and the relay traffic such "
+            "a record makes a live client port for. With such a source (Zeek's conn.log, "
+            "firewall session logs, NetFlow cut at 30 minutes) run the detection in one pass over "
+            "the flows, or export records cut at {:d} minutes or less (README, Tune).".format(
+                long_records, "record lasted" if long_records == 1 else "records lasted",
+                span // 60, span // 60))
 
 
 def is_summary(header: Sequence[str]) -> bool:
