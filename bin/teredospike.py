@@ -26,6 +26,7 @@ from teredo_spike.fields import REQUIRED_FIELDS  # noqa: E402
 from teredo_spike.output import FIELDS, result_rows  # noqa: E402
 from teredo_spike.partials import PARTIAL_FIELDS  # noqa: E402
 from teredo_spike.phases import MapPhase, ReducePhase, TooManyHostBuckets  # noqa: E402
+from teredo_spike.records import NOTE_LONG_TEREDO  # noqa: E402
 from teredo_spike.summary import (SUMMARY_FIELDS, MixedInput, bucket_rows,  # noqa: E402
                                   long_records_message, stamp)
 
@@ -90,7 +91,7 @@ class TeredoSpikeCommand(ReportingCommand):
         """output=buckets: the summary stage's rows of the buckets this search owns (summary.py)."""
         cells = self.reduce_phase.attributed()
         self._report_counts(bool(cells))
-        long_records = long_records_message(self.reduce_phase.long_records,
+        long_records = long_records_message(self.reduce_phase.notes[NOTE_LONG_TEREDO],
                                             self.settings.scoring.span)
         if long_records:
             self.write_warning(long_records)
@@ -103,9 +104,10 @@ class TeredoSpikeCommand(ReportingCommand):
 
     def _report_counts(self, found: bool):
         phase = self.reduce_phase
-        message = opts.skipped_message(phase.records, phase.skipped)
-        if message:
-            self.write_warning(message)
+        for message in (opts.skipped_message(phase.records, phase.skipped),
+                        opts.unread_durations_message(phase.records, phase.notes)):
+            if message:
+                self.write_warning(message)
         if phase.records and not found:
             self.write_info("teredospike: no outbound Teredo traffic in %s records."
                             % "{:,}".format(phase.records))

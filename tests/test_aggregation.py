@@ -84,7 +84,7 @@ def read(records, fields, chunk_size, line_end):
         spool.add_candidates(candidates)
     read_cells = summary(list(reader.cells.items()) + passed)
     spool.resolve()
-    return read_cells, summary(reader.cells.items()), reader.records, reader.skipped
+    return read_cells, summary(reader.cells.items()), reader.records, reader.skipped, reader.notes
 
 
 @settings(max_examples=400, deadline=None)

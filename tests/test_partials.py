@@ -16,7 +16,7 @@ from teredo_spike.partials import (CELL_ROW, COUNTS_ROW, ENTRIES_ROW, ENTRY_FIEL
                                    PARTIAL_FIELDS, counts_table, dest_packets, dest_text,
                                    entries_of, entry_cells, entry_layout, packed, partial_table,
                                    read_rows)
-from teredo_spike.records import RecordReader
+from teredo_spike.records import NOTE_LONG_TEREDO, NOTE_UNREAD_DURATION, RecordReader
 from teredo_spike.options import RECORD_TIMES
 
 SPAN = 600
@@ -62,10 +62,12 @@ def state(cell: Cell) -> tuple:
        st.lists(st.sampled_from(["10.0.0.1 3797 1700006400.5 8.8.8.8  1 70 ",
                                  "10.0.0.2 53000 1700007000 1.1.1.1 2 3 4 1800.5"]), max_size=12),
        st.dictionaries(st.sampled_from(["no source address", "bad = number"]),
-                       st.integers(1, 99)), st.integers(0, 10 ** 6), st.integers(0, 99))
-def test_partial_rows_read_back_what_was_written(written, entries, skipped, records, long_records):
+                       st.integers(1, 99)), st.integers(0, 10 ** 6),
+       st.dictionaries(st.sampled_from([NOTE_UNREAD_DURATION, NOTE_LONG_TEREDO]),
+                       st.integers(1, 99)))
+def test_partial_rows_read_back_what_was_written(written, entries, skipped, records, notes):
     chunk = as_chunk([partial_table(written, entries),
-                      counts_table(records, Counter(skipped), long_records)])
+                      counts_table(records, Counter(skipped), Counter(notes))])
     read_cells, read_entries, counts = {}, [], []
     for row in read_rows(chunk.header, chunk.rows()):
         if row[0] is CELL_ROW:
@@ -77,7 +79,7 @@ def test_partial_rows_read_back_what_was_written(written, entries, skipped, reco
             counts.append(row[1:])
     assert read_cells == {key: state(cell) for key, cell in written.items()}
     assert read_entries == entries
-    assert counts == [(records, skipped, long_records)]
+    assert counts == [(records, skipped, notes)]
 
 
 def test_plain_rows_are_the_text_csv_writer_would_write():

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Callable, Dict, FrozenSet, NamedTuple, Sequence
 
 from .addresses import DEFAULT_INTERNAL, Networks
-from .records import RECORD_END, RECORD_START
+from .records import NOTE_UNREAD_DURATION, RECORD_END, RECORD_START
 from .scoring import Settings
 
 OUTPUTS = ("spikes", "all", "buckets")
@@ -165,6 +165,17 @@ def readme_table() -> str:
     lines += ["| `%s` | %s | %s |" % (spec.name, spec.readme_default, spec.help)
               for spec in OPTIONS]
     return "\n".join(lines) + "\n"
+
+
+def unread_durations_message(records: int, notes: Counter) -> str:
+    """A warning naming how many records' duration could not be read; empty when none."""
+    count = notes[NOTE_UNREAD_DURATION]
+    if not count:
+        return ""
+    return ("teredospike counted {} of {} records at their _time without spreading them over the "
+            "time they lasted: their duration is not a number of seconds (e.g. 0:01:23, or "
+            "text). Make duration seconds in the base search.".format(
+                "{:,}".format(count), "{:,}".format(records)))
 
 
 def skipped_message(records: int, skipped: Counter) -> str:

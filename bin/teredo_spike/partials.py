@@ -27,7 +27,7 @@ from .records import (MAX_COUNT_DIGITS, RECORD_START, entries_readable, read_cou
 
 PARTIAL_MARKER = "teredospike_partial"
 PARTIAL_FIELDS = (PARTIAL_MARKER, "_time", "src", "src_port", "packets", "bytes", "flows",
-                  "evidence", "dests", "servers", "mapped", "records", "skipped", "long_records",
+                  "evidence", "dests", "servers", "mapped", "records", "skipped", "notes",
                   "candidates")
 _WIRE_AT = {name: 2 * i for i, name in enumerate(PARTIAL_FIELDS)}  # a field's cell in a wire row
 
@@ -200,19 +200,30 @@ def partial_table(cells: Dict[Key, Cell], entries: Sequence[str] = ()) -> Partia
     return PartialTable(text, len(plain), rows)
 
 
-def counts_table(records: int, skipped: Dict[str, int], long_records: int = 0) -> PartialTable:
+def counts_table(records: int, skipped: Dict[str, int],
+                 notes: Optional[Dict[str, int]] = None) -> PartialTable:
     """The map phase's record counts as one counts row (RecordReader's records, skipped and
-    long_records)."""
-    row = _wire_row({"records": str(records), "long_records": str(long_records)})
-    at = _WIRE_AT["skipped"]
-    row[at], row[at + 1] = multivalue_cells(["%s=%d" % item for item in sorted(skipped.items())])
+    notes)."""
+    row = _wire_row({"records": str(records)})
+    for name, counts in (("skipped", skipped), ("notes", notes or {})):
+        at = _WIRE_AT[name]
+        row[at], row[at + 1] = multivalue_cells(["%s=%d" % item for item in sorted(counts.items())])
     return PartialTable("", 0, [row])
+
+
+def _counts(cell: str) -> Dict[str, int]:
+    """A counts row's `skipped` or `notes` cell: reason -> count."""
+    counts: Dict[str, int] = {}
+    for entry in cell.split("\n") if cell else ():
+        reason, _, count = entry.rpartition("=")
+        counts[reason] = read_count(count, 0)
+    return counts
 
 
 # read_rows yields (kind, ...) per row:
 CELL_ROW = "cell"        # (CELL_ROW, key, cell)
 ENTRIES_ROW = "entries"  # (ENTRIES_ROW, the `candidates` cell: entries joined by ENTRY_SEPARATOR)
-COUNTS_ROW = "counts"    # (COUNTS_ROW, records, {reason: skipped}, long_records)
+COUNTS_ROW = "counts"    # (COUNTS_ROW, records, {reason: skipped}, {note: records})
 FOREIGN_ROW = "foreign"  # (FOREIGN_ROW,): a row with the marker that no map phase wrote
 
 # A record that carries every partial field but was not written by a map phase (an event made to
@@ -227,7 +238,7 @@ def read_rows(header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[tupl
     if missing:
         raise ValueError("partial results lack fields: %s" % ", ".join(missing))
     (time_at, src_at, port_at, packets_at, bytes_at, flows_at, evidence_at, dests_at,
-     servers_at, mapped_at, records_at, skipped_at, long_at, entries_at) = (
+     servers_at, mapped_at, records_at, skipped_at, notes_at, entries_at) = (
          at[name] for name in PARTIAL_FIELDS[1:])
     intern = sys.intern  # the same host, port and addresses arrive in thousands of rows
     for row in rows:
@@ -237,12 +248,8 @@ def read_rows(header: Sequence[str], rows: Iterable[List[str]]) -> Iterator[tupl
         src = row[src_at]
         try:
             if not src:
-                skipped: Dict[str, int] = {}
-                for entry in row[skipped_at].split("\n") if row[skipped_at] else ():
-                    reason, _, count = entry.rpartition("=")
-                    skipped[reason] = read_count(count, 0)
-                yield (COUNTS_ROW, read_count(row[records_at], 0), skipped,
-                       read_count(row[long_at], 0))
+                yield (COUNTS_ROW, read_count(row[records_at], 0), _counts(row[skipped_at]),
+                       _counts(row[notes_at]))
                 continue
             cell = Cell()
             cell.packets = read_count(row[packets_at], 0)

@@ -85,7 +85,7 @@ class MapPhase:
         if finished:
             reader = self.reader
             tables += [partial_table(reader.cells),
-                       counts_table(reader.records, reader.skipped, reader.long_records)]
+                       counts_table(reader.records, reader.skipped, reader.notes)]
         return tables
 
 
@@ -115,10 +115,9 @@ class ReducePhase:
         return self.reader.skipped
 
     @property
-    def long_records(self) -> int:
-        """Teredo records read, here and by the map phases, that lasted longer than a bucket
-        (summary.long_records_message)."""
-        return self.reader.long_records
+    def notes(self) -> Counter:
+        """Records counted with a note (records.NOTE_*), here and by the map phases."""
+        return self.reader.notes
 
     def read(self, chunk: Chunk) -> None:
         header = chunk.header
@@ -160,7 +159,7 @@ class ReducePhase:
             elif kind is COUNTS_ROW:
                 reader.records += row[1]
                 reader.skipped.update(row[2])
-                reader.long_records += row[3]
+                reader.notes.update(row[3])
                 self.flows_seen = self.flows_seen or row[1] > 0
             elif kind is ENTRIES_ROW:
                 self.flows_seen = True

@@ -36,7 +36,10 @@ SKIP_BAD_NUMBER = "count, bytes or packets not a whole number from 0 to 2^53"
 SKIP_BAD_PORT = "src_port or dest_port not a number from 0 to 65535"
 SKIP_NO_NETWORK_FIELDS = "no network fields (src_ip or src, dest_ip or dest)"
 SKIP_BAD_HOST = "src_host not a host name (letters, digits and . _ : - only, up to 255)"
-SKIP_BAD_DURATION = "duration not a number of seconds from 0 up"
+
+# Notes: records counted with something the search says about them (beside the skips).
+NOTE_UNREAD_DURATION = "duration not a number of seconds"  # counted at their _time
+NOTE_LONG_TEREDO = "Teredo records longer than a bucket"    # the summary stage misses part of them
 
 # Times: Teredo dates from 2006 and Splunk indexes nothing far in the future; a value outside these
 # years is a unit mistake (milliseconds, microseconds) or garbage, and would put a host's traffic
@@ -321,9 +324,9 @@ class RecordReader:
         self.cells: Dict[Key, Cell] = {}
         self.records = 0
         self.skipped: Counter = Counter()
-        # Teredo records (own evidence) that lasted longer than a bucket (spread): the summary
-        # stage misses part of them (summary.long_records_message).
-        self.long_records = 0
+        # Records counted with a note (NOTE_*): a duration not read, a Teredo record that lasted
+        # longer than a bucket (the summary stage misses part of it: summary.long_records_message).
+        self.notes: Counter = Counter()
         self.inside = Memo(internal.contains)  # address -> internal (True), external, not IP (None)
         self.udp = Memo(can_be_udp)             # transport value -> can_be_udp
         self.ports = Memo(read_port)            # port cell -> read_port
@@ -353,7 +356,7 @@ class RecordReader:
         count_at, packets_at, bytes_at = c.count, c.packets, c.bytes
         src_port_at, dest_port_at, labels = c.src_port, c.dest_port, c.labels
         host_at, host_names = c.host, self.host_names
-        duration_at, record_time = c.duration, self.record_time
+        duration_at, record_time, notes = c.duration, self.record_time, self.notes
         records = 0
         for row in rows:
             records += 1
@@ -387,11 +390,6 @@ class RecordReader:
                 skipped[unusable.reason] += 1
                 continue
             try:
-                duration = read_duration(row[duration_at]) if duration_at is not None else 0.0
-            except ValueError:
-                skipped[SKIP_BAD_DURATION] += 1
-                continue
-            try:
                 flows = read_count(row[count_at], 1) if count_at is not None else 1
                 packets = read_count(row[packets_at], flows) if packets_at is not None else flows
                 octets = read_count(row[bytes_at], 0) if bytes_at is not None else 0
@@ -404,6 +402,13 @@ class RecordReader:
             except ValueError:
                 skipped[SKIP_BAD_PORT] += 1
                 continue
+            try:
+                duration = read_duration(row[duration_at]) if duration_at is not None else 0.0
+            except ValueError:
+                # Counted as a record without a duration, and said: a source that writes
+                # durations as "0:01:23" or in milliseconds must not lose its flows.
+                notes[NOTE_UNREAD_DURATION] += 1
+                duration = 0.0
             # May be Teredo (evidence.names_teredo): most outbound UDP has no evidence and
             # becomes a candidate cell.
             if (dest_port == ev.SERVER_PORT_TEXT
@@ -424,7 +429,7 @@ class RecordReader:
             else:
                 shares = spread(seconds, duration, span, record_time)
                 if mask & OWN_EVIDENCE:
-                    self.long_records += 1
+                    notes[NOTE_LONG_TEREDO] += 1
                 pieces = zip([bucket for bucket, _ in shares], split(packets, shares),
                              split(octets, shares))
             for bucket, packets, octets in pieces:
