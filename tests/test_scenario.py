@@ -509,6 +509,29 @@ def test_phased_session_volume_moves_in_phases_between_and_within_sessions():
     assert scenario.FAMILIES["hard"].session_volume == "steady"
 
 
+def test_heavy_week_keeps_each_heavy_user_to_days_of_its_own():
+    def two_weeks(**changes):
+        params = scenario.Params(seed=3, hosts=60, days=14,
+                                 behaviour=scenario.Behaviour(heavy_share=0.15, **changes))
+        return scenario.generate(params)[1]
+    daily, weekly = two_weeks(), two_weeks(heavy_week="weekly")
+
+    def sessions(truth, ip):
+        return [(s["start"], ((s["start"] - truth["start"]) // DAY) % 7)
+                for s in truth["heavy_sessions"] if s["src"] == ip]
+    heavy = [ip for ip, h in weekly["hosts"].items() if h["class"] == "heavy"]
+    assert len(heavy) >= 5
+    weekend_users = 0
+    for ip in heavy:
+        ours, theirs = sessions(weekly, ip), sessions(daily, ip)
+        days = {weekday for _, weekday in ours}
+        assert days == {5, 6} or (days <= set(range(5)) and len(days) <= 4), (ip, days)
+        weekend_users += days == {5, 6}
+        # the rhythm's own sessions, those on the host's days kept, the others dropped
+        assert ours == [s for s in theirs if s[1] in days]
+    assert 0 < weekend_users < len(heavy)
+
+
 def test_heavy_onset_starts_heavy_use_on_a_day_of_the_scenario():
     _, usual = family(heavy_share=0.15)
     rows, truth = family(heavy_share=0.15, heavy_onset=1.0)

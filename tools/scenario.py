@@ -196,6 +196,14 @@ class Behaviour:
     first sessions are a cold host's heavy use, which the detection must page (it cannot know the
     use is benign): they measure what a site pays while its new heavy users settle."""
 
+    heavy_week: str = "daily"
+    """Which days of the week a heavy user tunnels on. "daily": any day, weekends alike (the rhythm's
+    attendance decides); "weekly": each heavy user has days of its own, and its sessions on other
+    days are dropped: half of them the weekend only (Saturday and Sunday: a gamer at home), half 2-4
+    weekdays of their own (a club night, a peer-to-peer client on the work machine). Real use
+    follows the week; "weekly" is the realistic extreme, where a routine recurs only every few days
+    and a host's first day of the week comes after days without Teredo use."""
+
     flow_sampling: int = 1
     """Packet sampling at the flow exporter: each packet is seen with chance 1/N, and a flow none of
     whose packets was seen is not exported. 1: every packet (firewall and proxy logs, Zeek, Splunk
@@ -280,6 +288,7 @@ FAMILY_CHANGES["heavy-onset"] = {"heavy_onset": 0.3}
 FAMILY_CHANGES["sampled-flows"] = {"flow_sampling": 100}
 FAMILY_CHANGES["duplicate-exports"] = {"duplicate_share": 0.2}
 FAMILY_CHANGES["long-flows"] = {"flow_timeout": 0, "record_durations": True}
+FAMILY_CHANGES["weekly-heavy"] = {"heavy_week": "weekly"}
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -438,7 +447,9 @@ def plan_hosts(params: Params) -> List[Host]:
             if cls == "heavy":
                 host.sessions = _heavy_sessions(params, host, index)
                 host.heavy_from = _heavy_onset(params, index)
-                host.sessions = [s for s in host.sessions if s[0] >= host.heavy_from]
+                days = _heavy_days(params, index)
+                host.sessions = [s for s in host.sessions
+                                 if s[0] >= host.heavy_from and (s[0] // PER_DAY) % 7 in days]
                 for begin, end in host.sessions:
                     host.online[begin:end] = b"\x01" * (end - begin)
             hosts.append(host)
@@ -682,6 +693,20 @@ def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, i
             begin = day * PER_DAY + rng.choice([rng.randint(72, 80), rng.randint(108, 126)])  # lunch or evening
             sessions.append((begin, min(params.days * PER_DAY, begin + rng.randint(6, 24))))
     return sessions
+
+
+WEEKEND = (5, 6)  # days of the week from Params.start, a Monday
+
+
+def _heavy_days(params: Params, index: int) -> Tuple[int, ...]:
+    """`Behaviour.heavy_week`: the days of the week (0 Monday) a heavy user tunnels on, from its
+    own random stream (the sessions drawn are those of the rhythm; days off drop theirs)."""
+    if params.behaviour.heavy_week == "daily":
+        return tuple(range(7))
+    rng = _rng(params, "week", index)
+    if rng.random() < 0.5:
+        return WEEKEND
+    return tuple(sorted(rng.sample(range(5), rng.randint(2, 4))))
 
 
 def _heavy_onset(params: Params, index: int) -> int:
