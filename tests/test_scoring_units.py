@@ -560,6 +560,12 @@ def test_the_reason_says_which_routine_rule_kept_a_heavy_users_spike():
     assert "no routine at this hour of day in the last 14 days (typical session 3,000 relay packets in 10m)" in new_hour
     # a host with no earlier session (its first bucket: first seen): nothing said of a routine
     assert "routine" not in reason(series_of([spiked(evening)])[0], SETTINGS, True, 1, evening)
+    # two earlier sessions at other hours, fewer than DAILY_SESSIONS: no rule can excuse the
+    # spike, and the reason says why
+    few = kept_reason(daily_sessions(2) + [spiked(5 * DAY + 10 * 3600)])
+    assert DAILY_SESSIONS == 3
+    assert "only 2 earlier spike sessions in the last 14 days, none at this hour: a routine needs 3" \
+        in few
 
 
 def test_the_reason_says_when_the_search_holds_little_of_the_hosts_teredo():

@@ -6,8 +6,9 @@ from typing import AbstractSet, Dict, Iterator, Optional, Sequence
 
 from . import evidence as ev
 from .hostbuckets import BYTES, METRICS, PACKETS, RELAY_PACKETS, Bucket, HostSeries
-from .scoring import (KEPT_NEW_DESTINATIONS, KEPT_NEW_HOUR, ONCE_BELOW, RELAY_MIN_PACKETS,
-                      ROUTINE_WINDOW, Episode, Settings, episodes, fleet_use_level)
+from .scoring import (DAILY_SESSIONS, KEPT_FEW_SESSIONS, KEPT_NEW_DESTINATIONS, KEPT_NEW_HOUR,
+                      ONCE_BELOW, RELAY_MIN_PACKETS, ROUTINE_WINDOW, Episode, Settings, episodes,
+                      fleet_use_level)
 
 MITRE_TECHNIQUE_ID = "T1572"
 
@@ -101,7 +102,7 @@ def _own_level(hb: Bucket) -> Optional[float]:
     kept = hb.kept_by
     if kept is None:
         return hb.routine_relay_packets
-    return None if kept[0] == KEPT_NEW_DESTINATIONS else kept[1]
+    return None if kept[0] in (KEPT_NEW_DESTINATIONS, KEPT_FEW_SESSIONS) else kept[1]
 
 
 def format_span(seconds: int) -> str:
@@ -160,6 +161,11 @@ def _kept_reason(rule: str, level: float, relay_packets: int, settings: Settings
     if rule == KEPT_NEW_DESTINATIONS:
         return ("new destinations on a host that keeps to its own (its routine here %s relay packets"
                 " in %s)" % (level_text, span))
+    if rule == KEPT_FEW_SESSIONS:
+        sessions = int(level)
+        return "only %d earlier spike session%s in the last %d days, none at this hour: a " \
+               "routine needs %d" % (sessions, "" if sessions == 1 else "s",
+                                     ROUTINE_WINDOW // 86400, DAILY_SESSIONS)
     if rule == KEPT_NEW_HOUR:
         return "no routine at this hour of day in the last %d days (typical session %s relay packets in %s)" % (
             ROUTINE_WINDOW // 86400, level_text, span)

@@ -156,6 +156,9 @@ NEW_DEST_SHARE = 0.2          # nor one that sends this share of its packets to 
 KEPT_ABOVE_ROUTINE = "above routine"  # above ROUTINE_RATIO x the routine at the hour
 KEPT_NEW_HOUR = "new hour"            # at an hour without a routine (against the typical level)
 KEPT_NEW_DESTINATIONS = "new destinations"  # new use of destinations on a host with a habit
+# ...or no rule could excuse it: the host has sessions, fewer than DAILY_SESSIONS, none at this
+# hour (kept_by holds how many sessions, not a level: output._own_level reads none from it)
+KEPT_FEW_SESSIONS = "few sessions"
 # Episodes
 EPISODE_GAP = 2               # quiet buckets allowed inside one episode
 
@@ -456,8 +459,10 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                 # scores as if it were ROUTINE_RATIO above the routine, and the older rules keep
                 # the scores they gave.
                 if loose is None:
-                    if routine is None and typical is not None:
+                    if typical is not None:
                         kept_by[n] = (KEPT_NEW_HOUR, math.expm1(typical[RELAY_PACKETS]))
+                    else:
+                        kept_by[n] = (KEPT_FEW_SESSIONS, float(len(sessions)))
                     continue
                 if _beyond_routine(series, n, y, loose, spiking, settings.span):
                     kept_by[n] = (KEPT_ABOVE_ROUTINE, math.expm1(loose[RELAY_PACKETS]))
