@@ -26,7 +26,6 @@ from teredo_spike.fields import REQUIRED_FIELDS  # noqa: E402
 from teredo_spike.output import FIELDS, result_rows  # noqa: E402
 from teredo_spike.partials import PARTIAL_FIELDS  # noqa: E402
 from teredo_spike.phases import MapPhase, ReducePhase, TooManyHostBuckets  # noqa: E402
-from teredo_spike.records import NOTE_LONG_TEREDO  # noqa: E402
 from teredo_spike.summary import (SUMMARY_FIELDS, MixedInput, bucket_rows,  # noqa: E402
                                   long_records_message, stamp)
 
@@ -91,8 +90,7 @@ class TeredoSpikeCommand(ReportingCommand):
         """output=buckets: the summary stage's rows of the buckets this search owns (summary.py)."""
         cells = self.reduce_phase.attributed()
         self._report_counts(bool(cells))
-        long_records = long_records_message(self.reduce_phase.notes[NOTE_LONG_TEREDO],
-                                            self.settings.scoring.span)
+        long_records = long_records_message(self.reduce_phase.notes, self.settings.scoring.span)
         if long_records:
             self.write_warning(long_records)
         searchinfo = self.metadata.searchinfo

@@ -150,20 +150,17 @@ def spread(seconds: float, duration: float, span: int, record_time: str = RECORD
     if duration <= span:
         return [(mark, 1.0)]
     if record_time == RECORD_END:
-        start = max(seconds - duration, mark - (MAX_SPREAD_BUCKETS - 1) * span)
+        start, end = max(seconds - duration, mark - (MAX_SPREAD_BUCKETS - 1) * span), seconds
         first, last = bucket_of(start, span), mark
     else:
-        end = min(seconds + duration, mark + MAX_SPREAD_BUCKETS * span)
+        start, end = seconds, min(seconds + duration, mark + MAX_SPREAD_BUCKETS * span)
         first, last = mark, bucket_of(end, span)
         if last > first and end == last:  # the record ends as that bucket begins
             last -= span
-        start = seconds
-        duration = end - seconds
     if first == last:
         return [(mark, 1.0)]
-    if record_time == RECORD_END:
-        duration = seconds - start
-    shares = [(bucket, (bucket + span - start) / duration) for bucket in range(first, last, span)]
+    lasted = end - start  # after the bound
+    shares = [(bucket, (bucket + span - start) / lasted) for bucket in range(first, last, span)]
     shares.append((last, 1.0))
     return shares
 

@@ -55,8 +55,8 @@ from .cells import Cell, Key
 from .hostbuckets import (Context, HostSeries, Traffic, context_of, relay_packets, series_of,
                           series_of_rows, traffic_of)
 from .partials import VALUE_SEPARATOR, address_values, dest_packets, dest_text
-from .records import (SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo, UnusableTime, read_bucket,
-                      read_count, read_port)
+from .records import (NOTE_LONG_TEREDO, SKIP_BAD_NUMBER, SKIP_BAD_PORT, Memo, UnusableTime,
+                      read_bucket, read_count, read_port)
 
 SUMMARY_MARKER = "teredospike_summary"
 STAMP_FIELD = "summary_written"
@@ -81,9 +81,10 @@ class MixedInput(Exception):
             "stage; mixing them would count the summarised windows twice (README, Tune).")
 
 
-def long_records_message(long_records: int, span: int) -> str:
+def long_records_message(notes: Counter, span: int) -> str:
     """The warning of a summary run that read Teredo records lasting longer than a bucket
-    (records.spread spreads them); empty when there were none."""
+    (records.NOTE_LONG_TEREDO: records.spread spreads them); empty when there were none."""
+    long_records = notes[NOTE_LONG_TEREDO]
     if not long_records:
         return ""
     return ("teredospike output=buckets: {:,} Teredo flow {} longer than the {:d}-minute "
