@@ -271,6 +271,16 @@ def test_a_new_heavy_users_first_days_are_their_own_false_cause():
     assert evaluate.false_cause(truth, Episode("b", at(300), at(302))) == "heavy user, in a session"
 
 
+def test_a_heavy_users_first_days_back_from_an_absence_are_their_own_false_cause():
+    truth = {"hosts": {"a": {"class": "heavy", "join": at(0), "absent": [at(144), at(1440)]}},
+             "heavy_sessions": [{"src": "a", "start": at(start), "end": at(start + 10)}
+                                for start in (100, 1450, 1800)],
+             "storm": {"start": at(5000), "end": at(5005)}, "nat_bursts": [], "port_reuse": [], "tunnels": []}
+    assert evaluate.false_cause(truth, Episode("a", at(1450), at(1452))) == "heavy user, back from days away"
+    assert evaluate.false_cause(truth, Episode("a", at(1800), at(1802))) == "heavy user, in a session"
+    assert evaluate.false_cause(truth, Episode("a", at(100), at(102))) == "heavy user, in a session"
+
+
 def test_severity_is_split_between_true_and_false_episodes():
     def flagged(src, bucket):
         return (src, at(bucket)), evaluate.CommandBucket(score=9.0, is_spike=True, packets=900, bytes=90000,

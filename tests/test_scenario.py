@@ -532,6 +532,80 @@ def test_heavy_week_keeps_each_heavy_user_to_days_of_its_own():
     assert 0 < weekend_users < len(heavy)
 
 
+def test_nat_burst_buckets_make_bursts_that_last_hours_at_the_server_only():
+    rows, truth = family(nat_burst_rate=0.5, nat_burst_buckets=(6, 12))
+    _, usual = family(nat_burst_rate=0.5)
+    assert {b["buckets"] for b in usual["nat_bursts"]} <= {1, 2, 3}
+    long = truth["nat_bursts"]
+    assert len(long) >= 5 and {b["buckets"] for b in long} <= set(range(6, 13))
+    to_server = defaultdict(int)
+    for r in rows:
+        key = (r["All_Traffic.src_ip"], r["_time"])
+        if r["All_Traffic.dest_port"] == 3544:
+            to_server[key] += r["packets_out"]
+    storm = range(truth["storm"]["start"], truth["storm"]["end"] + DAY // 144, DAY // 144)
+    # every bucket of a burst, its last included, carries several times an idle client's 20-30 packets
+    inside = [to_server[(b["src"], b["start"] + i * 600)] for b in long for i in range(b["buckets"])
+              if (b["src"], b["start"] + i * 600) in to_server and b["start"] + i * 600 not in storm]
+    last = [to_server[(b["src"], b["start"] + (b["buckets"] - 1) * 600)] for b in long
+            if (b["src"], b["start"] + (b["buckets"] - 1) * 600) in to_server]
+    assert len(inside) >= 30 and sorted(inside)[len(inside) // 10] >= 3 * 20 - 5
+    assert last and statistics.median(last) >= 3 * 20
+    assert scenario.FAMILIES["failing-clients"].nat_burst_buckets == (6, 72)
+
+
+def test_shared_machines_add_other_users_sessions_and_sum_their_packets_where_they_overlap():
+    changes = dict(heavy_share=0.15, heavy_rhythm="anytime")
+    params = scenario.Params(seed=3, hosts=60, days=6, behaviour=scenario.Behaviour(shared_machines=1.0, **changes))
+    hosts = [h for h in scenario.plan_hosts(params) if h.cls == "heavy"]
+    rows, truth = family(shared_machines=1.0, **changes)
+    _, usual = family(**changes)
+    assert len(hosts) >= 5
+    for host in hosts:
+        assert truth["hosts"][host.ip]["users"] == host.users and 2 <= host.users <= 4
+        ours = [(s["start"], s["end"]) for s in truth["heavy_sessions"] if s["src"] == host.ip]
+        theirs = [(s["start"], s["end"]) for s in usual["heavy_sessions"] if s["src"] == host.ip]
+        # the first user's sessions are all there, inside the merged ones, and others beside them
+        assert all(any(a <= start and end <= b for a, b in ours) for start, end in theirs)
+        assert sum(b - a for a, b in ours) > sum(b - a for a, b in theirs)
+    assert not any("users" in h for h in usual["hosts"].values())
+    # in the rows: where two users' sessions overlap, the host sends about twice the packets
+    relay = defaultdict(int)
+    for r in rows:
+        if r["All_Traffic.dest_ip"] not in SERVERS and r["All_Traffic.dest_port"] not in (443, 53, 123):
+            relay[(r["All_Traffic.src_ip"], r["_time"])] += r["packets_out"]
+    tunnel_buckets = {(t["src"], b) for t in truth["tunnels"] for b in range(t["start"], t["end"] + 1, 600)}
+    by_users = defaultdict(list)
+    for host in hosts:
+        for b, users in enumerate(host.users_on):
+            key = (host.ip, params.start + b * 600)
+            if users and key in relay and key not in tunnel_buckets:
+                by_users[min(users, 2)].append(relay[key])
+    assert len(by_users[1]) >= 50 and len(by_users[2]) >= 10
+    assert 1.5 < statistics.median(by_users[2]) / statistics.median(by_users[1]) < 3.0
+    assert scenario.FAMILIES["shared-machines"].shared_machines == 0.3
+
+
+def test_heavy_absence_drops_a_stretch_of_days_and_nothing_else():
+    def two_weeks(**changes):
+        params = scenario.Params(seed=3, hosts=60, days=14,
+                                 behaviour=scenario.Behaviour(heavy_share=0.15, **changes))
+        return scenario.generate(params)[1]
+    usual, away = two_weeks(), two_weeks(heavy_absence=1.0)
+    heavy = [ip for ip, h in away["hosts"].items() if h["class"] == "heavy"]
+    assert len(heavy) >= 5 and not any("absent" in h for h in usual["hosts"].values())
+    dropped = 0
+    for ip in heavy:
+        first, end = away["hosts"][ip]["absent"]
+        assert first % DAY == away["start"] % DAY
+        assert 3 * DAY <= end - first <= 16 * DAY or end == away["start"] + 14 * DAY
+        ours = [s for s in away["heavy_sessions"] if s["src"] == ip]
+        theirs = [s for s in usual["heavy_sessions"] if s["src"] == ip]
+        assert ours == [s for s in theirs if not first <= s["start"] < end]
+        dropped += len(theirs) - len(ours)
+    assert dropped >= 10
+
+
 def test_heavy_onset_starts_heavy_use_on_a_day_of_the_scenario():
     _, usual = family(heavy_share=0.15)
     rows, truth = family(heavy_share=0.15, heavy_onset=1.0)

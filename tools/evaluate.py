@@ -431,6 +431,8 @@ def false_cause(truth: dict, e: Episode) -> str:
     if host["class"] == "heavy" and overlaps(e, truth["heavy_sessions"], pad=3 * SPAN):
         if "heavy_from" in host and e.first - host["heavy_from"] < FIRST_DAYS:
             return "new heavy user, first days"  # scenario.Behaviour.heavy_onset
+        if "absent" in host and 0 <= e.first - host["absent"][1] < FIRST_DAYS:
+            return "heavy user, back from days away"  # scenario.Behaviour.heavy_absence
         return "heavy user, in a session"
     if overlaps(e, storm, src_key="-"):
         return "storm hour"
@@ -1337,7 +1339,8 @@ def target_verdicts(table: Dict[str, Dict[str, Tuple[float, int]]], worst: Dict[
 
 CAUSE_COLUMNS = ("heavy user, in a session", "heavy user, outside a session", "NAT retry burst", "storm hour",
                  "old client port reused by QUIC", "after a tunnel on the host", "new host, first days",
-                 "new address, first days", "new heavy user, first days", "other")
+                 "new address, first days", "new heavy user, first days", "heavy user, back from days away",
+                 "other")
 SEVERITY_ORDER = ("low", "medium", "high", "critical")
 
 

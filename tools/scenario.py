@@ -46,7 +46,7 @@ from array import array
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 SPAN = 600  # seconds per bucket: tstats span=10m
 PER_DAY = 86400 // SPAN
@@ -156,12 +156,34 @@ class Behaviour:
     """The burst's multiple of the host's usual re-qualification chatter, low and high: 3-6 to 3-10
     (Router Solicitation retransmits every 4 s against one every 20-30 s)."""
 
+    nat_burst_buckets: Tuple[int, int] = (1, 3)
+    """How long a burst lasts, in buckets, shortest and longest: 1-3 (a NAT mapping renewed) to 6-72
+    (one to twelve hours: a client that keeps failing to qualify, behind a symmetric NAT or a
+    firewall that drops most of the server's replies, retransmits its Router Solicitation every few
+    seconds until it gives up or the network changes). Signalling to the server only, as a burst."""
+
     label_share: Optional[float] = None
     """Share of the client's Teredo flows (server, relays, peers, bubbles) that a sensor labels
     app=teredo. None: `Params.label_mode` decides for server flows and tunnel data is never labelled
     (a firewall that names Teredo only on UDP 3544). 0 (NetFlow, no application field) to ~1 (Zeek
     with DPD names the data flows too); in between, flows that cross a labelling sensor and flows
     that do not."""
+
+    shared_machines: float = 0.0
+    """Share of heavy users' hosts that several people use, each with sessions of their own through
+    the one address and the one Teredo client: 2-4 users (`SHARED_USERS`), each drawing the rhythm's
+    sessions from a random stream of its own (under "mixed" each user has a rhythm of its own), their
+    packets summed where sessions overlap. A lab or library machine, a family PC or a terminal
+    server behind an internal NAT, a VDI host: 0 (one person per address, an office) to ~0.3 on a
+    campus. To the routine rule such a host has more than two slots a day, and twice its level
+    where two people's sessions overlap."""
+
+    heavy_absence: float = 0.0
+    """Share of heavy users who are away once in the scenario, for `ABSENCE_DAYS` (3-16) days from a
+    day drawn over it: no heavy session then (the machine's schedule and its idle Teredo client are
+    as they were). Holidays, travel, exams: 0 to ~0.2 of heavy users in any two weeks (five to ten
+    weeks off a year, school holidays on a campus). Back after `ROUTINE_WINDOW` (14 days) or more, a
+    heavy user has no routine left in the search; back sooner, a few of its sessions are."""
 
     heavy_share: float = 0.03
     """Share of the fleet that uses Teredo heavily (games, peer-to-peer), taken from the idle
@@ -252,6 +274,8 @@ PHASE_CORRELATION = 0.7       # ... bucket-to-bucket correlation of the log rate
 PHASE_CAP = 45000             # ... packets per bucket at most
 MIXED_HABITUAL_SHARE = 0.5  # heavy_rhythm "mixed": share of heavy hosts with the habitual rhythm
 CHURN_NET = 40                # address_churn: new addresses are 10.40.x.y, in order of use
+SHARED_USERS = (2, 4)         # shared_machines: users of a shared heavy host, fewest and most
+ABSENCE_DAYS = (3, 16)        # heavy_absence: days away, shortest and longest
 DEFAULT_BEHAVIOUR = Behaviour()
 # Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
 FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
@@ -289,6 +313,12 @@ FAMILY_CHANGES["sampled-flows"] = {"flow_sampling": 100}
 FAMILY_CHANGES["duplicate-exports"] = {"duplicate_share": 0.2}
 FAMILY_CHANGES["long-flows"] = {"flow_timeout": 0, "record_durations": True}
 FAMILY_CHANGES["weekly-heavy"] = {"heavy_week": "weekly"}
+# Added from the same list (items 2, 6 and 8): heavy users away for days, clients that keep
+# failing to qualify for hours, several heavy users behind one address.
+FAMILY_CHANGES["absences"] = {"heavy_absence": 0.2}
+FAMILY_CHANGES["failing-clients"] = {"nat_burst_rate": 0.2, "nat_burst_factor": (3, 10),
+                                     "nat_burst_buckets": (6, 72)}
+FAMILY_CHANGES["shared-machines"] = {"shared_machines": 0.3, "heavy_rhythm": "mixed"}
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -340,6 +370,10 @@ class Host:
     level: float = 1500.0           # a heavy user's median packets per 10 minutes in a session
     spread: float = 0.8             # ... and their bucket-to-bucket sigma on the log scale
     heavy_from: int = 0             # a heavy user's first bucket of heavy use (Behaviour.heavy_onset)
+    users: int = 1                  # the people who use a heavy host (Behaviour.shared_machines)...
+    users_on: bytearray = field(default_factory=bytearray)  # ...and how many are in a session, per
+                                                            # bucket (empty for one user)
+    absent: Optional[Tuple[int, int]] = None  # a heavy user's days away, [first, end) buckets
 
 
 def header(behaviour: "Behaviour") -> List[str]:
@@ -445,11 +479,15 @@ def plan_hosts(params: Params) -> List[Host]:
             host.server = rng.choices(TEREDO_SERVERS, weights=SERVER_WEIGHTS)[0]
             host.interval = rng.uniform(20.0, 30.0)
             if cls == "heavy":
-                host.sessions = _heavy_sessions(params, host, index)
                 host.heavy_from = _heavy_onset(params, index)
+                host.absent = _heavy_absence(params, index)
                 days = _heavy_days(params, index)
-                host.sessions = [s for s in host.sessions
-                                 if s[0] >= host.heavy_from and (s[0] // PER_DAY) % 7 in days]
+
+                def kept(sessions: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+                    return [s for s in sessions if s[0] >= host.heavy_from and (s[0] // PER_DAY) % 7 in days
+                            and not (host.absent and host.absent[0] <= s[0] < host.absent[1])]
+                host.sessions = kept(_heavy_sessions(params, host, index))
+                _share_machine(params, host, index, kept)
                 for begin, end in host.sessions:
                     host.online[begin:end] = b"\x01" * (end - begin)
             hosts.append(host)
@@ -718,6 +756,48 @@ def _heavy_onset(params: Params, index: int) -> int:
     return rng.randint(params.warmup_days, max(params.warmup_days, params.days - 2)) * PER_DAY
 
 
+def _heavy_absence(params: Params, index: int) -> Optional[Tuple[int, int]]:
+    """`Behaviour.heavy_absence`: the buckets [first, end) a heavy user is away, or None; from its
+    own random stream (the other draws stay those of a scenario without it)."""
+    if not params.behaviour.heavy_absence:
+        return None
+    rng = _rng(params, "absence", index)
+    if rng.random() >= params.behaviour.heavy_absence:
+        return None
+    first = rng.randrange(params.days) * PER_DAY
+    return first, min(params.days * PER_DAY, first + rng.randint(*ABSENCE_DAYS) * PER_DAY)
+
+
+def _share_machine(params: Params, host: Host, index: int,
+                   kept: Callable[[List[Tuple[int, int]]], List[Tuple[int, int]]]) -> None:
+    """`Behaviour.shared_machines`: if the host is drawn, 1-3 more users' sessions (each its own
+    random stream, the host's level, onset, days and absence), merged into `host.sessions` where
+    they overlap or touch; `host.users_on` counts the users in a session per bucket."""
+    if not params.behaviour.shared_machines:
+        return
+    rng = _rng(params, "shared", index)
+    if rng.random() >= params.behaviour.shared_machines:
+        return
+    level, spread = host.level, host.spread  # a habitual user's draw sets them: the first user's stay
+    everyone = list(host.sessions)
+    users = rng.randint(*SHARED_USERS)
+    for user in range(1, users):
+        everyone += kept(_heavy_sessions(params, host, "%d/user%d" % (index, user)))
+    host.level, host.spread = level, spread
+    host.users = users
+    host.users_on = bytearray(len(host.online))
+    for begin, end in everyone:
+        for b in range(begin, end):
+            host.users_on[b] += 1
+    merged: List[Tuple[int, int]] = []
+    for begin, end in sorted(everyone):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((begin, end))
+    host.sessions = merged
+
+
 def _habitual_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
     """`Behaviour.heavy_rhythm` "habitual": the host's own start time, session length, level and
     attendance, the same each day up to jitter."""
@@ -821,7 +901,7 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
         for day in range(params.days):
             if rng.random() < behaviour.nat_burst_rate:
                 begin = day * PER_DAY + rng.randint(0, PER_DAY - 3)
-                burst_days[begin] = rng.randint(1, 3)
+                burst_days[begin] = rng.randint(*behaviour.nat_burst_buckets)
     burst_factor = bytearray(buckets)
     for begin, length in burst_days.items():
         if host.online[begin]:
@@ -843,6 +923,7 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
         in_session[begin:end] = bytes([1 + min(number, 254)]) * (end - begin)
         session_destinations.append(_session_destinations(params, index, number, heavy_relays, heavy_peers, pool))
     bubble_chance = behaviour.bubbles_per_hour * SPAN / 3600.0
+    shared_rng = _rng(params, "shared volume", index)
     for b in range(buckets):
         if not host.online[b]:
             continue
@@ -864,6 +945,8 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
                 packets = int(min(STEADY_CAP, rng.lognormvariate(math.log(host.level), host.spread)))
                 if phases is not None:  # its own stream: the other draws stay those of "steady"
                     packets = phases.packets(in_session[b])
+                for _ in range(1, host.users_on[b] if host.users_on else 1):  # a shared host's others
+                    packets += int(min(STEADY_CAP, shared_rng.lognormvariate(math.log(host.level), host.spread)))
                 _tunnel_traffic(flows, params, rng, b, port, "peer" if heavy_peer else "relay", packets,
                                 rng.uniform(300, 1000), relays[:rng.randint(1, len(relays))],
                                 peers, host.server[0])
@@ -1110,6 +1193,10 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
             described[ip]["address_of"] = host.ip
         if host.heavy_from:
             described[ip]["heavy_from"] = at(host.heavy_from)
+        if host.absent:
+            described[ip]["absent"] = [at(host.absent[0]), at(host.absent[1])]
+        if host.users > 1:
+            described[ip]["users"] = host.users
     return {
         "format": "teredo_spike scenario 1",
         "parameters": _parameters(params),
