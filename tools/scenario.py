@@ -46,7 +46,7 @@ from array import array
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 SPAN = 600  # seconds per bucket: tstats span=10m
 PER_DAY = 86400 // SPAN
@@ -714,8 +714,10 @@ def _ordinary(host: Host, flows: Flows, params: Params, rng: random.Random, b: i
         flows.add(b, sport, dest, 123, _app(params, "ntp"), 76, 1, 1)
 
 
-def _heavy_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
-    """A heavy user's daily Teredo sessions (games through relays, or peer-to-peer): [start, end)."""
+def _heavy_sessions(params: Params, host: Host, index: Union[int, str]) -> List[Tuple[int, int]]:
+    """A heavy user's daily Teredo sessions (games through relays, or peer-to-peer): [start, end).
+    `index` keys its random streams: the host's index, or "index/userN" for the other users of a
+    shared machine (`_share_machine`)."""
     rhythm = params.behaviour.heavy_rhythm
     if rhythm == "mixed":
         habitual = _rng(params, "rhythm", index).random() < MIXED_HABITUAL_SHARE
@@ -798,7 +800,7 @@ def _share_machine(params: Params, host: Host, index: int,
     host.sessions = merged
 
 
-def _habitual_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
+def _habitual_sessions(params: Params, host: Host, index: Union[int, str]) -> List[Tuple[int, int]]:
     """`Behaviour.heavy_rhythm` "habitual": the host's own start time, session length, level and
     attendance, the same each day up to jitter."""
     rng = _rng(params, "habit", index)
@@ -816,7 +818,7 @@ def _habitual_sessions(params: Params, host: Host, index: int) -> List[Tuple[int
     return sessions
 
 
-def _anytime_sessions(params: Params, host: Host, index: int) -> List[Tuple[int, int]]:
+def _anytime_sessions(params: Params, host: Host, index: Union[int, str]) -> List[Tuple[int, int]]:
     """`Behaviour.heavy_rhythm` "anytime": sessions at any time of day, 1-3 a day; sessions that
     overlap (or touch) are one."""
     rng = _rng(params, "anytime", index)
