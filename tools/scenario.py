@@ -791,13 +791,7 @@ def _share_machine(params: Params, host: Host, index: int,
     for begin, end in everyone:
         for b in range(begin, end):
             host.users_on[b] += 1
-    merged: List[Tuple[int, int]] = []
-    for begin, end in sorted(everyone):
-        if merged and begin <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((begin, end))
-    host.sessions = merged
+    host.sessions = _merged(everyone)
 
 
 def _habitual_sessions(params: Params, host: Host, index: Union[int, str]) -> List[Tuple[int, int]]:
@@ -828,12 +822,19 @@ def _anytime_sessions(params: Params, host: Host, index: Union[int, str]) -> Lis
             continue
         for start in sorted(rng.randrange(PER_DAY) for _ in range(rng.choice((1, 1, 1, 2, 2, 3)))):
             begin = day * PER_DAY + start
-            end = min(params.days * PER_DAY, begin + rng.randint(6, 24))
-            if sessions and begin <= sessions[-1][1]:
-                sessions[-1] = (sessions[-1][0], max(end, sessions[-1][1]))
-            else:
-                sessions.append((begin, end))
-    return sessions
+            sessions.append((begin, min(params.days * PER_DAY, begin + rng.randint(6, 24))))
+    return _merged(sessions)
+
+
+def _merged(sessions: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """Sessions [start, end) in time order, those that overlap or touch made one."""
+    merged: List[Tuple[int, int]] = []
+    for begin, end in sorted(sessions):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((begin, end))
+    return merged
 
 
 def _session_destinations(params: Params, index: int, number: int, relays: List[Tuple[str, int]],
