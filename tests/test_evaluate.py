@@ -296,3 +296,15 @@ def test_severity_is_split_between_true_and_false_episodes():
     true, false = evaluate.severity_split(run)
     assert dict(true) == {"high": 1} and dict(false) == {"medium": 1, "high": 1}
     assert evaluate._high_share(false) == "0.50 (n=2)" and evaluate._high_share({}) == "- (n=0)"
+
+
+def test_a_family_of_end_stamped_records_runs_the_command_with_record_time_end():
+    """run_family tells the command what the family's records are (scenario.command_args): records
+    stamped at their end are spread back to where they began, up to the bucket floor early, and none
+    runs past its flow's last bucket, as it would spread forward from its end."""
+    def packets(family):
+        run = evaluate.run_family(family, seed=3, hosts=40, days=4, chunk_size=20000, log=lambda _: None)
+        return {key for key, bucket in run.buckets.items() if bucket.packets}
+    started, ended = packets("long-flows"), packets("end-stamped-flows")
+    assert ended - started  # the floor: some records begin a bucket early
+    assert all((src, t) in started or (src, t + 600) in started for src, t in ended)

@@ -743,3 +743,22 @@ def test_record_durations_say_how_long_each_record_lasted():
             assert all(start + i * scenario.SPAN in times for i in range(buckets))
         longest = max(row["duration"] for row in rows)
         assert (longest > scenario.SPAN) == (timeout == 0)
+
+
+def test_record_time_end_stamps_each_record_at_the_bucket_of_its_last_packet():
+    start_rows, start_truth = family(flow_timeout=0, record_durations=True)
+    end_rows, end_truth = family(flow_timeout=0, record_durations=True, record_time="end")
+    assert end_truth["tunnels"] == start_truth["tunnels"]
+
+    def moved(row):
+        buckets = (row["duration"] + scenario.LAST_PACKET_GAP) // scenario.SPAN
+        return dict(row, _time=row["_time"] + (buckets - 1) * scenario.SPAN)
+
+    def ordered(rows):
+        return sorted(rows, key=lambda r: tuple(str(r[f]) for f in scenario.header(scenario.FAMILIES["long-flows"])))
+    assert ordered(end_rows) == ordered(moved(r) for r in start_rows)
+    assert any(r["duration"] > scenario.SPAN for r in start_rows)
+    # the site tells the command; records without a duration, or stamped at their start, need nothing
+    assert scenario.command_args(scenario.FAMILIES["end-stamped-flows"]) == ["record_time=end"]
+    assert scenario.command_args(scenario.FAMILIES["long-flows"]) == []
+    assert scenario.command_args(scenario.Behaviour(record_time="end")) == []

@@ -990,9 +990,10 @@ def run_family(family: str, seed: int, hosts: int, days: int, chunk_size: int,
                              warmup_days=warmup_days, heavy_tunnels=hosts // HEAVY_TUNNELS_PER)
     rows, truth = scenario.generate(params)
     names = scenario.header(params.behaviour)
-    buckets = run_command(rows, [], chunk_size, names)
+    options = scenario.command_args(params.behaviour)
+    buckets = run_command(rows, options, chunk_size, names)
     records = [dict(zip(names, map(str, row))) for row in rows]
-    result = run_search(records, args=["output=spikes"], chunk_size=chunk_size)
+    result = run_search(records, args=["output=spikes"] + options, chunk_size=chunk_size)
     if any(result.exit_codes):
         raise RuntimeError("teredospike output=spikes failed: %s" % (result.messages,))
     seconds = time.monotonic() - clock
