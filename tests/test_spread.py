@@ -109,6 +109,22 @@ def test_long_records_are_spread_and_their_port_is_live_while_they_last(record_t
     assert {int(row["packets"]) for b, row in rows.items() if b not in tunnel} == {25}
 
 
+def test_a_client_online_for_a_fortnight_keeps_its_port_live_to_the_end(python):
+    """An always-on host's client: one Zeek record of its refreshes for 14 days, and a tunnel from
+    the same port on day 12. A bound shorter than the search (it was a week) cut the refreshes' record
+    short, and the tunnel was tied to no client: not Teredo at all."""
+    days14, day12 = 14 * 144 * BUCKET, T0 + 12 * 144 * BUCKET
+    refresh = flow(T0, "10.9.0.1", 3797, SERVER, 3544, 14 * 144 * 25, 14 * 144 * 25 * 90, "teredo")
+    refresh["duration"] = "%.3f" % (days14 - 10)
+    relay = flow(day12, "10.9.0.1", 3797, RELAY, 52000, 9000, 9000 * 1200)
+    result = run_search([refresh, relay], ["output=all"], python=python)
+    assert set(result.exit_codes) == {0}, result.messages
+    rows = {int(float(row["_time"])): row for row in result.rows}
+    assert len(rows) == 14 * 144 <= MAX_SPREAD_BUCKETS
+    assert int(rows[day12]["relay_packets"]) == 9000
+    assert {int(row["packets"]) for b, row in rows.items() if b != day12} == {25}
+
+
 def test_without_a_duration_a_record_counts_at_its_time():
     """The same records without `duration` (a source that drops it): the refreshes count in their
     first bucket, and the tunnel, 3 hours later, has no evidence of a live client port near it."""
@@ -131,7 +147,7 @@ def test_the_tstats_rows_of_long_records_are_spread_as_the_records_are():
     assert len(grouped) == 36
 
 
-def test_an_absurd_duration_is_laid_over_a_week_and_the_search_ends_cleanly(python):
+def test_an_absurd_duration_is_laid_over_31_days_and_the_search_ends_cleanly(python):
     """A Teredo record whose duration is 1e308 seconds (garbage, or an event made to look like
     one) makes at most MAX_SPREAD_BUCKETS host-buckets, with all its packets."""
     record = flow(T0, "10.9.0.1", 3797, SERVER, 3544, 5000, 500000, "teredo")

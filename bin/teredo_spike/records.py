@@ -57,10 +57,13 @@ MAX_COUNT_TEXT = 30  # no usable count is longer; int() of 4,300+ digits raises 
 MAX_PORT_TEXT = "65535"
 
 # A record that lasts longer than this many buckets is laid over this many (all its traffic still
-# counted): a week of 10-minute buckets. Zeek reports a flow once, when it ends, and a Teredo client
-# that refreshes its server every 30 s is one flow for as long as it runs (days, on an always-on
-# host); a bound keeps one record from making a cell per bucket of a garbage duration.
-MAX_SPREAD_BUCKETS = 1008
+# counted): 31 days of 10-minute buckets, the longest search README advises (a baseline of 14-30
+# days). Zeek reports a flow once, when it ends, and a Teredo client that refreshes its server every
+# 30 s is one flow for as long as it runs (days, on an always-on host): a bound shorter than the
+# search cuts its flow to the server short, and relay traffic after the cut is tied to no client
+# (a week cut off 4 of 182 tunnels in a 14-day search: docs/detection-quality.md, eighth session).
+# The bound keeps one record of a garbage duration from making a cell per bucket of it.
+MAX_SPREAD_BUCKETS = 31 * 144
 
 # The `record_time` option: what a record's _time marks (spread).
 RECORD_START = "start"  # the flow's first packet: Zeek conn.log `ts`, NetFlow first-switched
