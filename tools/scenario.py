@@ -148,9 +148,9 @@ class Behaviour:
     retries, the secondary-address cone test): 0 to ~60 on real clients."""
 
     nat_burst_rate: float = 0.05
-    """NAT retry bursts per Teredo host-day: the client re-qualifies several times faster for 1-3
-    buckets after its NAT mapping expires. 0.05 (one host in 20 a day) to ~0.5 behind aggressive
-    carrier-grade or consumer NATs that time out UDP mappings in 30 s."""
+    """NAT retry bursts per Teredo host-day: the client re-qualifies several times faster for a while
+    (`nat_burst_buckets`: 1-3 buckets after its NAT mapping expires). 0.05 (one host in 20 a day) to
+    ~0.5 behind aggressive carrier-grade or consumer NATs that time out UDP mappings in 30 s."""
 
     nat_burst_factor: Tuple[int, int] = (3, 6)
     """The burst's multiple of the host's usual re-qualification chatter, low and high: 3-6 to 3-10
