@@ -1078,6 +1078,7 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     bursts: List[dict] = []
     rows: List[tuple] = []
     addresses: List[Tuple[Host, int, int, str]] = []  # (host, first bucket, end, address)
+    end_stamped = params.behaviour.record_time == "end"
     for index, host in enumerate(hosts):
         flows = generate_host(params, index, host, storm, by_host.get(host.ip, []), reuse, bursts)
         if params.behaviour.duplicate_share:
@@ -1094,7 +1095,7 @@ def generate(params: Params) -> Tuple[List[list], dict]:
             b, sport, dest, dport, app = group
             key, ip = keys[bisect_right(starts, b) - 1]
             length = flows.lengths.get(group, 1)
-            stamped = b + length - 1 if params.behaviour.record_time == "end" else b
+            stamped = b + length - 1 if end_stamped else b
             rows.append((stamped, key, sport, _ip_key(dest), dport, app, ip, dest, bytes_out, packets, count,
                          length * SPAN - LAST_PACKET_GAP))
     rows.sort(key=lambda r: r[:6])
