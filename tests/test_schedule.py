@@ -175,3 +175,16 @@ def test_the_shipped_alert_fires_on_a_tunnel_through_the_real_protocol():
     score = schedule.score_alerts(schedule.alerts(results, SHIPPED), [tunnel], 40, first, last)
     assert list(score.alerted) == [tunnel["id"]] and score.repeats == 0
     assert score.latencies([tunnel])[0] <= 3600
+
+
+def test_runs_written_are_read_back(tmp_path):
+    results = [_result(NOON, "10.0.0.1", NOON - 1200, NOON - 600), _result(NOON + 1800, "10.0.0.2", NOON)]
+    schedule.write_details(tmp_path, results, [], {}, NOON, NOON + 86400)
+    assert schedule.read_runs(tmp_path / "runs.csv") == results
+
+
+def test_a_scenario_option_is_set_with_its_type():
+    behaviour = schedule.behaviour_with(scenario.FAMILIES["long-flows"], ["label_share=1.0", "flow_timeout=3"])
+    assert behaviour.label_share == 1.0 and behaviour.flow_timeout == 3 and behaviour.record_durations
+    with pytest.raises(ValueError):
+        schedule.behaviour_with(behaviour, ["no_such_option=1"])

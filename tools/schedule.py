@@ -27,6 +27,7 @@ Beside it, the same scenario's one-pass episodes (the matrix's view), matched th
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import re
 import statistics
@@ -234,12 +235,12 @@ class Result:
     last: int       # episode_end
     severity: str
 
-    def value(self, name: str) -> int:
-        if name == "_time":
-            return self.first
-        if name == "episode_end":
-            return self.last
-        raise ValueError("the new-episode filter compares %r; the replay knows _time and episode_end" % name)
+    def value(self, name: str) -> object:
+        """The output field `name` (those the filter and the suppression may name)."""
+        fields = {"_time": self.first, "episode_end": self.last, "src": self.src, "severity": self.severity}
+        if name not in fields:
+            raise ValueError("the replay knows the fields %s, not %r" % (", ".join(fields), name))
+        return fields[name]
 
 
 def run_times(first: int, last: int, every: int) -> List[int]:
@@ -285,7 +286,7 @@ def alerts(results: Sequence[Result], schedule: Schedule) -> List[Result]:
         for result in sorted(by_run[now], key=lambda r: (r.first, r.src)):
             if result.value(schedule.new_field) < since:
                 continue
-            key = tuple(getattr(result, f) for f in schedule.suppress_fields)
+            key = tuple(result.value(f) for f in schedule.suppress_fields)
             if schedule.suppress_fields and until.get(key, 0) > now:
                 continue
             if schedule.suppress_fields:
@@ -373,8 +374,13 @@ def _minutes(seconds: Sequence[int], q: float) -> str:
     return "%.0f" % (ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 60.0)
 
 
-def score_row(name: str, score: AlertScore, tunnels: Sequence[dict]) -> str:
+def score_row(name: str, score: AlertScore, tunnels: Sequence[dict], alerting: bool = True) -> str:
+    """A table row; `alerting` False for rows that are not alerts (tunnels and latency only)."""
     latencies = score.latencies(tunnels)
+    if not alerting:
+        return ("| %s | %d of %d (%.2f) | %s / %s / %s | - | - | - |"
+                % (name, len(score.alerted), score.tunnels, score.recall, _minutes(latencies, 0.5),
+                   _minutes(latencies, 0.9), _minutes(latencies, 1.0)))
     low, high = evaluate.false_rate_interval(len(score.false), score.host_days)
     return ("| %s | %d of %d (%.2f) | %s / %s / %s | %d | %.2f (%d; 95%% <= %.2f) | %d |"
             % (name, len(score.alerted), score.tunnels, score.recall, _minutes(latencies, 0.5),
@@ -387,16 +393,71 @@ HEADER = ["| what alerts | tunnels alerted | minutes from tunnel start to first 
           "|---|---|---|---|---|---|"]
 
 
+def describe(schedule: Schedule) -> str:
+    return "%s >= %s, suppressed by %s for %s" % (
+        schedule.new_field, schedule.new_since, ",".join(schedule.suppress_fields) or "nothing",
+        _span(schedule.suppress_period))
+
+
+def _span(seconds: int) -> str:
+    return "%dh" % (seconds // 3600) if seconds % 3600 == 0 else "%dm" % (seconds // 60)
+
+
 def variants(schedule: Schedule) -> Dict[str, Schedule]:
-    """The shipped filter, and the other one README gives: episodes with a new bucket."""
-    other = "episode_end" if schedule.new_field == "_time" else "_time"
-    return {"shipped (%s >= %s)" % (schedule.new_field, schedule.new_since): schedule,
-            "%s >= %s" % (other, schedule.new_since): replace(schedule, new_field=other)}
+    """The shipped filter and suppression, and the alternatives: episodes with a bucket in the
+    filter's window (ongoing ones, and those whose records arrived late), suppressed per host as
+    shipped, or per episode (host and first bucket) for a day."""
+    by_end = replace(schedule, new_field="episode_end")
+    per_episode = replace(by_end, suppress_fields=("src", "_time"), suppress_period=86400)
+    named = {"shipped: " + describe(schedule): schedule}
+    for other in (by_end, per_episode):
+        if other != schedule:
+            named[describe(other)] = other
+    return named
+
+
+def behaviour_with(behaviour: scenario.Behaviour, settings: Sequence[str]) -> scenario.Behaviour:
+    """`behaviour` with NAME=VALUE settings (a family pushed further: `label_share=1.0`)."""
+    changes = {}
+    for setting in settings:
+        name, _, text = setting.partition("=")
+        if name not in scenario.Behaviour.__dataclass_fields__:
+            raise ValueError("no scenario option %r" % name)
+        current = getattr(behaviour, name)
+        kind = type(current) if current is not None else float
+        changes[name] = (text.lower() in ("1", "true")) if kind is bool else kind(text)
+    return replace(behaviour, **changes)
+
+
+def read_runs(path: Path) -> List[Result]:
+    """The rows write_details wrote to runs.csv."""
+    with open(path, newline="") as handle:
+        return [Result(int(r["run"]), r["src"], int(r["_time"]), int(r["episode_end"]), r["severity"])
+                for r in csv.DictReader(handle)]
+
+
+def write_details(folder: Path, results: Sequence[Result], tunnels: Sequence[dict],
+                  scores: Dict[str, AlertScore], first: int, last: int) -> None:
+    """runs.csv: every run's output row; tunnels.csv: each scored tunnel, and per score when it
+    first alerted (blank: never)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "runs.csv", "w", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(["run", "src", "_time", "episode_end", "severity"])
+        out.writerows([r.run, r.src, r.first, r.last, r.severity] for r in results)
+    with open(folder / "tunnels.csv", "w", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(["id", "src", "host_kind", "kind", "extra_packets", "start", "end"] + list(scores))
+        for t in scored_tunnels({"tunnels": tunnels}, first, last):
+            out.writerow([t["id"], t["src"], t["host_kind"], t["kind"], t["extra_packets"], t["start"], t["end"]]
+                         + [min(s.alerted[t["id"]]) if t["id"] in s.alerted else "" for s in scores.values()])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", default="default", help="scenario family (tools/scenario.py)")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="a scenario option on top of the family's (repeatable), e.g. label_share=1.0")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--hosts", type=int, default=300)
     parser.add_argument("--scored-days", type=int, default=3, help="days of scheduled runs after 7 days of history")
@@ -405,6 +466,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--backlog-minutes", default="15,120", help="each stall's length")
     parser.add_argument("--chunk-size", type=int, default=50000)
     parser.add_argument("--report", type=Path, default=ROOT / "build" / "eval" / "schedule.md")
+    parser.add_argument("--from-runs", type=Path, metavar="RUNS_CSV",
+                        help="score the runs of an earlier replay (its --details runs.csv, the same options) "
+                             "instead of replaying")
+    parser.add_argument("--details", type=Path,
+                        help="folder for every run's output rows (runs.csv) and the tunnels per variant (tunnels.csv)")
     args = parser.parse_args(argv)
 
     def log(text: str) -> None:
@@ -418,7 +484,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     schedule = shipped_schedule()
     history = 7
     days = history + args.scored_days
-    behaviour = scenario.FAMILIES[args.family]
+    behaviour = behaviour_with(scenario.FAMILIES[args.family], args.set)
     params = scenario.Params(seed=args.seed, hosts=args.hosts, days=days, behaviour=behaviour,
                              warmup_days=history, heavy_tunnels=args.hosts // evaluate.HEAVY_TUNNELS_PER)
     delivery = Delivery(lag=pair(args.lag), backlogs=args.backlogs, backlog_minutes=pair(args.backlog_minutes),
@@ -434,15 +500,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runs = run_times(first, last + 3 * 3600, schedule.every)
     log("%s seed %d: %d rows, %d tunnels, %d runs, %d backlogs" % (args.family, args.seed, len(rows),
                                                                    len(truth["tunnels"]), len(runs), len(periods)))
-    results = replay(timeline, names, options, schedule, runs, periods, args.chunk_size, log)
+    if args.from_runs:
+        results = read_runs(args.from_runs)
+    else:
+        results = replay(timeline, names, options, schedule, runs, periods, args.chunk_size, log)
     hosts = evaluate.machines(truth)
     tunnels = truth["tunnels"]
-    table = list(HEADER)
-    for name, variant in variants(schedule).items():
-        table.append(score_row(name, score_alerts(alerts(results, variant), tunnels, hosts, first, last), tunnels))
-    table.append(score_row("one pass over every record (the matrix's view)",
-                           score_alerts(one_pass(rows, names, options, args.chunk_size), tunnels, hosts,
-                                        first, last), tunnels))
+    scores = {name: score_alerts(alerts(results, variant), tunnels, hosts, first, last)
+              for name, variant in variants(schedule).items()}
+    seen = score_alerts(results, tunnels, hosts, first, last)
+    once = score_alerts(one_pass(rows, names, options, args.chunk_size), tunnels, hosts, first, last)
+    table = list(HEADER) + [score_row(name, score, tunnels) for name, score in scores.items()]
+    table.append(score_row("in any run's output (before the filter and suppression)", seen, tunnels, alerting=False))
+    table.append(score_row("one pass over every record (the matrix's view)", once, tunnels))
+    if args.details:
+        write_details(args.details, results, tunnels, dict(scores, **{"any run": seen, "one pass": once}),
+                      first, last)
     seconds = time.monotonic() - clock
     lines = ["# The shipped alert, run on its schedule", "",
              "Generated by `python tools/schedule.py%s` in %.0f s: family `%s`, seed %d, %d hosts, 7 days of "
