@@ -114,14 +114,16 @@ def _result(run, src, first, last=None):
     return Result(run, src, first, first if last is None else last, "high")
 
 
-SHIPPED = Schedule(every=1800, earliest="-7d@h", latest="-5m@m", new_field="_time", new_since="-45m@m",
-                   suppress_fields=("src",), suppress_period=3600)
+# The detection as it shipped before the replay: episodes that began in the last 45 minutes, a host
+# suppressed for an hour.
+BY_START = Schedule(every=1800, earliest="-7d@h", latest="-5m@m", new_field="_time", new_since="-45m@m",
+                    suppress_fields=("src",), suppress_period=3600)
 
 
 def test_the_new_episode_filter_compares_the_field_it_names():
     old_start = _result(NOON, "10.0.0.1", NOON - 3 * 3600, NOON - 20 * 60)
-    assert schedule.alerts([old_start], SHIPPED) == []
-    by_end = Schedule(**dict(SHIPPED.__dict__, new_field="episode_end"))
+    assert schedule.alerts([old_start], BY_START) == []
+    by_end = Schedule(**dict(BY_START.__dict__, new_field="episode_end"))
     assert schedule.alerts([old_start], by_end) == [old_start]
 
 
@@ -130,10 +132,10 @@ def test_suppression_drops_a_host_for_the_period_then_lets_it_alert_again():
                _result(NOON, "10.0.0.2", NOON - 10 * 60),
                _result(NOON + 1800, "10.0.0.1", NOON + 1200),
                _result(NOON + 3600, "10.0.0.1", NOON + 3000)]
-    fired = schedule.alerts(results, SHIPPED)
+    fired = schedule.alerts(results, BY_START)
     assert [(a.run, a.src, a.first) for a in fired] == [
         (NOON, "10.0.0.1", NOON - 1200), (NOON, "10.0.0.2", NOON - 600), (NOON + 3600, "10.0.0.1", NOON + 3000)]
-    unsuppressed = Schedule(**dict(SHIPPED.__dict__, suppress_fields=(), suppress_period=0))
+    unsuppressed = Schedule(**dict(BY_START.__dict__, suppress_fields=(), suppress_period=0))
     assert len(schedule.alerts(results, unsuppressed)) == 5
 
 
@@ -155,6 +157,25 @@ def test_alerts_are_scored_against_the_tunnels_of_their_host():
     assert score.latencies(tunnels) == [1800]
 
 
+def _ongoing(src, start, hours, every=1800):
+    """An episode as every run over `hours` sees it: begun at `start`, its newest bucket 15 minutes old."""
+    return [_result(run, src, start, run - 900) for run in range(start + every, start + hours * 3600 + 1, every)]
+
+
+def test_the_shipped_detection_alerts_once_on_an_episode_of_twelve_hours():
+    shipped = schedule.shipped_schedule()
+    fired = schedule.alerts(_ongoing("10.0.0.1", NOON, 12) + _ongoing("10.0.0.2", NOON + 3600, 2), shipped)
+    assert [(a.src, a.run) for a in fired] == [("10.0.0.1", NOON + 1800), ("10.0.0.2", NOON + 5400)]
+
+
+def test_the_shipped_detection_alerts_on_an_episode_whose_records_came_hours_late():
+    """A tunnel of 12:00-13:00 whose client's flow to its server was written at 19:00: every run from
+    19:30 shows the episode; the detection as it shipped before never alerted on it."""
+    late = [_result(run, "10.0.0.1", NOON, NOON + 3000) for run in range(NOON + 7 * 3600 + 1800, NOON + 86400, 1800)]
+    assert [a.run for a in schedule.alerts(late, schedule.shipped_schedule())] == [NOON + 7 * 3600 + 1800]
+    assert schedule.alerts(late, BY_START) == []
+
+
 def test_run_times_are_the_crons_multiples():
     assert schedule.run_times(NOON + 1, NOON + 3600, 1800) == [NOON + 1800, NOON + 3600]
 
@@ -170,9 +191,10 @@ def test_the_shipped_alert_fires_on_a_tunnel_through_the_real_protocol():
     tunnel = min((t for t in truth["tunnels"] if t["id"] in found.alerted and t["buckets"] >= 3),
                  key=lambda t: t["start"])
     timeline = schedule.records(rows, names, params.behaviour, Delivery(), [])
-    runs = schedule.run_times(tunnel["start"], tunnel["start"] + 5400, SHIPPED.every)
-    results = schedule.replay(timeline, names, [], SHIPPED, runs, [], 50000, lambda text: None)
-    score = schedule.score_alerts(schedule.alerts(results, SHIPPED), [tunnel], 40, first, last)
+    shipped = schedule.shipped_schedule()
+    runs = schedule.run_times(tunnel["start"], tunnel["start"] + 5400, shipped.every)
+    results = schedule.replay(timeline, names, [], shipped, runs, [], 50000, lambda text: None)
+    score = schedule.score_alerts(schedule.alerts(results, shipped), [tunnel], 40, first, last)
     assert list(score.alerted) == [tunnel["id"]] and score.repeats == 0
     assert score.latencies([tunnel])[0] <= 3600
 
