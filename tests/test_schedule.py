@@ -84,6 +84,10 @@ def test_a_stall_holds_back_what_would_have_arrived_during_it():
     assert schedule.visible_share(record, NOON + 30 * 60, NOON + 25 * 60, stall) == pytest.approx(0.3)
     # ...and all of it once the stall has ended.
     assert schedule.visible_share(record, NOON + 60 * 60, NOON + 55 * 60, stall) == 1.0
+    # A stall that began 30 s before the run holds what was due in those 30 s.
+    just_begun = [(NOON + 1770, NOON + 3600)]
+    assert schedule.visible_share(_bucket(NOON + 1200, lag=60), NOON + 1800, NOON + 1800, just_begun) == \
+        pytest.approx((1770 - 60 - 1200) / 600.0)
     assert schedule.held_back(NOON + 10 * 60, stall) == NOON + 60 * 60
     assert schedule.held_back(NOON + 61 * 60, stall) == NOON + 61 * 60
 

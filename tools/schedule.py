@@ -188,11 +188,11 @@ def visible_share(record: Record, now: int, latest: int, periods: Sequence[Tuple
     flows have arrived (traffic at t arrives at t + lag, or at the end of a stall that holds it)."""
     if record.single_flow:
         return 1.0 if record.arrives <= now and record.time < latest else 0.0
-    # Arrival is non-decreasing in t: the traffic seen is t < cut, where cut is now - lag unless a
-    # stall that has not ended holds now - lag (then only what arrived before it began).
+    # Traffic at t is due at t + lag. Arrival is non-decreasing in t, so what is seen is t < cut:
+    # cut = now - lag, unless a stall holds now (then only what was due before it began).
     cut = now - record.lag
     for begin, end in periods:
-        if begin <= cut < end and now < end:
+        if begin <= now < end:
             cut = begin - record.lag
             break
     top = min(record.time + SPAN, latest, cut)
