@@ -30,7 +30,6 @@ import argparse
 import csv
 import random
 import re
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -388,7 +387,7 @@ def score_row(name: str, score: AlertScore, tunnels: Sequence[dict], alerting: b
                score.false_per_1000_host_days, len(score.false), high, score.repeats))
 
 
-HEADER = ["| what alerts | tunnels alerted | minutes from tunnel start to first alert: median / p90 / max "
+TABLE_HEADER = ["| what alerts | tunnels alerted | minutes from tunnel start to first alert: median / p90 / max "
           "| alerts | false alerts / 1,000 host-days | repeat alerts on one tunnel |",
           "|---|---|---|---|---|---|"]
 
@@ -529,7 +528,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               for name, variant in variants(schedule, args.variant).items()}
     seen = score_alerts(results, tunnels, hosts, first, last)
     once = score_alerts(one_pass(rows, names, options, args.chunk_size), tunnels, hosts, first, last)
-    table = list(HEADER) + [score_row(name, score, tunnels) for name, score in scores.items()]
+    table = list(TABLE_HEADER) + [score_row(name, score, tunnels) for name, score in scores.items()]
     table.append(score_row("in any run's output (before the filter and suppression)", seen, tunnels, alerting=False))
     table.append(score_row("one pass over every record (the matrix's view)", once, tunnels))
     if args.details:
