@@ -215,6 +215,7 @@ def searchable(records_: Sequence[Record], names: Sequence[str], now: int, earli
             continue
         values = record.values
         if share < 1.0:
+            # Scaled and rounded; a count may round to 0 flows, which the scoring does not judge.
             values = list(values)
             for i in scaled:
                 values[i] = str(int(float(values[i]) * share + 0.5))
