@@ -286,10 +286,10 @@ def alerts(results: Sequence[Result], schedule: Schedule) -> List[Result]:
         for result in sorted(by_run[now], key=lambda r: (r.first, r.src)):
             if result.value(schedule.new_field) < since:
                 continue
-            key = tuple(result.value(f) for f in schedule.suppress_fields)
-            if schedule.suppress_fields and until.get(key, 0) > now:
-                continue
             if schedule.suppress_fields:
+                key = tuple(result.value(f) for f in schedule.suppress_fields)
+                if until.get(key, 0) > now:
+                    continue
                 until[key] = now + schedule.suppress_period
             out.append(result)
     return out
@@ -323,9 +323,9 @@ class AlertScore:
         return sum(len(times) - 1 for times in self.alerted.values())
 
 
-def scored_tunnels(truth: dict, first: int, last: int) -> List[dict]:
+def scored_tunnels(tunnels: Sequence[dict], first: int, last: int) -> List[dict]:
     """The tunnels that begin from `first` and end by `last`."""
-    return [t for t in truth["tunnels"] if first <= t["start"] and t["end"] + SPAN <= last]
+    return [t for t in tunnels if first <= t["start"] and t["end"] + SPAN <= last]
 
 
 def score_alerts(fired: Sequence[Result], tunnels: Sequence[dict], hosts: int, first: int, last: int) -> AlertScore:
@@ -335,9 +335,8 @@ def score_alerts(fired: Sequence[Result], tunnels: Sequence[dict], hosts: int, f
     by_src: Dict[str, List[dict]] = defaultdict(list)
     for tunnel in tunnels:
         by_src[tunnel["src"]].append(tunnel)
-    score = AlertScore(tunnels=0, host_days=hosts * (last - first) / 86400.0)
-    scored = {t["id"] for t in scored_tunnels({"tunnels": tunnels}, first, last)}
-    score.tunnels = len(scored)
+    scored = {t["id"] for t in scored_tunnels(tunnels, first, last)}
+    score = AlertScore(tunnels=len(scored), host_days=hosts * (last - first) / 86400.0)
     for alert in fired:
         if alert.first < first:
             continue
@@ -377,23 +376,23 @@ def _minutes(seconds: Sequence[int], q: float) -> str:
 def score_row(name: str, score: AlertScore, tunnels: Sequence[dict], alerting: bool = True) -> str:
     """A table row; `alerting` False for rows that are not alerts (tunnels and latency only)."""
     latencies = score.latencies(tunnels)
+    found = ("| %s | %d of %d (%.2f) | %s / %s / %s |"
+             % (name, len(score.alerted), score.tunnels, score.recall, _minutes(latencies, 0.5),
+                _minutes(latencies, 0.9), _minutes(latencies, 1.0)))
     if not alerting:
-        return ("| %s | %d of %d (%.2f) | %s / %s / %s | - | - | - |"
-                % (name, len(score.alerted), score.tunnels, score.recall, _minutes(latencies, 0.5),
-                   _minutes(latencies, 0.9), _minutes(latencies, 1.0)))
-    low, high = evaluate.false_rate_interval(len(score.false), score.host_days)
-    return ("| %s | %d of %d (%.2f) | %s / %s / %s | %d | %.2f (%d; 95%% <= %.2f) | %d |"
-            % (name, len(score.alerted), score.tunnels, score.recall, _minutes(latencies, 0.5),
-               _minutes(latencies, 0.9), _minutes(latencies, 1.0), score.alerts,
-               score.false_per_1000_host_days, len(score.false), high, score.repeats))
+        return found + " - | - | - |"
+    _, high = evaluate.false_rate_interval(len(score.false), score.host_days)
+    return found + (" %d | %.2f (%d; 95%% <= %.2f) | %d |"
+                    % (score.alerts, score.false_per_1000_host_days, len(score.false), high, score.repeats))
 
 
 TABLE_HEADER = ["| what alerts | tunnels alerted | minutes from tunnel start to first alert: median / p90 / max "
-          "| alerts | false alerts / 1,000 host-days | repeat alerts on one tunnel |",
-          "|---|---|---|---|---|---|"]
+                "| alerts | false alerts / 1,000 host-days | repeat alerts on one tunnel |",
+                "|---|---|---|---|---|---|"]
 
 
 def describe(schedule: Schedule) -> str:
+    """A filter and suppression in words, as the report names them."""
     return "%s >= %s, suppressed by %s for %s" % (
         schedule.new_field, schedule.new_since, ",".join(schedule.suppress_fields) or "nothing",
         _span(schedule.suppress_period))
@@ -464,7 +463,7 @@ def write_details(folder: Path, results: Sequence[Result], tunnels: Sequence[dic
     with open(folder / "tunnels.csv", "w", newline="") as handle:
         out = csv.writer(handle, lineterminator="\n")
         out.writerow(["id", "src", "host_kind", "kind", "extra_packets", "start", "end"] + list(scores))
-        for t in scored_tunnels({"tunnels": tunnels}, first, last):
+        for t in scored_tunnels(tunnels, first, last):
             out.writerow([t["id"], t["src"], t["host_kind"], t["kind"], t["extra_packets"], t["start"], t["end"]]
                          + [min(s.alerted[t["id"]]) if t["id"] in s.alerted else "" for s in scores.values()])
 
