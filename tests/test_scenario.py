@@ -762,3 +762,50 @@ def test_record_time_end_stamps_each_record_at_the_bucket_of_its_last_packet():
     assert scenario.command_args(scenario.FAMILIES["end-stamped-flows"]) == ["record_time=end"]
     assert scenario.command_args(scenario.FAMILIES["long-flows"]) == []
     assert scenario.command_args(scenario.Behaviour(record_time="end")) == []
+
+
+def test_swarm_contacts_open_new_peers_with_bubbles_in_sessions_and_between_them():
+    changes = dict(heavy_share=0.15)
+    rows, truth = family(swarm_contacts=100, swarm_idle_contacts=10, **changes)
+    usual_rows, usual = family(**changes)
+    swarm_hosts = {ip for ip, h in truth["hosts"].items() if h.get("swarm")}
+    heavy = {ip for ip, h in truth["hosts"].items() if h["class"] == "heavy"}
+    assert 3 <= len(swarm_hosts) < len(heavy), "peer-to-peer users swarm, gamers through relays do not"
+    assert not any("swarm" in h for h in usual["hosts"].values())
+    # every other host's rows are what they were without swarms
+    assert sorted(tuple(r.values()) for r in rows if r["All_Traffic.src_ip"] not in swarm_hosts) == \
+        sorted(tuple(r.values()) for r in usual_rows if r["All_Traffic.src_ip"] not in swarm_hosts)
+    in_session = {(s["src"], t) for s in truth["heavy_sessions"] for t in range(s["start"], s["end"] + 1, 600)}
+    tunnel_buckets = {(t["src"], b) for t in truth["tunnels"] for b in range(t["start"], t["end"] + 1, 600)}
+
+    def per_bucket(rows):
+        """(src, bucket) -> [destinations other than servers, relay packets, packets to 3544]."""
+        out = defaultdict(lambda: [set(), 0, 0])
+        for r in rows:
+            key = (r["All_Traffic.src_ip"], r["_time"])
+            if r["All_Traffic.src_ip"] not in swarm_hosts or key in tunnel_buckets \
+                    or r["All_Traffic.dest_port"] in (443, 53, 123):
+                continue
+            if r["All_Traffic.dest_port"] == 3544:
+                out[key][2] += r["packets_out"]
+            else:
+                out[key][0].add((r["All_Traffic.dest_ip"], r["All_Traffic.dest_port"]))
+                out[key][1] += r["packets_out"]
+        return out
+    ours, theirs = per_bucket(rows), per_bucket(usual_rows)
+    session_keys = [k for k in theirs if k in in_session]
+    idle_keys = [k for k in theirs if k not in in_session]
+    assert len(session_keys) >= 50 and len(idle_keys) >= 200
+    # in sessions: about 100 more destinations a bucket, each opened through a server on 3544
+    more_dests = statistics.median(len(ours[k][0]) - len(theirs[k][0]) for k in session_keys)
+    more_signalling = statistics.median(ours[k][2] - theirs[k][2] for k in session_keys)
+    assert 60 <= more_dests <= 110 and 70 <= more_signalling <= 140
+    # between sessions: relay packets where an idle client sends none
+    assert all(theirs[k][1] == 0 for k in idle_keys)
+    assert statistics.median(ours[k][1] for k in idle_keys) >= 20
+    # indirect bubbles go to the peers' servers, not only the host's own
+    servers = {r["All_Traffic.dest_ip"] for r in rows
+               if r["All_Traffic.src_ip"] in swarm_hosts and r["All_Traffic.dest_port"] == 3544}
+    assert len(servers) >= 3
+    assert scenario.FAMILIES["swarms"].swarm_contacts == 200
+    assert scenario.FAMILIES["hard-swarms"].heavy_destinations == "fresh"

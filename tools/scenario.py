@@ -147,6 +147,25 @@ class Behaviour:
     """Extra packets to the server in the first bucket each time the client starts (qualification with
     retries, the secondary-address cone test): 0 to ~60 on real clients."""
 
+    swarm_contacts: int = 0
+    """New peers a heavy peer-to-peer user's client contacts per bucket in a session (the median;
+    each bucket drawn around it, spread `SWARM_SPREAD` on the log scale), on top of the peers its
+    data goes to. Each is opened as RFC 4380 opens a path, from the client port: a Teredo peer
+    (`TEREDO_PEER_SHARE` of them) gets 1-2 direct bubbles and 1-4 packets of its own (a DHT query,
+    a handshake) at its NAT mapping, a random high port, and an indirect bubble through the peer's
+    Teredo server on 3544; a native IPv6 peer gets an ICMPv6 echo test through the client's server,
+    and its packets go through a relay (of the fleet's pool with `relay_pool` "shared", else of the
+    host's own relays). 0: peers come only from the session's peer set, a bubble per four of them
+    through the server (the generator before this option); ~30 to ~300 in a BitTorrent swarm with
+    DHT on, where peers join all session long and a lookup reaches tens of nodes. Heavy users who
+    game through relays are not changed: a match's few peers are in their relay traffic."""
+
+    swarm_idle_contacts: int = 0
+    """The same contacts outside sessions, whenever the machine is on: a peer-to-peer client left
+    running in the tray keeps its DHT table fresh and answers other nodes. 0 (the client is closed
+    between sessions) to ~20 per bucket. It gives such a host relay packets at every hour, where an
+    idle Teredo client sends none."""
+
     nat_burst_rate: float = 0.05
     """NAT retry bursts per Teredo host-day: the client re-qualifies several times faster for a while
     (`nat_burst_buckets`: 1-3 buckets after its NAT mapping expires). 0.05 (one host in 20 a day) to
@@ -284,6 +303,8 @@ MIXED_HABITUAL_SHARE = 0.5  # heavy_rhythm "mixed": share of heavy hosts with th
 CHURN_NET = 40                # address_churn: new addresses are 10.40.x.y, in order of use
 SHARED_USERS = (2, 4)         # shared_machines: users of a shared heavy host, fewest and most
 ABSENCE_DAYS = (3, 16)        # heavy_absence: days away, shortest and longest
+SWARM_SPREAD = 0.7            # swarm_contacts: bucket-to-bucket sigma of new contacts, log scale
+TEREDO_PEER_SHARE = 0.7       # ... share of them that are Teredo clients (direct, with bubbles)
 DEFAULT_BEHAVIOUR = Behaviour()
 # Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
 FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
@@ -329,6 +350,11 @@ FAMILY_CHANGES["absences"] = {"heavy_absence": 0.2}
 FAMILY_CHANGES["failing-clients"] = {"nat_burst_rate": 0.2, "nat_burst_factor": (3, 10),
                                      "nat_burst_buckets": (6, 72)}
 FAMILY_CHANGES["shared-machines"] = {"shared_machines": 0.3, "heavy_rhythm": "mixed"}
+# Added from the same list (item 5, in the tenth session): peer-to-peer users in a swarm, whose
+# client contacts new Teredo and native peers all session long and, left running, between sessions
+# too; alone and with hard.
+FAMILY_CHANGES["swarms"] = {"swarm_contacts": 200, "swarm_idle_contacts": 20}
+FAMILY_CHANGES["hard-swarms"] = dict(FAMILY_CHANGES["hard"], **FAMILY_CHANGES["swarms"])
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -384,6 +410,7 @@ class Host:
     users_on: bytearray = field(default_factory=bytearray)  # ...and how many are in a session, per
                                                             # bucket (empty for one user)
     absent: Optional[Tuple[int, int]] = None  # a heavy user's days away, [first, end) buckets
+    peer_to_peer: bool = False      # a heavy user whose sessions go to peers, not relays
 
 
 def header(behaviour: "Behaviour") -> List[str]:
@@ -488,7 +515,7 @@ def plan_hosts(params: Params) -> List[Host]:
             else:
                 online = _workstation_schedule(rng, buckets, params.days, always_on=rng.random() < 0.3)
             host = Host(ip=ip, cls=cls, online=online, teredo=cls in TEREDO_CLASSES,
-                        frozen=bytearray(buckets))
+                        frozen=bytearray(buckets), peer_to_peer=cls == "heavy" and index % 2 == 1)
             if cls == "new":
                 host.join = rng.randint(params.warmup_days, max(params.warmup_days, params.days - 2)) * PER_DAY
                 host.online[:host.join] = bytes(host.join)
@@ -929,7 +956,7 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
             bursts.append({"src": host.ip, "start_index": begin, "buckets": length, "factor": factor})
     storm_factor = rng.uniform(4.0, 10.0)
     sessions = host.sessions
-    heavy_peer = host.cls == "heavy" and index % 2 == 1
+    heavy_peer = host.peer_to_peer
     heavy_relays = [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(2, 5))]
     heavy_peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(300)]
     pool = _relay_pool(params) if behaviour.relay_pool == "shared" else []
@@ -941,6 +968,8 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
     for number, (begin, end) in enumerate(sessions):
         in_session[begin:end] = bytes([1 + min(number, 254)]) * (end - begin)
         session_destinations.append(_session_destinations(params, index, number, heavy_relays, heavy_peers, pool))
+    swarming = heavy_peer and (behaviour.swarm_contacts or behaviour.swarm_idle_contacts)
+    swarm = _Swarm(params, index, host, heavy_relays, pool) if swarming else None
     bubble_chance = behaviour.bubbles_per_hour * SPAN / 3600.0
     shared_rng = _rng(params, "shared volume", index)
     for b in range(buckets):
@@ -959,6 +988,8 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
                 flows.add(b, port, host.server[0], TEREDO_PORT, _teredo_app(params, rng), extra * 90, extra, extra)
             if bubble_chance and rng.random() < bubble_chance:
                 _bubbles(flows, params, rng, b, port, host.server[0])
+            if swarm is not None:
+                swarm.contact(flows, b, port, bool(in_session[b]))
             if in_session[b]:
                 relays, peers = session_destinations[min(in_session[b] - 1, len(sessions) - 1)]
                 packets = int(min(STEADY_CAP, rng.lognormvariate(math.log(host.level), host.spread)))
@@ -976,6 +1007,41 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
     if host.teredo or any(t["src"] == host.ip for t in tunnels):
         _reuse_old_port(params, index, host, flows, reuse)
     return flows
+
+
+class _Swarm:
+    """`Behaviour.swarm_contacts` and `swarm_idle_contacts`: the new peers a peer-to-peer user's
+    client contacts, bucket by bucket, from a random stream of its own (the other draws stay those
+    of a scenario without it)."""
+
+    def __init__(self, params: Params, index: int, host: Host, relays: List[Tuple[str, int]],
+                 pool: List[Tuple[str, int]]) -> None:
+        self.params = params
+        self.rng = _rng(params, "swarm", index)
+        self.server = host.server[0]
+        self.relays = pool or relays
+
+    def contact(self, flows: Flows, b: int, port: int, in_session: bool) -> None:
+        """The bucket's contacts from the client `port`: each Teredo peer its bubbles, packets and
+        an indirect bubble through its server; each native peer an echo test through the client's
+        server and packets through a relay."""
+        behaviour, rng = self.params.behaviour, self.rng
+        median = behaviour.swarm_contacts if in_session else behaviour.swarm_idle_contacts
+        if not median:
+            return
+        for _ in range(round(median * math.exp(rng.gauss(0.0, SWARM_SPREAD)))):
+            packets = rng.randint(1, 4)
+            if rng.random() < TEREDO_PEER_SHARE:
+                packets += rng.randint(1, 2)  # the direct bubbles before them
+                flows.add(b, port, _public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535),
+                          _data_app(self.params, rng), packets * rng.randint(60, 160), packets, 1)
+                server = rng.choices(TEREDO_SERVERS, weights=SERVER_WEIGHTS)[0][0]
+                flows.add(b, port, server, TEREDO_PORT, _teredo_app(self.params, rng), 82, 1, 1)
+            else:
+                flows.add(b, port, self.server, TEREDO_PORT, _teredo_app(self.params, rng), 106, 1, 1)
+                relay, relay_port = rng.choice(self.relays)
+                flows.add(b, port, relay, relay_port, _data_app(self.params, rng),
+                          packets * rng.randint(60, 160), packets, 1)
 
 
 class _Phases:
@@ -1218,6 +1284,8 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
             described[ip]["absent"] = [at(host.absent[0]), at(host.absent[1])]
         if host.users > 1:
             described[ip]["users"] = host.users
+        if host.peer_to_peer and (params.behaviour.swarm_contacts or params.behaviour.swarm_idle_contacts):
+            described[ip]["swarm"] = True
     return {
         "format": "teredo_spike scenario 1",
         "parameters": _parameters(params),
