@@ -6,13 +6,14 @@ from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import pytest
 
-from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, HostSeries, Traffic,
+from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, RELAY_PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
 from teredo_spike.output import (CRITICAL_ROUTINE_MULTIPLE, OWN_HIGH_MULTIPLE, SHORT_HISTORY, episode_row,
                                  reason, severity)
 from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
                                   MIN_SD, ONCE_BELOW, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
-                                  Settings, discount_familiar_peaks, episodes, fleet_use_level, is_spike, score_host)
+                                  Settings, background_level, discount_familiar_peaks, episodes, fleet_use_level, is_spike,
+                                  score_host)
 
 SPAN = 600
 DAY = 86400
@@ -584,3 +585,55 @@ def test_the_reason_says_when_the_search_holds_little_of_the_hosts_teredo():
     # the host's first bucket is in the episode: the reason says that instead
     assert "first Teredo seen from this host" in history_reason(0, first_seen=True)
     assert "no routine yet" not in history_reason(0, first_seen=True)
+
+
+def background_days(days: int, evening: int = 2000) -> List[Made]:
+    """A peer-to-peer client left running: on from 08:00 to 23:00 each day, 90 relay packets a
+    bucket to new peers (each a spike: the spike-free baseline never learns them), and the user's
+    own session at 20:00-21:00 at `evening` packets."""
+    made: List[Made] = []
+    for day in range(days):
+        for i in range(90):
+            at = day * DAY + 8 * 3600 + i * SPAN
+            if 20 * 3600 <= at % DAY < 21 * 3600:
+                made.append(spiked(at, tuple("198.51.%d.%d" % (day, j) for j in range(1, 41)), evening))
+            else:
+                made.append(spiked(at, ("203.0.%d.%d" % (day, i),), 90))
+    return made
+
+
+def test_a_clients_background_pages_on_its_first_days_only_and_its_sessions_are_its_routine():
+    series = series_of(background_days(6))
+    discount_familiar_peaks(series, SETTINGS)
+    by_day = {}
+    for hb in series:
+        by_day.setdefault(hb.bucket // DAY, []).append(is_spike(hb.score, hb.values, SETTINGS))
+    assert all(by_day[0])  # a host's first day of Teredo
+    # from the fourth day the trickle is its background, and the evening its routine: before, a
+    # day's trickle made one session whose level was the trickle's, and the evening paged at 22x
+    assert not any(by_day[3] + by_day[4] + by_day[5])
+    assert series.background_relay_packets == pytest.approx(90)
+
+
+def test_above_its_background_or_at_an_hour_it_never_uses_a_clients_host_still_pages():
+    tunnel = [spiked(6 * DAY + 20 * 3600 + i * SPAN, packets=2000 * 10) for i in range(3)]
+    night = [spiked(6 * DAY + 3 * 3600 + i * SPAN, packets=300) for i in range(3)]
+    for made in (tunnel, night):
+        series = series_of(sorted(background_days(6) + made, key=lambda m: m.traffic.bucket))
+        discount_familiar_peaks(series, SETTINGS)
+        assert [hb.score for hb in series if hb.bucket >= 6 * DAY] == [10.0] * 3
+
+
+def test_a_background_needs_three_days():
+    two = series_of([spiked(day * DAY + i * SPAN, packets=90) for day in (0, 2) for i in range(6)])
+    three = series_of([spiked(day * DAY + i * SPAN, packets=90) for day in (0, 1, 2) for i in range(6)])
+    assert background_level(two, 3 * DAY) is None
+    assert background_level(three, 3 * DAY)[RELAY_PACKETS] == pytest.approx(math.log1p(90))
+
+
+def test_the_fleet_use_level_leaves_out_a_hosts_background():
+    trickle = series_of([bucket(i * SPAN, 90) for i in range(5)] + [bucket(5 * SPAN, 1000)], "t")
+    hosts = {"a": series_of([bucket(0, 300)], "a"), "t": trickle}
+    assert fleet_use_level(hosts) == 90.0
+    trickle.background_relay_packets = 90.0
+    assert fleet_use_level(hosts) == 650.0  # 300 and 1000: above 5x the trickle

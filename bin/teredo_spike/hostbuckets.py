@@ -121,6 +121,9 @@ class HostSeries:
       hour, which severity holds critical above (output.severity); `kept_by` only for a spike
       bucket of a host with earlier sessions that the routine rules left a spike: which of their
       rules kept it and the level it was judged against (scoring.KEPT_*; the reason names it);
+      `background_relay_packets` the relay packets of the host's background over the search, for
+      a host with spikes that has one (scoring.search_background: the fleet's use level leaves
+      out the buckets within ROUTINE_RATIO of it);
     - `spike_baseline(i)`: for a bucket that scored as a spike before the fleet correction (only
       these can be reported as spikes, and only theirs do the routine rules and reasons read),
       the baseline and its spread of every metric (from BASELINE and BASELINE_SD); a heavy
@@ -135,7 +138,7 @@ class HostSeries:
     readers outside the scoring's loops."""
 
     __slots__ = ("src", "buckets", "values", "scores", "score", "is_spike", "fleet_adjustment",
-                 "routine_relay_packets", "kept_by", "spiked", "spike_baselines", "dests", "contexts",
+                 "routine_relay_packets", "kept_by", "background_relay_packets", "spiked", "spike_baselines", "dests", "contexts",
                  "context_index", "evidence")
 
     def __init__(self, src: str, buckets: array, values: List[int], dests: List[str],
@@ -157,6 +160,7 @@ class HostSeries:
         self.fleet_adjustment: Dict[int, float] = {}
         self.routine_relay_packets: Dict[int, float] = {}
         self.kept_by: Dict[int, Tuple[str, float]] = {}
+        self.background_relay_packets: Optional[float] = None
         self.spiked = array("q")            # the buckets with a spike baseline, in order
         self.spike_baselines = array("d")   # theirs, 2 * len(METRICS) doubles each
         self.dests = dests

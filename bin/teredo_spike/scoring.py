@@ -145,6 +145,23 @@ SWING_QUIET = 2               # ...that is the only one in the 20 minutes either
 HABIT_SHARE = 0.8             # a host whose sessions go back to destinations of its earlier ones
                               # (on average this share of each session's) has a destination habit:
                               # its routine is not new use of destinations (a game's own relays)
+# A host's background: the level at which it uses Teredo most of the time it is on
+BACKGROUND_DAYS = 3           # per metric, the median of the host's Teredo buckets of the
+                              # ROUTINE_WINDOW days before a spike's day, where they fall on at
+                              # least 3 days (a tunnel on a host without Teredo before it is 1 day,
+                              # repeated 2: never a background). A spike within ROUTINE_RATIO of it
+                              # on every metric that makes it (flows aside), at a time of day the
+                              # host used Teredo on as many of those days (ROUTINE_HOURS), is the
+                              # host's background, not a spike. A peer-to-peer client left running
+                              # keeps its DHT table fresh with a few packets to new peers every
+                              # minute: relay packets in every bucket the machine is on, where an
+                              # idle client sends none, so every such bucket scored as a spike and
+                              # the spike-free baseline never learned them; as sessions, they
+                              # merged each day into one, whose level (ROUTINE_QUANTILE) was the
+                              # background's, and the user's own sessions paged at 13-60x it
+                              # (issue 13, families swarms and hard-swarms, seed 9: 2 and 29 false
+                              # episodes). A session's level is taken from its spikes above the
+                              # background of the whole search (search_background) where it has any
 # Familiar destinations (the same level towards the same destinations)
 FAMILIAR_WINDOW = 7 * 86400   # spikes from 7 days ago to FAMILIAR_DELAY ago,
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
@@ -358,11 +375,19 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     # The sessions are the spikes on the fleet-corrected score (among the spikes before it: a
     # score the correction lowered is no spike if it was none before).
     spikes = [i for i in series.spiked if is_spike(final[i], series.values_at(i), settings)]
+    series.background_relay_packets = None
     if not spikes:
         return  # most hosts: nothing can be familiar
     log1p = math.log1p
     ys = {i: list(map(log1p, series.values_at(i))) for i in spikes}
-    window = _Window(buckets, ys)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
+    # What a session's level is not made of: its spikes at the background of the whole search (a
+    # search's first days have no background before them, and their sessions judge the next).
+    whole = search_background(series)
+    if whole is not None:
+        series.background_relay_packets = math.expm1(whole[RELAY_PACKETS])
+    at_background = {i for i in spikes if _within(ys[i], whole, _spiking(series, i, settings))}
+    window = _Window(buckets, ys, at_background)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
+    backgrounds: Dict[int, Optional[List[float]]] = {}  # background_level per day
     # Each spike's packets per destination, read once: the destination habit reads every spike's
     reached = {i: series.destinations(i) for i in spikes}
     habit = _DestinationHabit()
@@ -403,12 +428,24 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         if last_spike is None or bucket - last_spike > SESSION_GAP:
             run_start = bucket
         last_spike = bucket
+        y = ys[n]
+        spiking = _spiking(series, n, settings)
+        day = bucket - bucket % 86400
+        if day not in backgrounds:
+            backgrounds[day] = background_level(series, day)
+        level = backgrounds[day]
+        if _within(y, level, spiking) and _uses_hour(series, bucket):
+            # Within ROUTINE_RATIO of what the host does at this hour most days; not for a host
+            # that keeps to its destinations reaching new ones (as with the routine, below).
+            new_use = False
+            if sessions and habit.kept(bucket - ROUTINE_WINDOW):
+                if familiar is None:
+                    familiar = _familiar(series, reached, window, bucket)
+                new_use = _is_new_use(series, n, reached[n], familiar)
+            if not new_use and not _score_against(series, n, y, level, settings):
+                continue
         if not sessions:
             continue
-        y = ys[n]
-        at = n * SCORES
-        zs = scores[at + Z:at + Z + count]
-        fleet_adjustment = series.fleet_adjustment.get(n, 0.0)
         # Either rule excuses a level within ROUTINE_RATIO of its own, on every metric that makes
         # the spike (the others, e.g. flows in a re-qualification storm during a session, do not
         # page anyway): ROUTINE_RATIO above the host's sessions pages, whatever the destinations.
@@ -416,8 +453,6 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
         # re-qualification to its server), which a NAT retry burst multiplies 3-10x inside a
         # session, while data through the tunnel adds one or two flows per relay and one per peer;
         # a tunnel ROUTINE_RATIO above the routine shows in packets, bytes and relay packets.
-        spiking = [k for k in range(count)
-                   if k != FLOWS and zs[k] >= settings.threshold + fleet_adjustment]
         level = routine = routine_level(sessions, bucket, run_start, typical, routine_levels)
         if level is not None:
             # Severity holds critical to volume far above the host's routine (output.severity).
@@ -468,23 +503,86 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
                     kept_by[n] = (KEPT_ABOVE_ROUTINE, math.expm1(loose[RELAY_PACKETS]))
                     continue
                 level = [max(a, b - LOG_ROUTINE_RATIO) for a, b in zip(loose, y)]
-        sds = series.spike_baseline(n)
-        for k in range(count):
-            z_familiar = (y[k] - level[k]) / sds[BASELINE_SD + k]
-            if z_familiar < zs[k]:
-                zs[k] = z_familiar
-        # Flows are not judged (above): in an excused bucket they never keep it a spike by
-        # themselves (issue 13, hard seed 4: a NAT retry burst inside a routine session, 294 flows
-        # against the routine's 35, paged at z 6.0 with every other metric excused).
-        others = max(zs[k] for k in range(count) if k != FLOWS)
-        if zs[FLOWS] > others:
-            zs[FLOWS] = others
-        scores[at + Z:at + Z + count] = zs
-        final[n] = final_score(max(zs), fleet_adjustment)
-        if not is_spike(final[n], series.values_at(n), settings):
+        if not _score_against(series, n, y, level, settings):
             # Excused: no severity to give. Most of a heavy user's spike buckets end here, and
             # the host-buckets of the search head are kept small (hostbuckets.HostSeries).
             routine_relay.pop(n, None)
+
+
+def _spiking(series: HostSeries, index: int, settings: Settings) -> List[int]:
+    """The metrics that make bucket `index` a spike (its z at the threshold, the fleet's rise
+    added), flows aside: the routine rules judge these."""
+    at = index * SCORES + Z
+    threshold = settings.threshold + series.fleet_adjustment.get(index, 0.0)
+    return [k for k in range(len(METRICS))
+            if k != FLOWS and series.scores[at + k] >= threshold]
+
+
+def _score_against(series: HostSeries, index: int, y: Sequence[float], level: Sequence[float],
+                   settings: Settings) -> bool:
+    """Score spike bucket `index` (its y) against the host's own `level` per metric, keeping the
+    smaller z of each, and give its final score; whether it is still a spike."""
+    count = len(METRICS)
+    at = index * SCORES
+    scores = series.scores
+    zs = scores[at + Z:at + Z + count]
+    sds = series.spike_baseline(index)
+    for k in range(count):
+        z_familiar = (y[k] - level[k]) / sds[BASELINE_SD + k]
+        if z_familiar < zs[k]:
+            zs[k] = z_familiar
+    # Flows are not judged (discount_familiar_peaks): in an excused bucket they never keep it a
+    # spike by themselves (issue 13, hard seed 4: a NAT retry burst inside a routine session, 294
+    # flows against the routine's 35, paged at z 6.0 with every other metric excused).
+    others = max(zs[k] for k in range(count) if k != FLOWS)
+    if zs[FLOWS] > others:
+        zs[FLOWS] = others
+    scores[at + Z:at + Z + count] = zs
+    series.score[index] = final_score(max(zs), series.fleet_adjustment.get(index, 0.0))
+    return is_spike(series.score[index], series.values_at(index), settings)
+
+
+def background_level(series: HostSeries, day: int) -> Optional[List[float]]:
+    """The host's background for the day that starts at `day` (BACKGROUND_DAYS): per metric the
+    median y of its Teredo buckets of the ROUTINE_WINDOW days before, if they fall on
+    BACKGROUND_DAYS days or more; else None."""
+    buckets = series.buckets
+    return _median_level(series, bisect_left(buckets, day - ROUTINE_WINDOW), bisect_left(buckets, day))
+
+
+def search_background(series: HostSeries) -> Optional[List[float]]:
+    """The host's background over the whole search, as background_level takes it over its days."""
+    return _median_level(series, 0, len(series.buckets))
+
+
+def _median_level(series: HostSeries, first: int, end: int) -> Optional[List[float]]:
+    """Per metric the median y of buckets [first, end), if they fall on BACKGROUND_DAYS days."""
+    buckets = series.buckets
+    if end <= first or buckets[end - 1] // 86400 - buckets[first] // 86400 + 1 < BACKGROUND_DAYS \
+            or len({b // 86400 for b in buckets[first:end]}) < BACKGROUND_DAYS:
+        return None
+    count = len(METRICS)
+    values = series.values
+    return [_median_y(sorted(values[first * count + k:end * count:count])) for k in range(count)]
+
+
+def _uses_hour(series: HostSeries, at: int) -> bool:
+    """Whether the host had Teredo buckets within ROUTINE_HOURS of `at`'s time of day on
+    BACKGROUND_DAYS of the ROUTINE_WINDOW days before it."""
+    buckets = series.buckets
+    days = 0
+    for back in range(1, ROUTINE_WINDOW // 86400 + 1):
+        then = at - back * 86400
+        if bisect_right(buckets, then + ROUTINE_HOURS) > bisect_left(buckets, then - ROUTINE_HOURS):
+            days += 1
+            if days >= BACKGROUND_DAYS:
+                return True
+    return False
+
+
+def _within(y: Sequence[float], level: Optional[Sequence[float]], metrics: Sequence[int]) -> bool:
+    """Whether y is within ROUTINE_RATIO of `level` (if any) on each of `metrics`."""
+    return level is not None and all(y[k] - level[k] <= LOG_ROUTINE_RATIO for k in metrics)
 
 
 LOG_ROUTINE_RATIO = math.log(ROUTINE_RATIO)
@@ -724,11 +822,13 @@ class _Window:
     and only a session that changed is summarised again (a heavy host has hundreds of spikes in the
     window, and the window changes at nearly every one)."""
 
-    __slots__ = ("buckets", "ys", "runs")
+    __slots__ = ("buckets", "ys", "background", "runs")
 
-    def __init__(self, buckets: Sequence[int], ys: Dict[int, List[float]]) -> None:
+    def __init__(self, buckets: Sequence[int], ys: Dict[int, List[float]], background: Set[int]
+                 ) -> None:
         self.buckets = buckets  # the host's bucket start times (HostSeries.buckets)
         self.ys = ys
+        self.background = background  # spikes at the host's background (search_background)
         self.runs: deque = deque()  # per session: [indices (a deque), its Session or None]
 
     def append(self, index: int) -> None:
@@ -754,12 +854,17 @@ class _Window:
         return changed
 
     def sessions(self) -> List[Session]:
-        buckets, ys = self.buckets, self.ys
+        """A session per run; its levels from the members above the host's background where
+        there are any (a day of a peer-to-peer client's background holds the user's session:
+        its level is the session's), from all of them where not (a host whose Teredo use is
+        mostly its sessions)."""
+        buckets, ys, background = self.buckets, self.ys, self.background
         for run in self.runs:
             if run[1] is None:
                 members = run[0]
+                above = [ys[i] for i in members if i not in background]
                 run[1] = _session(buckets[members[0]], buckets[members[-1]],
-                                  [ys[i] for i in members])
+                                  above or [ys[i] for i in members])
         return [run[1] for run in self.runs]
 
     def indices(self) -> Iterator[int]:
@@ -804,11 +909,17 @@ def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
 
 def fleet_use_level(hosts: Dict[str, HostSeries]) -> float:
     """The fleet's usual level of Teredo use: the median relay packets of the host-buckets that
-    carry at least RELAY_MIN_PACKETS (0 when none do). Severity holds critical to volume far above
-    it (output.severity)."""
-    used = [packets for series in hosts.values()
-            for packets in series.values[RELAY_PACKETS::len(METRICS)]
-            if packets >= RELAY_MIN_PACKETS]
+    carry at least RELAY_MIN_PACKETS and more than ROUTINE_RATIO x their host's background
+    (HostSeries.background_relay_packets; 0 when none do). Severity holds critical to volume far
+    above it (output.severity). A few peer-to-peer clients left running fill thousands of buckets
+    with a trickle (BACKGROUND_DAYS): counted, they made the fleet's use level theirs, and a sixth
+    of the episodes critical (issue 13, family swarms, seed 9)."""
+    used = []
+    for series in hosts.values():
+        background = series.background_relay_packets
+        above = -1.0 if background is None else ROUTINE_RATIO * (1.0 + background) - 1.0  # y + ln 5
+        used += [packets for packets in series.values[RELAY_PACKETS::len(METRICS)]
+                 if packets >= RELAY_MIN_PACKETS and packets > above]
     return float(median(used)) if used else 0.0
 
 
