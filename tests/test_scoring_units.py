@@ -637,3 +637,17 @@ def test_the_fleet_use_level_leaves_out_a_hosts_background():
     assert fleet_use_level(hosts) == 90.0
     trickle.background_relay_packets = 90.0
     assert fleet_use_level(hosts) == 650.0  # 300 and 1000: above 5x the trickle
+
+
+def test_where_a_hosts_teredo_is_mostly_its_sessions_their_phases_do_not_become_their_level():
+    # no idle buckets (sampled flows, or a client only on for its sessions): the background is the
+    # sessions' level, and a phase above it is no second level; a tunnel 12x the sessions pages
+    levels = (1000, 1500, 2000, 2500, 2500, 2500, 4000, 4000, 4000, 4000, 2000, 16000)
+    made = [spiked(day * DAY + 20 * 3600 + i * SPAN, tuple("198.51.%d.%d" % (day, j) for j in range(1, 41)),
+                   packets)
+            for day in range(6) for i, packets in enumerate(levels)]
+    tunnel = [spiked(6 * DAY + 20 * 3600 + i * SPAN, packets=50000) for i in range(3)]
+    series = series_of(made + tunnel)
+    discount_familiar_peaks(series, SETTINGS)
+    assert [hb.score for hb in series][-3:] == [10.0] * 3
+    assert not any(is_spike(hb.score, hb.values, SETTINGS) for hb in series if 3 * DAY <= hb.bucket < 6 * DAY)

@@ -14,6 +14,11 @@ signalling):
 - score = the largest one-sided z over the metrics;
 - fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
   above 1, so that a fleet-wide re-qualification storm does not page on every host;
+- a host's background is no spike: within ROUTINE_RATIO of the median of its Teredo buckets of the
+  days before (from BACKGROUND_DAYS days), at a time of day it used Teredo on as many of them (a
+  peer-to-peer client left running trickles packets to new peers in every bucket the machine is
+  on, and the spike-free baseline never learns them); a session's level is taken from its spikes
+  above the background of the whole search;
 - routine heavy use, learned from recurrence whatever the destinations: a level the host already
   reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2.5 h) on two
   earlier days, or in one that started at most 36 hours ago, or in one at the host's daily level
@@ -367,7 +372,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     ROUTINE_RATIO above the host's routine level keeps its score. Flows never keep an excused
     bucket a spike by themselves."""
     count = len(METRICS)
-    buckets, scores, final = series.buckets, series.scores, series.score
+    buckets, final = series.buckets, series.score
     routine_relay = series.routine_relay_packets
     routine_relay.clear()
     kept_by = series.kept_by
@@ -854,17 +859,28 @@ class _Window:
         return changed
 
     def sessions(self) -> List[Session]:
-        """A session per run; its levels from the members above the host's background where
-        there are any (a day of a peer-to-peer client's background holds the user's session:
-        its level is the session's), from all of them where not (a host whose Teredo use is
-        mostly its sessions)."""
+        """A session per run, its levels from all its members; but a run that holds two levels
+        apart, members at the host's background and members above it whose relay packets are
+        ROUTINE_RATIO above theirs (the lower quartile of those above against the upper quartile
+        of those at it: a day of a peer-to-peer client's trickle, with its user's session in
+        it), has the level of those above. Where the host's Teredo is mostly its sessions, its
+        background is their level, and what lies above it is a phase or a tunnel within them
+        (issue 13, sampled-flows seed 9: sessions given the level of their phases alone excused
+        tunnels of 6-11x the routine)."""
         buckets, ys, background = self.buckets, self.ys, self.background
         for run in self.runs:
             if run[1] is None:
                 members = run[0]
+                first, last = buckets[members[0]], buckets[members[-1]]
+                session = _session(first, last, [ys[i] for i in members])
                 above = [ys[i] for i in members if i not in background]
-                run[1] = _session(buckets[members[0]], buckets[members[-1]],
-                                  above or [ys[i] for i in members])
+                if above and len(above) < len(members):
+                    under = _session(first, last, [ys[i] for i in members if i in background])
+                    low = sorted(y[RELAY_PACKETS] for y in above)[
+                        int((1 - ROUTINE_QUANTILE) * (len(above) - 1))]
+                    if low - under.level[RELAY_PACKETS] > LOG_ROUTINE_RATIO:
+                        session = _session(first, last, above)
+                run[1] = session
         return [run[1] for run in self.runs]
 
     def indices(self) -> Iterator[int]:
