@@ -17,8 +17,8 @@ signalling):
 - a host's background is no spike: within ROUTINE_RATIO of the median of its Teredo buckets of the
   days before (from BACKGROUND_DAYS days), at a time of day it used Teredo on as many of them (a
   peer-to-peer client left running trickles packets to new peers in every bucket the machine is
-  on, and the spike-free baseline never learns them); a session's level is taken from its spikes
-  above the background of the whole search;
+  on, and the spike-free baseline never learns them); a session that holds spikes at the
+  background of the whole search and spikes well above them takes its level from those above;
 - routine heavy use, learned from recurrence whatever the destinations: a level the host already
   reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2.5 h) on two
   earlier days, or in one that started at most 36 hours ago, or in one at the host's daily level
@@ -165,8 +165,9 @@ BACKGROUND_DAYS = 3           # per metric, the median of the host's Teredo buck
                               # merged each day into one, whose level (ROUTINE_QUANTILE) was the
                               # background's, and the user's own sessions paged at 13-60x it
                               # (issue 13, families swarms and hard-swarms, seed 9: 2 and 29 false
-                              # episodes). A session's level is taken from its spikes above the
-                              # background of the whole search (search_background) where it has any
+                              # episodes). A session that holds both, spikes at the background of
+                              # the whole search (search_background) and spikes well above them,
+                              # takes its level from those above (_Window.sessions)
 # Familiar destinations (the same level towards the same destinations)
 FAMILIAR_WINDOW = 7 * 86400   # spikes from 7 days ago to FAMILIAR_DELAY ago,
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
