@@ -956,7 +956,6 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
             bursts.append({"src": host.ip, "start_index": begin, "buckets": length, "factor": factor})
     storm_factor = rng.uniform(4.0, 10.0)
     sessions = host.sessions
-    heavy_peer = host.peer_to_peer
     heavy_relays = [(_public_ip(rng, RELAY_OCTETS), rng.randint(1025, 65535)) for _ in range(rng.randint(2, 5))]
     heavy_peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(300)]
     pool = _relay_pool(params) if behaviour.relay_pool == "shared" else []
@@ -968,7 +967,7 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
     for number, (begin, end) in enumerate(sessions):
         in_session[begin:end] = bytes([1 + min(number, 254)]) * (end - begin)
         session_destinations.append(_session_destinations(params, index, number, heavy_relays, heavy_peers, pool))
-    swarming = heavy_peer and (behaviour.swarm_contacts or behaviour.swarm_idle_contacts)
+    swarming = host.peer_to_peer and (behaviour.swarm_contacts or behaviour.swarm_idle_contacts)
     swarm = _Swarm(params, index, host, heavy_relays, pool) if swarming else None
     bubble_chance = behaviour.bubbles_per_hour * SPAN / 3600.0
     shared_rng = _rng(params, "shared volume", index)
@@ -997,7 +996,7 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
                     packets = phases.packets(in_session[b])
                 for _ in range(1, host.users_on[b] if host.users_on else 1):  # a shared host's others
                     packets += int(min(STEADY_CAP, shared_rng.lognormvariate(math.log(host.level), host.spread)))
-                _tunnel_traffic(flows, params, rng, b, port, "peer" if heavy_peer else "relay", packets,
+                _tunnel_traffic(flows, params, rng, b, port, "peer" if host.peer_to_peer else "relay", packets,
                                 rng.uniform(300, 1000), relays[:rng.randint(1, len(relays))],
                                 peers, host.server[0])
         live = tuple(host.ports[c] for c in (b - 1, b, b + 1) if 0 <= c < buckets and host.ports[c])

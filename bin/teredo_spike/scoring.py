@@ -391,7 +391,9 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     whole = search_background(series)
     if whole is not None:
         series.background_relay_packets = math.expm1(whole[RELAY_PACKETS])
-    at_background = {i for i in spikes if _within(ys[i], whole, _spiking(series, i, settings))}
+    # The metrics that make each spike, read before any is scored against a level
+    spiking_of = {i: _spiking(series, i, settings) for i in spikes}
+    at_background = {i for i in spikes if _within(ys[i], whole, spiking_of[i])}
     window = _Window(buckets, ys, at_background)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
     backgrounds: Dict[int, Optional[List[float]]] = {}  # background_level per day
     # Each spike's packets per destination, read once: the destination habit reads every spike's
@@ -435,7 +437,7 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
             run_start = bucket
         last_spike = bucket
         y = ys[n]
-        spiking = _spiking(series, n, settings)
+        spiking = spiking_of[n]
         day = bucket - bucket % 86400
         if day not in backgrounds:
             backgrounds[day] = background_level(series, day)
