@@ -809,3 +809,65 @@ def test_swarm_contacts_open_new_peers_with_bubbles_in_sessions_and_between_them
     assert len(servers) >= 3
     assert scenario.FAMILIES["swarms"].swarm_contacts == 200
     assert scenario.FAMILIES["hard-swarms"].heavy_destinations == "fresh"
+
+
+def teredo_runs(rows, truth, hosts):
+    """Per host of `hosts`: its runs of consecutive buckets with a flow to a Teredo server, each as
+    (first bucket time, last bucket time, client ports seen)."""
+    buckets = defaultdict(lambda: defaultdict(set))
+    for r in rows:
+        if r["All_Traffic.src_ip"] in hosts and r["All_Traffic.dest_port"] == 3544:
+            buckets[r["All_Traffic.src_ip"]][r["_time"]].add(r["All_Traffic.src_port"])
+    runs = defaultdict(list)
+    for ip, times in buckets.items():
+        for t in sorted(times):
+            if runs[ip] and runs[ip][-1][1] == t - 600:
+                runs[ip][-1][1] = t
+                runs[ip][-1][2] |= times[t]
+            else:
+                runs[ip].append([t, t, set(times[t])])
+    return runs
+
+
+def test_dormant_clients_talk_to_their_server_only_around_a_use_from_a_new_port_each_time():
+    rows, truth = family(dormant_share=1.0, wakes_per_hour=0.25)
+    usual_rows, usual = family()
+    dormant = {ip for ip, h in truth["hosts"].items() if h.get("dormant")}
+    teredo = {ip for ip, h in truth["hosts"].items() if h["teredo"]}
+    assert dormant == teredo and not any("dormant" in h for h in usual["hosts"].values())
+    # hosts without a Teredo client send what they sent
+    assert sorted(tuple(r.values()) for r in rows if r["All_Traffic.src_ip"] not in dormant) == \
+        sorted(tuple(r.values()) for r in usual_rows if r["All_Traffic.src_ip"] not in dormant)
+    in_use = defaultdict(list)  # what keeps a client awake besides a wake: sessions and tunnels
+    for s in truth["heavy_sessions"]:
+        in_use[s["src"]].append((s["start"], s["end"]))
+    for t in truth["tunnels"]:
+        in_use[t["src"]].append((t["start"], t["end"]))
+    runs, usual_runs = teredo_runs(rows, truth, dormant), teredo_runs(usual_rows, usual, dormant)
+    wakes = [run for ip, host_runs in runs.items() for run in host_runs
+             if not any(a <= run[1] and run[0] <= b for a, b in in_use[ip])]
+    used = [run for ip, host_runs in runs.items() for run in host_runs if run not in wakes]
+    # a wake keeps the client qualified for an hour (less where the machine goes off, more where
+    # another wake comes within the hour)
+    lengths = sorted((run[1] - run[0]) // 600 + 1 for run in wakes)
+    assert len(wakes) >= 100 and lengths[len(lengths) * 9 // 10] <= 2 * scenario.DORMANT_AFTER
+    assert statistics.median(lengths) == scenario.DORMANT_AFTER
+    # a use keeps it qualified to an hour after it: a session's run ends 1-2 hours after it does
+    for ip, host_runs in runs.items():
+        for a, b in in_use[ip]:
+            run = next(run for run in host_runs if run[0] <= b <= run[1])
+            assert run[1] - b <= 2 * scenario.DORMANT_AFTER * 600
+    # far fewer buckets talk to a server than with clients that stay qualified
+    buckets = sum((r[1] - r[0]) // 600 + 1 for host_runs in runs.values() for r in host_runs)
+    usual_buckets = sum((r[1] - r[0]) // 600 + 1 for host_runs in usual_runs.values() for r in host_runs)
+    assert buckets < 0.4 * usual_buckets
+    # each wake qualifies from a new client port
+    ports = [port for host_runs in runs.values() for run in host_runs for port in run[2]]
+    assert len(set(ports)) >= 0.9 * len(ports)
+    assert len(used) >= 10
+    # the rate of wakes is what it says
+    fewer, _ = family(dormant_share=1.0, wakes_per_hour=0.05)
+    few_wakes = sum(len(r) for r in teredo_runs(fewer, truth, dormant).values())
+    assert 2.5 <= len(wakes) / max(1, few_wakes - len(used)) <= 8
+    assert scenario.FAMILIES["hard-dormant"].heavy_destinations == "fresh"
+    assert scenario.FAMILIES["dormant-clients"].dormant_share == 1.0

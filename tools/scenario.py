@@ -166,6 +166,24 @@ class Behaviour:
     between sessions) to ~20 per bucket. It gives such a host relay packets at every hour, where an
     idle Teredo client sends none."""
 
+    dormant_share: float = 0.0
+    """Share of Teredo clients that go dormant when nothing uses them, as Windows' does by default
+    (`netsh interface teredo show state` says "dormant"; the policy "Set Teredo Default Qualified"
+    exists to keep it qualified): the client talks to its server only from a use (a heavy user's
+    session, a tunnel, an application's wake: `wakes_per_hour`) until `DORMANT_AFTER` after it,
+    qualifying again at each wake from a new client port; between uses the host sends no Teredo at
+    all. 0: every client stays qualified and refreshes every 20-30 s while the machine is on (the
+    generator before this option; Default Qualified set by policy, or an application that keeps
+    Teredo in use, such as a peer-to-peer client in the tray, which `swarm_idle_contacts` keeps
+    awake whatever this says); 1: every client as Windows leaves it."""
+
+    wakes_per_hour: float = 0.0
+    """Per online hour of a dormant client (`dormant_share`), the chance that an application asks for
+    Teredo and wakes it: it qualifies, bubbles 1-3 peers, and refreshes until `DORMANT_AFTER` later.
+    The Xbox app's and games' connectivity checks, Remote Assistance, an IPv6-only peer of a chat or
+    meeting client: 0 (nothing on the machine uses Teredo) to ~0.5 (a gaming or peer-to-peer
+    application that checks every couple of hours)."""
+
     nat_burst_rate: float = 0.05
     """NAT retry bursts per Teredo host-day: the client re-qualifies several times faster for a while
     (`nat_burst_buckets`: 1-3 buckets after its NAT mapping expires). 0.05 (one host in 20 a day) to
@@ -303,6 +321,8 @@ MIXED_HABITUAL_SHARE = 0.5  # heavy_rhythm "mixed": share of heavy hosts with th
 CHURN_NET = 40                # address_churn: new addresses are 10.40.x.y, in order of use
 SHARED_USERS = (2, 4)         # shared_machines: users of a shared heavy host, fewest and most
 ABSENCE_DAYS = (3, 16)        # heavy_absence: days away, shortest and longest
+DORMANT_AFTER = 6             # dormant_share: buckets a client stays qualified after its last use
+                              # (Windows: an hour without Teredo traffic)
 SWARM_SPREAD = 0.7            # swarm_contacts: bucket-to-bucket sigma of new contacts, log scale
 TEREDO_PEER_SHARE = 0.7       # ... share of them that are Teredo clients (direct, with bubbles)
 DEFAULT_BEHAVIOUR = Behaviour()
@@ -355,6 +375,10 @@ FAMILY_CHANGES["shared-machines"] = {"shared_machines": 0.3, "heavy_rhythm": "mi
 # too; alone and with hard.
 FAMILY_CHANGES["swarms"] = {"swarm_contacts": 200, "swarm_idle_contacts": 20}
 FAMILY_CHANGES["hard-swarms"] = dict(FAMILY_CHANGES["hard"], **FAMILY_CHANGES["swarms"])
+# Added in the eleventh session: Teredo clients dormant between uses, as Windows leaves them, woken
+# by an application a couple of times a working day; alone and with hard.
+FAMILY_CHANGES["dormant-clients"] = {"dormant_share": 1.0, "wakes_per_hour": 0.25}
+FAMILY_CHANGES["hard-dormant"] = dict(FAMILY_CHANGES["hard"], **FAMILY_CHANGES["dormant-clients"])
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -411,6 +435,8 @@ class Host:
                                                             # bucket (empty for one user)
     absent: Optional[Tuple[int, int]] = None  # a heavy user's days away, [first, end) buckets
     peer_to_peer: bool = False      # a heavy user whose sessions go to peers, not relays
+    dormant: bool = False           # its Teredo client is dormant between uses (Behaviour.dormant_share)
+    wakes: bytearray = field(default_factory=bytearray)  # ...and the buckets an application woke it
 
 
 def header(behaviour: "Behaviour") -> List[str]:
@@ -560,6 +586,47 @@ def assign_ports(params: Params, hosts: List[Host]) -> None:
                     port = rng.randint(1025, 65535)
             ports[b] = port
             previous_online = True
+
+
+def make_dormant(params: Params, hosts: List[Host], tunnels: List[dict]) -> None:
+    """`Behaviour.dormant_share`: each drawn Teredo client keeps its port only while awake, from a
+    use (a heavy session, a tunnel, a wake) to `DORMANT_AFTER` after it; a new port at each wake.
+    From a random stream of its own per host (the other hosts' draws stay those without it)."""
+    behaviour = params.behaviour
+    if not behaviour.dormant_share:
+        return
+    wake_chance = behaviour.wakes_per_hour * SPAN / 3600.0
+    for index, host in enumerate(hosts):
+        rng = _rng(params, "dormant", index)
+        if not host.teredo or rng.random() >= behaviour.dormant_share:
+            continue
+        if host.peer_to_peer and behaviour.swarm_idle_contacts:
+            continue  # a peer-to-peer client in the tray keeps Teredo in use whenever the machine is on
+        host.dormant = True
+        buckets = len(host.online)
+        in_use = bytearray(buckets)
+        for begin, end in host.sessions:
+            in_use[begin:end] = b"\x01" * (end - begin)
+        for tunnel in tunnels:
+            if tunnel["src"] == host.ip:
+                first, last = tunnel["start_index"], tunnel["end_index"]
+                in_use[first:last + 1] = b"\x01" * (last - first + 1)
+        host.wakes = bytearray(buckets)
+        for b in range(buckets):
+            if host.online[b] and rng.random() < wake_chance:
+                host.wakes[b] = in_use[b] = 1
+        awake_until, port = -1, 0
+        for b in range(buckets):
+            if not host.online[b]:
+                awake_until, port = -1, 0
+            elif in_use[b]:
+                awake_until = b + DORMANT_AFTER
+            if host.online[b] and b < awake_until:
+                if not port:  # a wake: the client qualifies from a new socket
+                    port = rng.randint(1025, 65535)
+                host.ports[b] = port
+            else:
+                host.ports[b], port = 0, 0
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -982,10 +1049,13 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
             if storm[0] <= b <= storm[1]:
                 factor = storm_factor
             _chatter(host, flows, params, rng, b, port, factor)
-            if behaviour.startup_packets and (b == 0 or not host.online[b - 1]):
+            if behaviour.startup_packets and (b == 0 or not host.online[b - 1]
+                                              or host.dormant and not host.ports[b - 1]):
                 extra = rng.randint(behaviour.startup_packets // 2, behaviour.startup_packets)
                 flows.add(b, port, host.server[0], TEREDO_PORT, _teredo_app(params, rng), extra * 90, extra, extra)
             if bubble_chance and rng.random() < bubble_chance:
+                _bubbles(flows, params, rng, b, port, host.server[0])
+            if host.dormant and host.wakes[b]:  # the application that woke it reaches its peers
                 _bubbles(flows, params, rng, b, port, host.server[0])
             if swarm is not None:
                 swarm.contact(flows, b, port, bool(in_session[b]))
@@ -1136,6 +1206,7 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     storm = _storm(params)
     tunnels = plan_tunnels(params, hosts, storm)
     assign_ports(params, hosts)
+    make_dormant(params, hosts, tunnels)
     by_host: Dict[str, List[dict]] = {}
     for tunnel in tunnels:
         by_host.setdefault(tunnel["src"], []).append(tunnel)
@@ -1285,6 +1356,8 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
             described[ip]["users"] = host.users
         if host.peer_to_peer and (params.behaviour.swarm_contacts or params.behaviour.swarm_idle_contacts):
             described[ip]["swarm"] = True
+        if host.dormant:
+            described[ip]["dormant"] = True
     return {
         "format": "teredo_spike scenario 1",
         "parameters": _parameters(params),
