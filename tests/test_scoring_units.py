@@ -651,3 +651,20 @@ def test_where_a_hosts_teredo_is_mostly_its_sessions_their_phases_do_not_become_
     discount_familiar_peaks(series, SETTINGS)
     assert [hb.score for hb in series][-3:] == [10.0] * 3
     assert not any(is_spike(hb.score, hb.values, SETTINGS) for hb in series if 3 * DAY <= hb.bucket < 6 * DAY)
+
+
+def test_where_a_hosts_teredo_is_mostly_its_sessions_their_scattered_peaks_do_not_become_their_level():
+    # a client dormant between sessions (Teredo only in them): its background is the sessions'
+    # level, and two lone buckets a session at 6x it (a swing, a capped burst) are not a second
+    # level; before, they were, and a tunnel at 17x the sessions' level passed as within 5x of it
+    levels = [1500] * 12
+    levels[3] = levels[9] = 9000
+    made = [spiked(day * DAY + 20 * 3600 + i * SPAN, tuple("198.51.%d.%d" % (day, j) for j in range(1, 41)),
+                   packets)
+            for day in range(6) for i, packets in enumerate(levels)]
+    tunnel = [spiked(6 * DAY + 20 * 3600 + i * SPAN, packets=25000) for i in range(6)]
+    series = series_of(made + tunnel)
+    discount_familiar_peaks(series, SETTINGS)
+    assert 25000 < ROUTINE_RATIO * 9000 and 9000 > ROUTINE_RATIO * 1500
+    assert [hb.score for hb in series][-6:] == [10.0] * 6
+    assert not any(is_spike(hb.score, hb.values, SETTINGS) for hb in series if 3 * DAY <= hb.bucket < 6 * DAY)

@@ -394,7 +394,8 @@ def discount_familiar_peaks(series: HostSeries, settings: Settings) -> None:
     # The metrics that make each spike, read before any is scored against a level
     spiking_of = {i: _spiking(series, i, settings) for i in spikes}
     at_background = {i for i in spikes if _within(ys[i], whole, spiking_of[i])}
-    window = _Window(buckets, ys, at_background)  # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
+    # the spikes from ROUTINE_WINDOW to FAMILIAR_DELAY ago
+    window = _Window(buckets, ys, at_background, settings.span)
     backgrounds: Dict[int, Optional[List[float]]] = {}  # background_level per day
     # Each spike's packets per destination, read once: the destination habit reads every spike's
     reached = {i: series.destinations(i) for i in spikes}
@@ -830,13 +831,14 @@ class _Window:
     and only a session that changed is summarised again (a heavy host has hundreds of spikes in the
     window, and the window changes at nearly every one)."""
 
-    __slots__ = ("buckets", "ys", "background", "runs")
+    __slots__ = ("buckets", "ys", "background", "span", "runs")
 
-    def __init__(self, buckets: Sequence[int], ys: Dict[int, List[float]], background: Set[int]
-                 ) -> None:
+    def __init__(self, buckets: Sequence[int], ys: Dict[int, List[float]], background: Set[int],
+                 span: int) -> None:
         self.buckets = buckets  # the host's bucket start times (HostSeries.buckets)
         self.ys = ys
         self.background = background  # spikes at the host's background (search_background)
+        self.span = span
         self.runs: deque = deque()  # per session: [indices (a deque), its Session or None]
 
     def append(self, index: int) -> None:
@@ -863,32 +865,52 @@ class _Window:
 
     def sessions(self) -> List[Session]:
         """A session per run, its levels from all its members; but a run that holds two levels
-        apart, members at the host's background and members above it whose relay packets are
-        ROUTINE_RATIO above theirs (the lower quartile of those above against the upper quartile
-        of those at it: a day of a peer-to-peer client's trickle, with its user's session in
-        it), has the level of those above. Where the host's Teredo is mostly its sessions, its
-        background is their level, and what lies above it is a phase or a tunnel within them
-        (issue 13, sampled-flows seed 9: sessions given the level of their phases alone excused
-        tunnels of 6-11x the routine)."""
+        apart, members at the host's background and blocks of members above it (_blocks) whose
+        relay packets are ROUTINE_RATIO above theirs (the lower quartile of those in blocks
+        against the upper quartile of those at the background: a day of a peer-to-peer client's
+        trickle, with its user's session in it), has the level of those in blocks. Where the
+        host's Teredo is mostly its sessions, its background is their level, and what lies above
+        it is a phase, a swing or a tunnel within them: sessions given the level of their phases
+        alone excused tunnels of 6-11x the routine (issue 13, sampled-flows seed 9), and given
+        that of their swings, scattered buckets at a session's peak, tunnels of 18x (dormant
+        clients, whose Teredo is their sessions and the hour after: dormant-clients seed 9)."""
         buckets, ys, background = self.buckets, self.ys, self.background
         for run in self.runs:
             if run[1] is None:
                 members = run[0]
                 first, last = buckets[members[0]], buckets[members[-1]]
                 session = _session(first, last, [ys[i] for i in members])
-                above = [ys[i] for i in members if i not in background]
+                above = _blocks(buckets, [i for i in members if i not in background], self.span)
                 if above and len(above) < len(members):
                     under = _session(first, last, [ys[i] for i in members if i in background])
-                    low = sorted(y[RELAY_PACKETS] for y in above)[
+                    low = sorted(ys[i][RELAY_PACKETS] for i in above)[
                         int((1 - ROUTINE_QUANTILE) * (len(above) - 1))]
                     if low - under.level[RELAY_PACKETS] > LOG_ROUTINE_RATIO:
-                        session = _session(first, last, above)
+                        session = _session(first, last, [ys[i] for i in above])
                 run[1] = session
         return [run[1] for run in self.runs]
 
     def indices(self) -> Iterator[int]:
         for members, _ in self.runs:
             yield from members
+
+
+def _blocks(buckets: Sequence[int], indices: Sequence[int], span: int) -> List[int]:
+    """Of `indices` (in time order), those in blocks: runs of more than SWING_BUCKETS of them, each
+    at most SWING_QUIET buckets after the one before. A user's session stands above a client's
+    trickle for an hour or more; a session's swings above its own level come in ones and twos
+    (_beyond_routine)."""
+    kept: List[int] = []
+    block: List[int] = []
+    for i in indices:
+        if block and buckets[i] - buckets[block[-1]] > (SWING_QUIET + 1) * span:
+            if len(block) > SWING_BUCKETS:
+                kept += block
+            block = []
+        block.append(i)
+    if len(block) > SWING_BUCKETS:
+        kept += block
+    return kept
 
 
 def _session(first: int, last: int, members: List[List[float]]) -> Session:
