@@ -668,3 +668,18 @@ def test_where_a_hosts_teredo_is_mostly_its_sessions_their_scattered_peaks_do_no
     assert 25000 < ROUTINE_RATIO * 9000 and 9000 > ROUTINE_RATIO * 1500
     assert [hb.score for hb in series][-6:] == [10.0] * 6
     assert not any(is_spike(hb.score, hb.values, SETTINGS) for hb in series if 3 * DAY <= hb.bucket < 6 * DAY)
+
+
+def test_a_session_all_above_the_background_is_one_level_its_own():
+    # a client's trickle on days 0-5; on days 6 and 7 at 20:00 a session wholly above it, a block
+    # of four buckets and, 40 minutes on, a lone one: nothing in it at the background, so nothing
+    # to part, and the second evening is the first's routine (the session that started 24 h before)
+    made = background_days(6)
+
+    def evening(day: int) -> List[Made]:
+        at = day * DAY + 20 * 3600
+        return [spiked(at + i * SPAN, tuple("198.51.%d.%d" % (day, j) for j in range(1, 41)), 3000)
+                for i in (0, 1, 2, 3, 7)]
+    series = series_of(made + evening(6) + evening(7))
+    discount_familiar_peaks(series, SETTINGS)
+    assert [is_spike(hb.score, hb.values, SETTINGS) for hb in series if hb.bucket >= 7 * DAY] == [False] * 5

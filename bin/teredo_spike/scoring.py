@@ -880,9 +880,10 @@ class _Window:
                 members = run[0]
                 first, last = buckets[members[0]], buckets[members[-1]]
                 session = _session(first, last, [ys[i] for i in members])
+                at_background = [ys[i] for i in members if i in background]
                 above = _blocks(buckets, [i for i in members if i not in background], self.span)
-                if above and len(above) < len(members):
-                    under = _session(first, last, [ys[i] for i in members if i in background])
+                if above and at_background:
+                    under = _session(first, last, at_background)
                     low = sorted(ys[i][RELAY_PACKETS] for i in above)[
                         int((1 - ROUTINE_QUANTILE) * (len(above) - 1))]
                     if low - under.level[RELAY_PACKETS] > LOG_ROUTINE_RATIO:
