@@ -9,8 +9,8 @@ from typing import Dict, List, Tuple
 
 from hypothesis import given, strategies as st
 
-from teredo_spike.hostbuckets import METRICS, HostSeries, Traffic, series_of
-from teredo_spike.scoring import (FLEET_FLOOR, FLEET_MIN_HOSTS, MIN_SD, Session,
+from teredo_spike.hostbuckets import METRICS, RELAY_PACKETS, HostSeries, Traffic, series_of
+from teredo_spike.scoring import (FLEET_FLOOR, FLEET_MIN_HOSTS, MIN_SD, RELAY_MIN_PACKETS, Session,
                                   fleet_correct, population_prior, routine_level)
 
 SPAN = 600
@@ -49,37 +49,43 @@ def test_population_prior_is_the_median_and_mad_of_every_host_bucket(values):
         assert prior == (centre, sd * sd)
 
 
-@given(st.integers(1, 3), st.lists(st.lists(st.one_of(st.none(), SCORES), min_size=3, max_size=3),
-                                   min_size=FLEET_MIN_HOSTS - 2, max_size=2 * FLEET_MIN_HOSTS + 5))
+@given(st.integers(1, 3),
+       st.lists(st.lists(st.one_of(st.none(), st.tuples(SCORES, st.sampled_from([0, 0, RELAY_MIN_PACKETS]))),
+                         min_size=3, max_size=3),
+                min_size=FLEET_MIN_HOSTS - 2, max_size=2 * FLEET_MIN_HOSTS + 5))
 def test_fleet_correction_is_each_crowded_buckets_median_above_one(buckets, hosts_scores):
-    """`hosts_scores`: each host's score in each bucket, None where it has no Teredo traffic
-    (so that buckets fall on both sides of FLEET_MIN_HOSTS)."""
+    """`hosts_scores`: each host's (score, relay packets) in each bucket, None where it has no
+    Teredo traffic (so that buckets fall on both sides of FLEET_MIN_HOSTS)."""
     made: Dict[str, List[Traffic]] = {}
     for h, scores in enumerate(hosts_scores):
-        for b, score in enumerate(scores[:buckets]):
-            if score is not None:
-                made.setdefault("10.0.1.%d" % h, []).append(traffic(b * SPAN, 1, 100, 1, 1, 0))
+        for b, cell in enumerate(scores[:buckets]):
+            if cell is not None:
+                made.setdefault("10.0.1.%d" % h, []).append(traffic(b * SPAN, 1, 100, 1, 1, cell[1]))
     hosts = hosts_of(made)
     for h, scores in enumerate(hosts_scores):
         series = hosts.get("10.0.1.%d" % h)
-        for hb, score in zip(series or (), (s for s in scores[:buckets] if s is not None)):
-            hb.score = score
+        for hb, cell in zip(series or (), (c for c in scores[:buckets] if c is not None)):
+            hb.score = cell[0]
     expected = _corrected(hosts)
     fleet_correct(hosts)
     assert [(hb.score, hb.fleet_adjustment) for series in hosts.values() for hb in series] == expected
 
 
 def _corrected(hosts: Dict[str, HostSeries]) -> List[Tuple[float, float]]:
-    """(score, fleet_adjustment) of every host-bucket by the definition."""
+    """(score, fleet_adjustment) of every host-bucket by the definition: the median of the scores
+    of the bucket's signalling-only hosts (fewer than RELAY_MIN_PACKETS relay packets), if there
+    are FLEET_MIN_HOSTS of them, above FLEET_FLOOR, taken from every host in the bucket."""
     in_bucket: Dict[int, List[float]] = {}
     for series in hosts.values():
         for hb in series:
-            in_bucket.setdefault(hb.bucket, []).append(hb.score)
+            scores = in_bucket.setdefault(hb.bucket, [])
+            if hb.values[RELAY_PACKETS] < RELAY_MIN_PACKETS:
+                scores.append(hb.score)
     result = []
     for series in hosts.values():
         for hb in series:
             scores = in_bucket[hb.bucket]
-            adjustment = statistics.median(scores) - FLEET_FLOOR
+            adjustment = statistics.median(scores) - FLEET_FLOOR if scores else 0.0
             if len(scores) >= FLEET_MIN_HOSTS and adjustment > 0:
                 result.append((max(0.0, hb.score - adjustment), adjustment))
             else:

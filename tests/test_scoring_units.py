@@ -90,14 +90,25 @@ def test_a_spike_does_not_teach_the_baseline_but_a_quiet_bucket_does():
     assert series[-3].baseline(PACKETS) != first.baseline(PACKETS)  # the quiet bucket before was
 
 
-def test_a_high_score_below_the_volume_floor_is_learned():
+def test_a_high_score_below_the_volume_floor_is_learned_unless_it_carries_data():
+    # signalling (to the server: no relay packets) far above the baseline but below the volume
+    # floor is learned; the same volume through the tunnel short of a spike is not (the routine
+    # rules judge a heavy user's use, and taught, a session's buckets widened the baseline until
+    # the host's tunnels scored as it)
     floor = Settings(span=SPAN, threshold=6.0, min_packets=10 ** 9, min_bytes=10 ** 12)
-    series = series_of([bucket(i * SPAN, 10) for i in range(40)] + [bucket(40 * SPAN, 5000),
-                                                                    bucket(41 * SPAN, 5000)])
-    score_host(series, [(0.0, 1.0)] * len(METRICS), floor)
-    assert (series[-2].score >= floor.threshold
-            and not is_spike(series[-2].score, series[-2].values, floor))
-    assert series[-1].baseline(PACKETS) != series[-2].baseline(PACKETS)
+
+    def last_two(relay: int) -> Sequence:
+        burst = [bucket(at * SPAN, 5000)._replace(relay_packets=relay) for at in (40, 41)]
+        series = series_of([bucket(i * SPAN, 10) for i in range(40)] + burst)
+        score_host(series, [(0.0, 1.0)] * len(METRICS), floor)
+        assert (series[-2].score >= floor.threshold
+                and not is_spike(series[-2].score, series[-2].values, floor))
+        return series[-2], series[-1]
+    signalling = last_two(0)
+    assert signalling[1].baseline(PACKETS) != signalling[0].baseline(PACKETS)
+    data = last_two(RELAY_MIN_PACKETS)
+    assert data[1].baseline(PACKETS) == data[0].baseline(PACKETS)
+    assert data[1].baseline_sd(PACKETS) == data[0].baseline_sd(PACKETS)
 
 
 def spiked(at: int, dests: Sequence[str] = (RELAY,), packets: int = 3000, flows: int = 0

@@ -279,7 +279,14 @@ def _median_deviation(xs: Sequence[int], centre: float) -> float:
 
 def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -> None:
     """Score each bucket against the baseline built from the host's earlier buckets. A bucket that
-    scores as a spike does not teach the baseline: a long or repeated tunnel stays visible."""
+    scores as a spike does not teach the baseline: a long or repeated tunnel stays visible; nor
+    does one that carries data through the tunnel (RELAY_MIN_PACKETS relay packets) short of a
+    spike: the baseline is the client's signalling, and a heavy user's use is the routine rules'.
+    Taught, a session's bucket just short of the threshold widened the baseline (its residual
+    clipped at CLIP_SIGMA still multiplies the variance by ~1.7), the next bucket scored lower and
+    taught it more, and the host's whole sessions, then its tunnels, scored as its baseline: on a
+    client dormant between uses, with few idle buckets to narrow it again, a tunnel of 21,000
+    packets scored 2.5 (issue 13, dormant-clients seed 9)."""
     # The hot loop of the reduce phase (once per host-bucket and metric): names are bound locally
     # and max/min written as comparisons.
     count = len(METRICS)
@@ -320,6 +327,8 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
         if best >= threshold and is_spike(best, all_values[first:first + count], settings):
             series.keep_spike_baseline(i, baselines)
             continue
+        if all_values[first + RELAY_PACKETS] >= RELAY_MIN_PACKETS:
+            continue  # data through the tunnel: the routine and background rules judge it
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
         if learned == 0:
             mean = ys
@@ -921,16 +930,26 @@ def _session(first: int, last: int, members: List[List[float]]) -> Session:
 
 
 def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
-    """Subtract each crowded bucket's median score above FLEET_FLOOR from every host in it."""
+    """Subtract each crowded bucket's median score above FLEET_FLOOR from every host in it. The
+    median is that of the hosts whose bucket is signalling only (fewer than RELAY_MIN_PACKETS
+    relay packets): a storm is the fleet's clients re-qualifying at once. Where idle clients are
+    dormant (Windows' default), the hosts of an evening's bucket were mostly heavy users in their
+    sessions, each session's buckets lost ~10 of their score to the others', never became
+    sessions, and the hours were never learned (issue 13, hard-dormant seed 9: 7 false episodes,
+    "no routine at this hour of day")."""
     # A bucket's median is above the floor only if at least half of its hosts score above it:
     # count first, and gather the members of those buckets alone (most buckets, on most days,
     # have none).
     hosts_in: Counter = Counter()
     above_one: Counter = Counter()
+    width = len(METRICS)
     for series in hosts.values():
-        hosts_in.update(series.buckets)
-        above_one.update(bucket for bucket, score in zip(series.buckets, series.score)
-                         if score > FLEET_FLOOR)
+        signalling = [bucket for bucket, relay in zip(series.buckets, series.values[RELAY_PACKETS::width])
+                      if relay < RELAY_MIN_PACKETS]
+        hosts_in.update(signalling)
+        above_one.update(bucket for bucket, relay, score
+                         in zip(series.buckets, series.values[RELAY_PACKETS::width], series.score)
+                         if relay < RELAY_MIN_PACKETS and score > FLEET_FLOOR)
     crowded = {bucket for bucket, above in above_one.items()
                if hosts_in[bucket] >= FLEET_MIN_HOSTS and 2 * above >= hosts_in[bucket]}
     if not crowded:
@@ -941,7 +960,9 @@ def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
             if bucket in crowded:
                 members[bucket].append((series, index))
     for in_bucket in members.values():
-        adjustment = median(series.score[index] for series, index in in_bucket) - FLEET_FLOOR
+        adjustment = median(series.score[index] for series, index in in_bucket
+                            if series.values[index * width + RELAY_PACKETS] < RELAY_MIN_PACKETS
+                            ) - FLEET_FLOOR
         if adjustment <= 0:
             continue
         for series, index in in_bucket:
