@@ -279,14 +279,14 @@ def _median_deviation(xs: Sequence[int], centre: float) -> float:
 
 def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -> None:
     """Score each bucket against the baseline built from the host's earlier buckets. A bucket that
-    scores as a spike does not teach the baseline: a long or repeated tunnel stays visible; nor
-    does one that carries data through the tunnel (RELAY_MIN_PACKETS relay packets) short of a
-    spike: the baseline is the client's signalling, and a heavy user's use is the routine rules'.
-    Taught, a session's bucket just short of the threshold widened the baseline (its residual
-    clipped at CLIP_SIGMA still multiplies the variance by ~1.7), the next bucket scored lower and
-    taught it more, and the host's whole sessions, then its tunnels, scored as its baseline: on a
-    client dormant between uses, with few idle buckets to narrow it again, a tunnel of 21,000
-    packets scored 2.5 (issue 13, dormant-clients seed 9)."""
+    scores as a spike does not teach the baseline: a long or repeated tunnel stays visible. One
+    that carries data through the tunnel (RELAY_MIN_PACKETS relay packets) short of a spike moves
+    its level but does not widen it: a residual clipped at CLIP_SIGMA still multiplies the
+    variance by ~1.7, so a session's bucket just short of the threshold widened the baseline, the
+    next scored lower and widened it more, and the host's whole sessions, then its tunnels,
+    scored as its baseline: on a client dormant between uses, with few idle buckets to narrow it
+    again, a tunnel of 21,000 packets scored 2.5 (issue 13, dormant-clients seed 9). Its level
+    still moves: a client left running, whose trickle of data is its normal, is learned."""
     # The hot loop of the reduce phase (once per host-bucket and metric): names are bound locally
     # and max/min written as comparisons.
     count = len(METRICS)
@@ -327,8 +327,7 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
         if best >= threshold and is_spike(best, all_values[first:first + count], settings):
             series.keep_spike_baseline(i, baselines)
             continue
-        if all_values[first + RELAY_PACKETS] >= RELAY_MIN_PACKETS:
-            continue  # data through the tunnel: the routine and background rules judge it
+        data = all_values[first + RELAY_PACKETS] >= RELAY_MIN_PACKETS  # moves, does not widen
         # Learn this bucket (after scoring it), residuals clipped at +-CLIP_SIGMA.
         if learned == 0:
             mean = ys
@@ -346,7 +345,8 @@ def score_host(series: HostSeries, prior: Sequence[tuple], settings: Settings) -
                     limit = CLIP_SIGMA * sqrt(min_var if min_var > var_k else var_k)
                     residual = limit if residual > 0 else -limit
                 mean[k] = mean_k + alpha * residual
-                var[k] = keep * (var_k + alpha * residual * residual)
+                if not data:
+                    var[k] = keep * (var_k + alpha * residual * residual)
         learned += 1
 
 
