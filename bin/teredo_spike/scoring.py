@@ -8,17 +8,20 @@ signalling):
   "client off", not zero traffic;
 - an exponentially weighted mean and variance of y, updated after scoring each bucket, with the
   residual clipped at +-5 sigma; a bucket that scores as a spike does not update it, so that a long
-  tunnel stays visible and a repeated one is as new as the first;
+  tunnel stays visible and a repeated one is as new as the first; one that carries data through
+  the tunnel short of a spike moves the mean but does not widen the variance;
 - for hosts with little history, blend that with a population prior (median and MAD of y over every
   host-bucket), weight n / (n + PRIOR_WEIGHT);
 - score = the largest one-sided z over the metrics;
-- fleet correction: where at least 30 hosts share a bucket, subtract the part of their median score
-  above 1, so that a fleet-wide re-qualification storm does not page on every host;
+- fleet correction: where at least 30 hosts whose bucket is signalling only share a bucket, subtract
+  the part of their median score above 1 from every host in it, so that a fleet-wide
+  re-qualification storm does not page on every host;
 - a host's background is no spike: within ROUTINE_RATIO of the median of its Teredo buckets of the
   days before (from BACKGROUND_DAYS days), at a time of day it used Teredo on as many of them (a
   peer-to-peer client left running trickles packets to new peers in every bucket the machine is
   on, and the spike-free baseline never learns them); a session that holds spikes at the
-  background of the whole search and spikes well above them takes its level from those above;
+  background of the whole search and blocks of spikes well above them takes its level from those
+  blocks;
 - routine heavy use, learned from recurrence whatever the destinations: a level the host already
   reached (within ROUTINE_RATIO of it) in spike sessions at the same time of day (+-2.5 h) on two
   earlier days, or in one that started at most 36 hours ago, or in one at the host's daily level
@@ -166,8 +169,8 @@ BACKGROUND_DAYS = 3           # per metric, the median of the host's Teredo buck
                               # background's, and the user's own sessions paged at 13-60x it
                               # (issue 13, families swarms and hard-swarms, seed 9: 2 and 29 false
                               # episodes). A session that holds both, spikes at the background of
-                              # the whole search (search_background) and spikes well above them,
-                              # takes its level from those above (_Window.sessions)
+                              # the whole search (search_background) and blocks of spikes well
+                              # above them, takes its level from those blocks (_Window.sessions)
 # Familiar destinations (the same level towards the same destinations)
 FAMILIAR_WINDOW = 7 * 86400   # spikes from 7 days ago to FAMILIAR_DELAY ago,
 FAMILIAR_SESSIONS = 2         # seen in at least 2 sessions (a tunnel repeated later is new)...
