@@ -947,12 +947,11 @@ def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
     above_one: Counter = Counter()
     width = len(METRICS)
     for series in hosts.values():
-        signalling = [bucket for bucket, relay in zip(series.buckets, series.values[RELAY_PACKETS::width])
+        signalling = [(bucket, score) for bucket, relay, score
+                      in zip(series.buckets, series.values[RELAY_PACKETS::width], series.score)
                       if relay < RELAY_MIN_PACKETS]
-        hosts_in.update(signalling)
-        above_one.update(bucket for bucket, relay, score
-                         in zip(series.buckets, series.values[RELAY_PACKETS::width], series.score)
-                         if relay < RELAY_MIN_PACKETS and score > FLEET_FLOOR)
+        hosts_in.update(bucket for bucket, _ in signalling)
+        above_one.update(bucket for bucket, score in signalling if score > FLEET_FLOOR)
     crowded = {bucket for bucket, above in above_one.items()
                if hosts_in[bucket] >= FLEET_MIN_HOSTS and 2 * above >= hosts_in[bucket]}
     if not crowded:
