@@ -651,16 +651,23 @@ def test_the_fleet_use_level_leaves_out_a_hosts_background():
     assert fleet_use_level(hosts) == 650.0  # 300 and 1000: above 5x the trickle
 
 
-def test_where_a_hosts_teredo_is_mostly_its_sessions_their_phases_do_not_become_their_level():
-    # no idle buckets (sampled flows, or a client only on for its sessions): the background is the
-    # sessions' level, and a phase above it is no second level; a tunnel 12x the sessions pages
-    levels = (1000, 1500, 2000, 2500, 2500, 2500, 4000, 4000, 4000, 4000, 2000, 16000)
+def sessions_and_tunnel(levels: Sequence[int], tunnel_packets: int, tunnel_buckets: int) -> HostSeries:
+    """A host with Teredo only in its sessions (at 20:00 on days 0-5, each bucket's packets from
+    `levels`, to new peers each day) and a tunnel at 20:00 on day 6, after the routine rules."""
     made = [spiked(day * DAY + 20 * 3600 + i * SPAN, tuple("198.51.%d.%d" % (day, j) for j in range(1, 41)),
                    packets)
             for day in range(6) for i, packets in enumerate(levels)]
-    tunnel = [spiked(6 * DAY + 20 * 3600 + i * SPAN, packets=50000) for i in range(3)]
+    tunnel = [spiked(6 * DAY + 20 * 3600 + i * SPAN, packets=tunnel_packets) for i in range(tunnel_buckets)]
     series = series_of(made + tunnel)
     discount_familiar_peaks(series, SETTINGS)
+    return series
+
+
+def test_where_a_hosts_teredo_is_mostly_its_sessions_their_phases_do_not_become_their_level():
+    # no idle buckets (sampled flows, or a client only on for its sessions): the background is the
+    # sessions' level, and a phase above it is no second level; a tunnel 12x the sessions pages
+    series = sessions_and_tunnel((1000, 1500, 2000, 2500, 2500, 2500, 4000, 4000, 4000, 4000, 2000, 16000),
+                                 50000, 3)
     assert [hb.score for hb in series][-3:] == [10.0] * 3
     assert not any(is_spike(hb.score, hb.values, SETTINGS) for hb in series if 3 * DAY <= hb.bucket < 6 * DAY)
 
@@ -671,12 +678,7 @@ def test_where_a_hosts_teredo_is_mostly_its_sessions_their_scattered_peaks_do_no
     # level; before, they were, and a tunnel at 17x the sessions' level passed as within 5x of it
     levels = [1500] * 12
     levels[3] = levels[9] = 9000
-    made = [spiked(day * DAY + 20 * 3600 + i * SPAN, tuple("198.51.%d.%d" % (day, j) for j in range(1, 41)),
-                   packets)
-            for day in range(6) for i, packets in enumerate(levels)]
-    tunnel = [spiked(6 * DAY + 20 * 3600 + i * SPAN, packets=25000) for i in range(6)]
-    series = series_of(made + tunnel)
-    discount_familiar_peaks(series, SETTINGS)
+    series = sessions_and_tunnel(levels, 25000, 6)
     assert 25000 < ROUTINE_RATIO * 9000 and 9000 > ROUTINE_RATIO * 1500
     assert [hb.score for hb in series][-6:] == [10.0] * 6
     assert not any(is_spike(hb.score, hb.values, SETTINGS) for hb in series if 3 * DAY <= hb.bucket < 6 * DAY)
