@@ -891,7 +891,7 @@ class _Window:
             if run[1] is None:
                 members = run[0]
                 first, last = buckets[members[0]], buckets[members[-1]]
-                session = _session(first, last, [ys[i] for i in members])
+                level_of = members
                 at_background = [ys[i] for i in members if i in background]
                 above = _blocks(buckets, [i for i in members if i not in background], self.span)
                 if above and at_background:
@@ -899,8 +899,8 @@ class _Window:
                     low = sorted(ys[i][RELAY_PACKETS] for i in above)[
                         int((1 - ROUTINE_QUANTILE) * (len(above) - 1))]
                     if low - under.level[RELAY_PACKETS] > LOG_ROUTINE_RATIO:
-                        session = _session(first, last, [ys[i] for i in above])
-                run[1] = session
+                        level_of = above
+                run[1] = _session(first, last, [ys[i] for i in level_of])
         return [run[1] for run in self.runs]
 
     def indices(self) -> Iterator[int]:
