@@ -8,7 +8,7 @@ import math
 import statistics
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -871,3 +871,45 @@ def test_dormant_clients_talk_to_their_server_only_around_a_use_from_a_new_port_
     assert 2.5 <= len(wakes) / max(1, few_wakes - len(used)) <= 8
     assert scenario.FAMILIES["hard-dormant"].heavy_destinations == "fresh"
     assert scenario.FAMILIES["dormant-clients"].dormant_share == 1.0
+
+
+def test_update_share_gives_half_the_clients_an_update_from_peers_after_the_release():
+    rows, truth = family(update_share=0.5)
+    usual_rows, usual = family()
+    assert "updates" not in usual and "update_release" not in usual
+    release, updates = truth["update_release"], truth["updates"]
+    teredo = {ip for ip, h in truth["hosts"].items() if h["teredo"]}
+    assert {u["src"] for u in updates} <= teredo
+    assert 0.3 <= len(updates) / len(teredo) <= 0.7
+    for u in updates:
+        assert release <= u["start"] < release + scenario.UPDATE_WITHIN * 600
+        assert 1 <= u["buckets"] <= scenario.UPDATE_BUCKETS[1]
+    # every row but those of an update's host and buckets is what it was without the option
+    updating = {(u["src"], u["start"] + k * 600) for u in updates for k in range(u["buckets"])}
+    assert sorted(tuple(r.values()) for r in rows
+                  if (r["All_Traffic.src_ip"], r["_time"]) not in updating) == \
+        sorted(tuple(r.values()) for r in usual_rows
+               if (r["All_Traffic.src_ip"], r["_time"]) not in updating)
+    # what an update adds to its buckets: data to peers from the bucket's client port, at about
+    # UPDATE_LEVEL packets
+    before = {row_key(r) for r in usual_rows}
+    added = [r for r in rows if row_key(r) not in before]
+    assert added and all((r["All_Traffic.src_ip"], r["_time"]) in updating for r in added)
+    client_ports = defaultdict(set)
+    for r in rows:
+        if r["All_Traffic.dest_port"] == 3544:
+            client_ports[r["All_Traffic.src_ip"], r["_time"]].add(r["All_Traffic.src_port"])
+    packets, peers = Counter(), defaultdict(set)
+    for r in added:
+        key = (r["All_Traffic.src_ip"], r["_time"])
+        assert r["All_Traffic.src_port"] in client_ports[key]
+        if r["All_Traffic.dest_port"] != 3544:
+            packets[key] += r["packets_out"]
+            peers[key].add(r["All_Traffic.dest_ip"])
+    assert scenario.UPDATE_LEVEL / 3 <= statistics.median(packets.values()) <= 3 * scenario.UPDATE_LEVEL
+    assert statistics.median(len(p) for p in peers.values()) >= 10
+    # machines on at the release start together
+    at_once = Counter(t for _, t in updating)
+    assert max(at_once.values()) >= 0.2 * len(updates)
+    assert scenario.FAMILIES["hard-updates"].heavy_destinations == "fresh"
+    assert scenario.FAMILIES["update-peers"].update_share == 0.5

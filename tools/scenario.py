@@ -42,6 +42,7 @@ import json
 import math
 import random
 import sys
+import time
 from array import array
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
@@ -184,6 +185,20 @@ class Behaviour:
     meeting client: 0 (nothing on the machine uses Teredo) to ~0.5 (a gaming or peer-to-peer
     application that checks every couple of hours)."""
 
+    update_share: float = 0.0
+    """Share of Teredo clients that fetch a monthly update in part from peers through Teredo:
+    Windows Delivery Optimization in its Group or Internet download mode "uses Teredo to connect to
+    peer devices across NATs". The update is released on a Tuesday at `UPDATE_HOUR` (Patch Tuesday,
+    10:00 in Redmond; `update_release`); each such client starts when its machine is on after the
+    release (up to `UPDATE_DELAY` buckets later: Delivery Optimization's own scan), and exchanges
+    pieces with fresh peers for `UPDATE_BUCKETS` buckets while the machine stays on, at a level
+    drawn around `UPDATE_LEVEL` packets per bucket. Always-on machines start together in the
+    evening, the others the next morning as they come on, laptops through the day: many hosts at
+    once with data through the tunnel, each at a level its history has never shown, on a day none
+    of them chose. 0 (Delivery Optimization in LAN or HTTP-only mode, or Teredo disabled by policy:
+    most managed fleets) to ~0.5 (machines left in Group or Internet mode: unmanaged, BYOD or
+    multi-site fleets using Group mode)."""
+
     nat_burst_rate: float = 0.05
     """NAT retry bursts per Teredo host-day: the client re-qualifies several times faster for a while
     (`nat_burst_buckets`: 1-3 buckets after its NAT mapping expires). 0.05 (one host in 20 a day) to
@@ -325,6 +340,14 @@ DORMANT_AFTER = 6             # dormant_share: buckets a client stays qualified 
                               # (Windows: an hour without Teredo traffic)
 SWARM_SPREAD = 0.7            # swarm_contacts: bucket-to-bucket sigma of new contacts, log scale
 TEREDO_PEER_SHARE = 0.7       # ... share of them that are Teredo clients (direct, with bubbles)
+UPDATE_HOUR = 18              # update_share: the release, hour of the day (UTC) of its Tuesday
+UPDATE_WITHIN = 2 * PER_DAY   # ... a client not on within this many buckets of it takes no part
+UPDATE_DELAY = 5              # ... buckets from release or boot to Delivery Optimization's scan
+UPDATE_BUCKETS = (2, 9)       # ... buckets it exchanges pieces for, fewest and most
+UPDATE_LEVEL = 2000           # ... median packets per bucket a client sends its peers...
+UPDATE_SPREAD = 0.8           # ... and the sigma of that level from client to client (log scale)
+UPDATE_CAP = 20000            # ... packets per bucket at most
+UPDATE_PEERS = 40             # ... the fresh peers each client exchanges with
 DEFAULT_BEHAVIOUR = Behaviour()
 # Scenario families: the default, each assumption at its realistic extreme, and all of them at once.
 FAMILY_CHANGES: Dict[str, Dict[str, object]] = {
@@ -379,6 +402,10 @@ FAMILY_CHANGES["hard-swarms"] = dict(FAMILY_CHANGES["hard"], **FAMILY_CHANGES["s
 # by an application a couple of times a working day; alone and with hard.
 FAMILY_CHANGES["dormant-clients"] = {"dormant_share": 1.0, "wakes_per_hour": 0.25}
 FAMILY_CHANGES["hard-dormant"] = dict(FAMILY_CHANGES["hard"], **FAMILY_CHANGES["dormant-clients"])
+# Added in the twelfth session: half the Teredo clients fetch a Patch Tuesday update from Teredo
+# peers (Delivery Optimization in Group or Internet mode); alone and with hard.
+FAMILY_CHANGES["update-peers"] = {"update_share": 0.5}
+FAMILY_CHANGES["hard-updates"] = dict(FAMILY_CHANGES["hard"], **FAMILY_CHANGES["update-peers"])
 FAMILIES: Dict[str, Behaviour] = {name: Behaviour(**change) for name, change in FAMILY_CHANGES.items()}
 
 
@@ -437,6 +464,7 @@ class Host:
     peer_to_peer: bool = False      # a heavy user whose sessions go to peers, not relays
     dormant: bool = False           # its Teredo client is dormant between uses (Behaviour.dormant_share)
     wakes: bytearray = field(default_factory=bytearray)  # ...and the buckets an application woke it
+    update: Optional[Tuple[int, int]] = None  # its update from Teredo peers, [first, end) buckets
 
 
 def header(behaviour: "Behaviour") -> List[str]:
@@ -588,6 +616,56 @@ def assign_ports(params: Params, hosts: List[Host]) -> None:
             previous_online = True
 
 
+def update_release(params: Params) -> int:
+    """`Behaviour.update_share`: the update's release, a bucket: `UPDATE_HOUR` on the first Tuesday
+    from `Params.warmup_days` (the middle day where the scenario has none)."""
+    days = [d for d in range(params.warmup_days, params.days)
+            if time.gmtime(params.start + d * 86400).tm_wday == 1] or [params.days // 2]
+    return days[0] * PER_DAY + UPDATE_HOUR * PER_DAY // 24
+
+
+def plan_updates(params: Params, hosts: List[Host]) -> None:
+    """`Behaviour.update_share`: each drawn Teredo client's update (`Host.update`), from a random
+    stream of its own per host (the other draws stay those of a scenario without it)."""
+    share = params.behaviour.update_share
+    if not share:
+        return
+    release = update_release(params)
+    for index, host in enumerate(hosts):
+        rng = _rng(params, "update", index)
+        if not host.teredo or rng.random() >= share:
+            continue
+        last = min(len(host.online), release + UPDATE_WITHIN)
+        on = next((b for b in range(release, last) if host.online[b]), None)
+        if on is None:
+            continue
+        first = next((b for b in range(on + rng.randint(0, UPDATE_DELAY), last) if host.online[b]), None)
+        if first is None:
+            continue
+        end, stop = first, min(len(host.online), first + rng.randint(*UPDATE_BUCKETS))
+        while end < stop and host.online[end]:
+            end += 1
+        host.update = (first, end)
+
+
+class _Update:
+    """A client's update traffic (`Host.update`), from a random stream of its own."""
+
+    def __init__(self, params: Params, index: int, host: Host) -> None:
+        self.params = params
+        self.rng = rng = _rng(params, "update flows", index)
+        self.level = min(UPDATE_CAP, rng.lognormvariate(math.log(UPDATE_LEVEL), UPDATE_SPREAD))
+        self.peers = [(_public_ip(rng, PEER_OCTETS), rng.randint(1025, 65535)) for _ in range(UPDATE_PEERS)]
+        self.server = host.server[0]
+
+    def exchange(self, flows: Flows, b: int, port: int) -> None:
+        """The bucket's pieces to and from its peers, direct between Teredo clients, with bubbles."""
+        rng = self.rng
+        packets = int(min(UPDATE_CAP, self.level * math.exp(rng.gauss(0.0, 0.3))))
+        _tunnel_traffic(flows, self.params, rng, b, port, "peer", packets, rng.uniform(200, 1000), [],
+                        self.peers, self.server)
+
+
 def make_dormant(params: Params, hosts: List[Host], tunnels: List[dict]) -> None:
     """`Behaviour.dormant_share`: each drawn Teredo client keeps its port only while awake, from a
     use (a heavy session, a tunnel, a wake) to `DORMANT_AFTER` after it; a new port at each wake.
@@ -611,6 +689,9 @@ def make_dormant(params: Params, hosts: List[Host], tunnels: List[dict]) -> None
             if tunnel["src"] == host.ip:
                 first, last = tunnel["start_index"], tunnel["end_index"]
                 in_use[first:last + 1] = b"\x01" * (last - first + 1)
+        if host.update:
+            first, end = host.update
+            in_use[first:end] = b"\x01" * (end - first)
         host.wakes = bytearray(buckets)
         for b in range(buckets):
             if host.online[b] and rng.random() < wake_chance:
@@ -1036,6 +1117,7 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
         session_destinations.append(_session_destinations(params, index, number, heavy_relays, heavy_peers, pool))
     swarming = host.peer_to_peer and (behaviour.swarm_contacts or behaviour.swarm_idle_contacts)
     swarm = _Swarm(params, index, host, heavy_relays, pool) if swarming else None
+    update = _Update(params, index, host) if host.update else None
     bubble_chance = behaviour.bubbles_per_hour * SPAN / 3600.0
     shared_rng = _rng(params, "shared volume", index)
     for b in range(buckets):
@@ -1059,6 +1141,8 @@ def generate_host(params: Params, index: int, host: Host, storm: Tuple[int, int]
                 _bubbles(flows, params, rng, b, port, host.server[0])
             if swarm is not None:
                 swarm.contact(flows, b, port, bool(in_session[b]))
+            if update is not None and host.update[0] <= b < host.update[1]:
+                update.exchange(flows, b, port)
             if in_session[b]:
                 relays, peers = session_destinations[min(in_session[b] - 1, len(sessions) - 1)]
                 packets = int(min(STEADY_CAP, rng.lognormvariate(math.log(host.level), host.spread)))
@@ -1205,6 +1289,7 @@ def generate(params: Params) -> Tuple[List[list], dict]:
     hosts = plan_hosts(params)
     storm = _storm(params)
     tunnels = plan_tunnels(params, hosts, storm)
+    plan_updates(params, hosts)
     assign_ports(params, hosts)
     make_dormant(params, hosts, tunnels)
     by_host: Dict[str, List[dict]] = {}
@@ -1358,6 +1443,12 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
             described[ip]["swarm"] = True
         if host.dormant:
             described[ip]["dormant"] = True
+    extra = {}
+    if params.behaviour.update_share:
+        extra = {"update_release": at(update_release(params)),
+                 "updates": [{"src": address(h.ip, h.update[0]), "start": at(h.update[0]),
+                              "end": at(h.update[1] - 1), "start_index": h.update[0],
+                              "buckets": h.update[1] - h.update[0]} for h in hosts if h.update]}
     return {
         "format": "teredo_spike scenario 1",
         "parameters": _parameters(params),
@@ -1374,6 +1465,7 @@ def _truth(params: Params, hosts: List[Host], storm: Tuple[int, int], tunnels: L
                            for h in hosts for begin, end in h.sessions],
         "port_reuse": reuse,
         "tunnels": tunnels,
+        **extra,
     }
 
 
