@@ -436,6 +436,8 @@ def false_cause(truth: dict, e: Episode) -> str:
         return "heavy user, in a session"
     if overlaps(e, storm, src_key="-"):
         return "storm hour"
+    if overlaps(e, truth.get("updates", [])):
+        return "update from Teredo peers"  # scenario.Behaviour.update_share
     if overlaps(e, bursts):
         return "NAT retry burst"
     if overlaps(e, reuse):
@@ -1341,7 +1343,7 @@ def target_verdicts(table: Dict[str, Dict[str, Tuple[float, int]]], worst: Dict[
 CAUSE_COLUMNS = ("heavy user, in a session", "heavy user, outside a session", "NAT retry burst", "storm hour",
                  "old client port reused by QUIC", "after a tunnel on the host", "new host, first days",
                  "new address, first days", "new heavy user, first days", "heavy user, back from days away",
-                 "other")
+                 "update from Teredo peers", "other")
 SEVERITY_ORDER = ("low", "medium", "high", "critical")
 
 
