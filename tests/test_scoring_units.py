@@ -10,10 +10,11 @@ from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, RELAY_PACKETS, Ho
                                       series_of as host_series)
 from teredo_spike.output import (CRITICAL_ROUTINE_MULTIPLE, OWN_HIGH_MULTIPLE, SHORT_HISTORY, episode_row,
                                  reason, severity)
-from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP, LONE_RATIO,
-                                  MIN_SD, ONCE_BELOW, RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
-                                  Settings, background_level, discount_familiar_peaks, episodes, fleet_use_level, is_spike,
-                                  score_host)
+from teredo_spike.scoring import (ANY_HOUR_GAP, ANY_HOUR_SESSIONS, DAILY_SESSIONS, DAILY_SPREAD, EPISODE_GAP,
+                                  EVENT_MIN_HOSTS, EVENT_RATIO, EVENT_WINDOW, LONE_RATIO, MIN_SD, ONCE_BELOW,
+                                  RELAY_MIN_PACKETS, ROUTINE_HOURS, ROUTINE_RATIO, SWING_BUCKETS, SWING_QUIET,
+                                  Settings, background_level, discount_familiar_peaks, episodes, fleet_events,
+                                  fleet_use_level, is_spike, score_host)
 
 SPAN = 600
 DAY = 86400
@@ -697,3 +698,63 @@ def test_a_session_all_above_the_background_is_one_level_its_own():
     series = series_of(made + evening(6) + evening(7))
     discount_familiar_peaks(series, SETTINGS)
     assert [is_spike(hb.score, hb.values, SETTINGS) for hb in series if hb.bucket >= 7 * DAY] == [False] * 5
+
+
+def crowd(starts: Sequence[int], score: float = 10.0, first_host: int = 0) -> dict:
+    """One host per start (a bucket time), each with an hour of quiet chatter the day before and a
+    spike bucket at its start scored `score`, as a fleet event's hosts are left by the routine
+    rules."""
+    hosts = {}
+    for n, at in enumerate(starts):
+        src = "10.1.%d.%d" % divmod(first_host + n, 250)
+        series = series_of([bucket(at - DAY + i * SPAN, 30, flows=3) for i in range(6)] + [spiked(at)],
+                           src)
+        series[len(series) - 1].score = score
+        hosts[src] = series
+    return hosts
+
+
+def still_paging(hosts: dict) -> List[str]:
+    return sorted(src for src, series in hosts.items()
+                  if any(is_spike(hb.score, hb.values, SETTINGS) for hb in series))
+
+
+def test_many_hosts_spiking_within_an_hour_are_scored_against_each_other():
+    # an update fetched from Teredo peers: EVENT_MIN_HOSTS hosts within EVENT_WINDOW buckets
+    # of one another at about one level, one of them far above it, and a tunnel two days later
+    event = 10 * DAY
+    starts = [event + (n % (2 * EVENT_WINDOW + 1) - EVENT_WINDOW) * SPAN // 2 // SPAN * SPAN
+              for n in range(EVENT_MIN_HOSTS + 5)]
+    hosts = crowd(starts)
+    far = sorted(hosts)[0]
+    hosts[far][len(hosts[far]) - 1].score = 20.0
+    hosts.update(crowd([event + 2 * DAY], first_host=100))
+    fleet_events(hosts, SETTINGS)
+    assert still_paging(hosts) == sorted([far, "10.1.0.100"])
+    adjusted = hosts[far][len(hosts[far]) - 1]
+    assert adjusted.fleet_adjustment == pytest.approx(10.0 - 1.0)
+    assert adjusted.score == pytest.approx(20.0 - 9.0)
+    assert "fleet-wide rise of 9.0 discounted" in reason(adjusted, SETTINGS, False, 1, adjusted.index)
+
+
+def test_fewer_hosts_than_an_event_or_hosts_hours_apart_each_page():
+    event = 10 * DAY
+    few = crowd([event] * (EVENT_MIN_HOSTS - 1))
+    fleet_events(few, SETTINGS)
+    assert len(still_paging(few)) == EVENT_MIN_HOSTS - 1
+    apart = crowd([event + n * (2 * EVENT_WINDOW + 1) * SPAN for n in range(EVENT_MIN_HOSTS + 5)])
+    fleet_events(apart, SETTINGS)
+    assert len(still_paging(apart)) == EVENT_MIN_HOSTS + 5
+
+
+def test_an_event_is_a_crowd_far_above_the_searchs_usual_one():
+    # a big fleet whose every hour holds 3 hosts spiking: 25 at once is under EVENT_RATIO x 3,
+    # EVENT_RATIO x 3 at once is an event
+    usual = [DAY + n * (2 * EVENT_WINDOW + 1) * SPAN for n in range(130) for _ in range(3)]
+    hosts = crowd(usual)
+    below = crowd([6 * DAY] * 25, first_host=500)
+    above = crowd([9 * DAY] * (EVENT_RATIO * 3), first_host=1000)
+    hosts.update(below)
+    hosts.update(above)
+    fleet_events(hosts, SETTINGS)
+    assert len(still_paging(below)) == 25 and not still_paging(above)

@@ -89,6 +89,9 @@ MAD_TO_SD = 1.4826            # MAD x this = sigma of a normal distribution (a c
 # The fleet
 FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction applies
 FLEET_FLOOR = 1.0             # the part of a crowded bucket's median score above this is discounted
+EVENT_WINDOW = 6              # a fleet event (fleet_events): the hosts still spiking within 6
+EVENT_MIN_HOSTS = 20          # buckets (an hour) either side of a bucket are at least 20 hosts...
+EVENT_RATIO = 10              # ...and 10x the search's usual count in such a window
 # Sessions: the host's spike buckets (on the fleet-corrected score), earlier ones only
 SESSION_GAP = 2 * 3600        # spike buckets further apart than this are separate sessions
 FAMILIAR_DELAY = 12 * 3600    # a session counts from 12 hours on, so that a tunnel never excuses itself
@@ -972,6 +975,71 @@ def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
             series.score[index] = final_score(series.score[index], adjustment)
 
 
+def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
+    """A fleet event is many hosts with data through the tunnel at once, each at a level its own
+    history never showed: Windows' Delivery Optimization fetching a Patch Tuesday update from
+    Teredo peers ("Teredo will be used by Delivery Optimization to connect to peer devices across
+    NATs", in its Group and Internet modes), half the fleet's clients within a day, always-on
+    machines together at the release and the rest as they come on. The fleet correction does not
+    see it (its hosts carry data, the correction's median is signalling-only hosts'), nor do the
+    routine rules (a first use at an hour never used): with the rules before, the family
+    update-peers paged on most of its updating hosts (issue 13, update-peers seed 9).
+
+    Where the hosts still spiking (after the routine rules) within EVENT_WINDOW buckets of a
+    bucket are at least EVENT_MIN_HOSTS and EVENT_RATIO times the search's usual count over such
+    a window (the median at the search's spike buckets), the bucket's spikes are scored against
+    the crowd as a storm's are against the fleet: the crowd's median peak score above FLEET_FLOOR
+    is subtracted. A host far above the crowd still pages; a tunnel at the crowd's level during
+    the event does not, as none does during a storm."""
+    span = settings.span
+    spiking: Dict[int, List[Tuple[HostSeries, int]]] = {}
+    for series in hosts.values():
+        for index in series.spiked:
+            if is_spike(series.score[index], series.values_at(index), settings):
+                spiking.setdefault(series.buckets[index], []).append((series, index))
+    if not spiking:
+        return
+    # The hosts spiking within EVENT_WINDOW buckets of each bucket of the search (a sliding
+    # window over the spike buckets), and the usual count: the median over every bucket, so that
+    # an event, a day of the search at most, does not make itself usual.
+    times = sorted(spiking)
+    reach = EVENT_WINDOW * span
+    start = min(series.buckets[0] for series in hosts.values() if len(series))
+    end = max(series.buckets[-1] for series in hosts.values() if len(series))
+    in_reach: Counter = Counter()
+    counts: Dict[int, int] = {}
+    entering = leaving = 0
+    for bucket in range(start, end + span, span):
+        while entering < len(times) and times[entering] <= bucket + reach:
+            in_reach.update(id(series) for series, _ in spiking[times[entering]])
+            entering += 1
+        while times[leaving] < bucket - reach:
+            in_reach.subtract(id(series) for series, _ in spiking[times[leaving]])
+            in_reach += Counter()  # drop the hosts no longer in reach
+            leaving += 1
+        counts[bucket] = len(in_reach)
+    needed = max(EVENT_MIN_HOSTS, EVENT_RATIO * median(counts.values()))
+    adjustments = {}
+    for bucket in times:
+        if counts[bucket] < needed:
+            continue
+        # the crowd: each host's highest score within reach of the bucket (all read before any
+        # is adjusted)
+        crowd: Dict[int, float] = {}
+        for other in times[bisect_left(times, bucket - reach):bisect_right(times, bucket + reach)]:
+            for series, index in spiking[other]:
+                score = series.score[index]
+                if crowd.get(id(series), -1.0) < score:
+                    crowd[id(series)] = score
+        adjustments[bucket] = median(crowd.values()) - FLEET_FLOOR
+    for bucket, adjustment in adjustments.items():
+        if adjustment <= 0:
+            continue
+        for series, index in spiking[bucket]:
+            series.fleet_adjustment[index] = series.fleet_adjustment.get(index, 0.0) + adjustment
+            series.score[index] = final_score(series.score[index], adjustment)
+
+
 def fleet_use_level(hosts: Dict[str, HostSeries]) -> float:
     """The fleet's usual level of Teredo use: the median relay packets of the host-buckets that
     carry at least RELAY_MIN_PACKETS and more than ROUTINE_RATIO x their host's background
@@ -1031,4 +1099,5 @@ def score_all(hosts: Dict[str, HostSeries], settings: Settings) -> None:
     fleet_correct(hosts)
     for series in hosts.values():
         discount_familiar_peaks(series, settings)
+    fleet_events(hosts, settings)
     mark_spikes(hosts, settings)
