@@ -2,9 +2,11 @@
 check by hand against the rule it names (scoring.py's docstring)."""
 
 import math
+import statistics
 from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from teredo_spike.hostbuckets import (BYTES, METRICS, PACKETS, RELAY_PACKETS, HostSeries, Traffic,
                                       series_of as host_series)
@@ -701,15 +703,15 @@ def test_a_session_all_above_the_background_is_one_level_its_own():
 
 
 def crowd(starts: Sequence[int], score: float = 10.0, first_host: int = 0) -> dict:
-    """One host per start (a bucket time), each with an hour of quiet chatter the day before and a
+    """One host per start (a bucket time), each with an hour of quiet chatter the day before, a
     spike bucket at its start scored `score`, as a fleet event's hosts are left by the routine
-    rules."""
+    rules, and chatter again a day later."""
     hosts = {}
     for n, at in enumerate(starts):
         src = "10.1.%d.%d" % divmod(first_host + n, 250)
-        series = series_of([bucket(at - DAY + i * SPAN, 30, flows=3) for i in range(6)] + [spiked(at)],
-                           src)
-        series[len(series) - 1].score = score
+        series = series_of([bucket(at - DAY + i * SPAN, 30, flows=3) for i in range(6)] + [spiked(at)]
+                           + [bucket(at + DAY, 30, flows=3)], src)
+        series[6].score = score
         hosts[src] = series
     return hosts
 
@@ -727,11 +729,11 @@ def test_many_hosts_spiking_within_an_hour_are_scored_against_each_other():
               for n in range(EVENT_MIN_HOSTS + 5)]
     hosts = crowd(starts)
     far = sorted(hosts)[0]
-    hosts[far][len(hosts[far]) - 1].score = 20.0
+    hosts[far][6].score = 20.0
     hosts.update(crowd([event + 2 * DAY], first_host=100))
     fleet_events(hosts, SETTINGS)
     assert still_paging(hosts) == sorted([far, "10.1.0.100"])
-    adjusted = hosts[far][len(hosts[far]) - 1]
+    adjusted = hosts[far][6]
     assert adjusted.fleet_adjustment == pytest.approx(10.0 - 1.0)
     assert adjusted.score == pytest.approx(20.0 - 9.0)
     assert "fleet-wide rise of 9.0 discounted" in reason(adjusted, SETTINGS, False, 1, adjusted.index)
@@ -758,3 +760,50 @@ def test_an_event_is_a_crowd_far_above_the_searchs_usual_one():
     hosts.update(above)
     fleet_events(hosts, SETTINGS)
     assert len(still_paging(below)) == 25 and not still_paging(above)
+
+
+# A cell: its bucket number, in a search of 400 buckets or its hour around bucket 200 (so that
+# crowds form there and not elsewhere), and the score of a spike there (None: quiet chatter).
+CELLS = st.tuples(st.one_of(st.integers(0, 400), st.integers(200 - EVENT_WINDOW, 200 + EVENT_WINDOW)),
+                  st.one_of(st.none(), st.floats(6.0, 20.0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(CELLS, min_size=1, max_size=4), min_size=EVENT_MIN_HOSTS - 2,
+                max_size=2 * EVENT_MIN_HOSTS + 5))
+def test_fleet_events_are_their_definition(made):
+    """`made`: per host, its cells (bucket number, score or None)."""
+    hosts = {}
+    for h, cells in enumerate(made):
+        cells = sorted(dict(cells).items())
+        series = series_of([spiked(b * SPAN) if score is not None else bucket(b * SPAN, 30, flows=3)
+                            for b, score in cells], "10.2.0.%d" % h)
+        for hb, (_, score) in zip(series, cells):
+            if score is not None:
+                hb.score = score
+        hosts[series.src] = series
+    # the definition, over every bucket of the search
+    spikes = [(hb.bucket, src, hb.score) for src, series in hosts.items() for hb in series
+              if is_spike(hb.score, hb.values, SETTINGS)]
+    reach = EVENT_WINDOW * SPAN
+    first = min(hb.bucket for series in hosts.values() for hb in series)
+    last = max(hb.bucket for series in hosts.values() for hb in series)
+    counts = {b: len({src for t, src, _ in spikes if abs(t - b) <= reach})
+              for b in range(first, last + SPAN, SPAN)}
+    needed = max(EVENT_MIN_HOSTS, EVENT_RATIO * statistics.median(counts.values()))
+    expected = {}
+    for t, src, score in spikes:
+        adjustment = 0.0
+        if counts[t] >= needed:
+            peaks = {}
+            for other, other_src, other_score in spikes:
+                if abs(other - t) <= reach:
+                    peaks[other_src] = max(peaks.get(other_src, 0.0), other_score)
+            adjustment = max(0.0, statistics.median(peaks.values()) - 1.0)
+        expected[src, t] = (max(0.0, score - adjustment), adjustment)
+    fleet_events(hosts, SETTINGS)
+    for src, series in hosts.items():
+        for hb in series:
+            if (src, hb.bucket) in expected:
+                score, adjustment = expected[src, hb.bucket]
+                assert (hb.score, hb.fleet_adjustment) == (pytest.approx(score), pytest.approx(adjustment))

@@ -1013,7 +1013,7 @@ def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
         while entering < len(times) and times[entering] <= bucket + reach:
             in_reach.update(id(series) for series, _ in spiking[times[entering]])
             entering += 1
-        while times[leaving] < bucket - reach:
+        while leaving < entering and times[leaving] < bucket - reach:
             in_reach.subtract(id(series) for series, _ in spiking[times[leaving]])
             in_reach += Counter()  # drop the hosts no longer in reach
             leaving += 1
