@@ -16,6 +16,10 @@ signalling):
 - fleet correction: where at least 30 hosts whose bucket is signalling only share a bucket, subtract
   the part of their median score above 1 from every host in it, so that a fleet-wide
   re-qualification storm does not page on every host;
+- fleet event (after the routine rules): where at least EVENT_MIN_HOSTS hosts still spike within
+  an hour of a bucket, and EVENT_RATIO times the search's usual count in such an hour, the part of
+  their median peak score above 1 is subtracted from those spiking in it, so that an update
+  fetched from Teredo peers by half the fleet's clients pages on its stragglers, not on every host;
 - a host's background is no spike: within ROUTINE_RATIO of the median of its Teredo buckets of the
   days before (from BACKGROUND_DAYS days), at a time of day it used Teredo on as many of them (a
   peer-to-peer client left running trickles packets to new peers in every bucket the machine is
