@@ -702,16 +702,19 @@ def test_a_session_all_above_the_background_is_one_level_its_own():
     assert [is_spike(hb.score, hb.values, SETTINGS) for hb in series if hb.bucket >= 7 * DAY] == [False] * 5
 
 
-def crowd(starts: Sequence[int], score: float = 10.0, first_host: int = 0) -> dict:
-    """One host per start (a bucket time), each with an hour of quiet chatter the day before, a
-    spike bucket at its start scored `score`, as a fleet event's hosts are left by the routine
-    rules, and chatter again a day later."""
+def crowd(starts: Sequence[int], score: float = 10.0, first_host: int = 0, days: bool = True
+          ) -> dict:
+    """One host per start (a bucket time), each with a spike bucket at its start scored `score`,
+    as a fleet event's hosts are left by the routine rules; with `days`, an hour of quiet chatter
+    two days before it (EVENT_HISTORY) and a bucket of it the day after (the spike is the host's
+    bucket 6)."""
     hosts = {}
     for n, at in enumerate(starts):
         src = "10.1.%d.%d" % divmod(first_host + n, 250)
-        series = series_of([bucket(at - DAY + i * SPAN, 30, flows=3) for i in range(6)] + [spiked(at)]
-                           + [bucket(at + DAY, 30, flows=3)], src)
-        series[6].score = score
+        before = [bucket(at - 2 * DAY + i * SPAN, 30, flows=3) for i in range(6)] if days else []
+        after = [bucket(at + DAY, 30, flows=3)] if days else []
+        series = series_of(before + [spiked(at)] + after, src)
+        series[len(before)].score = score
         hosts[src] = series
     return hosts
 
@@ -749,33 +752,49 @@ def test_fewer_hosts_than_an_event_or_hosts_hours_apart_each_page():
     assert len(still_paging(apart)) == EVENT_MIN_HOSTS + 5
 
 
-def test_an_event_is_a_crowd_far_above_the_searchs_usual_one():
-    # a big fleet whose every hour holds 3 hosts spiking: 25 at once is under EVENT_RATIO x 3,
-    # EVENT_RATIO x 3 at once is an event
-    usual = [DAY + n * (2 * EVENT_WINDOW + 1) * SPAN for n in range(130) for _ in range(3)]
-    hosts = crowd(usual)
-    below = crowd([6 * DAY] * 25, first_host=500)
-    above = crowd([9 * DAY] * (EVENT_RATIO * 3), first_host=1000)
-    hosts.update(below)
-    hosts.update(above)
+def test_an_event_is_a_crowd_far_above_that_time_of_day_on_other_days():
+    # 25 hosts spiking at 10:00 every day are the fleet's working hour, no event; 25 at 18:00,
+    # where the other days hold 4, are (EVENT_RATIO x 4 <= 25); 25 at 14:00, where they hold 6,
+    # are not (EVENT_RATIO x 6 > 25)
+    hour = 3600
+    hosts, events, working, busier = {}, {}, {}, {}
+    for day in range(1, 6):
+        working.update(crowd([day * DAY + 10 * hour] * 25, first_host=100 * day))
+        if day == 3:
+            events = crowd([day * DAY + 18 * hour] * 25, first_host=1000)
+            busier = crowd([day * DAY + 14 * hour] * 25, first_host=1100)
+        else:
+            hosts.update(crowd([day * DAY + 18 * hour] * 4, first_host=1200 + 10 * day))
+            hosts.update(crowd([day * DAY + 14 * hour] * 6, first_host=1300 + 10 * day))
+    for made in (working, events, busier):
+        hosts.update(made)
     fleet_events(hosts, SETTINGS)
-    assert len(still_paging(below)) == 25 and not still_paging(above)
+    assert len(still_paging(working)) == 5 * 25 and len(still_paging(busier)) == 25
+    assert not still_paging(events)
+    assert len(still_paging(hosts)) == len(hosts) - 25
+    # hosts without two days of Teredo before them (a search's first days, new hosts) make no
+    # crowd and are not scored against one
+    new = crowd([3 * DAY + 18 * hour] * 40, first_host=2000, days=False)
+    hosts.update(new)
+    fleet_events(hosts, SETTINGS)
+    assert len(still_paging(new)) == 40 and not still_paging(events)
 
 
-# A cell: its bucket number, in a search of 400 buckets or its hour around bucket 200 (so that
+# A cell: its bucket number, in a search of 500 buckets or its hour around bucket 400 (so that
 # crowds form there and not elsewhere), and the score of a spike there (None: quiet chatter).
-CELLS = st.tuples(st.one_of(st.integers(0, 400), st.integers(200 - EVENT_WINDOW, 200 + EVENT_WINDOW)),
+CELLS = st.tuples(st.one_of(st.integers(0, 500), st.integers(400 - EVENT_WINDOW, 400 + EVENT_WINDOW)),
                   st.one_of(st.none(), st.floats(6.0, 20.0)))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(CELLS, min_size=1, max_size=4), min_size=EVENT_MIN_HOSTS - 2,
-                max_size=2 * EVENT_MIN_HOSTS + 5))
+@given(st.lists(st.tuples(st.integers(0, 150), st.lists(CELLS, min_size=1, max_size=4)),
+                min_size=EVENT_MIN_HOSTS - 2, max_size=2 * EVENT_MIN_HOSTS + 5))
 def test_fleet_events_are_their_definition(made):
-    """`made`: per host, its cells (bucket number, score or None)."""
+    """`made`: per host, the bucket of its first chatter and its cells (bucket number, score or
+    None), in a search of 500 buckets whose crowds form around bucket 400."""
     hosts = {}
-    for h, cells in enumerate(made):
-        cells = sorted(dict(cells).items())
+    for h, (known, cells) in enumerate(made):
+        cells = sorted(dict([(known, None)] + cells).items())
         series = series_of([spiked(b * SPAN) if score is not None else bucket(b * SPAN, 30, flows=3)
                             for b, score in cells], "10.2.0.%d" % h)
         for hb, (_, score) in zip(series, cells):
@@ -784,17 +803,18 @@ def test_fleet_events_are_their_definition(made):
         hosts[series.src] = series
     # the definition, over every bucket of the search
     spikes = [(hb.bucket, src, hb.score) for src, series in hosts.items() for hb in series
-              if is_spike(hb.score, hb.values, SETTINGS)]
+              if is_spike(hb.score, hb.values, SETTINGS) and hb.bucket - series[0].bucket >= 2 * DAY]
     reach = EVENT_WINDOW * SPAN
     first = min(hb.bucket for series in hosts.values() for hb in series)
     last = max(hb.bucket for series in hosts.values() for hb in series)
     counts = {b: len({src for t, src, _ in spikes if abs(t - b) <= reach})
               for b in range(first, last + SPAN, SPAN)}
-    needed = max(EVENT_MIN_HOSTS, EVENT_RATIO * statistics.median(counts.values()))
     expected = {}
     for t, src, score in spikes:
         adjustment = 0.0
-        if counts[t] >= needed:
+        same_time = [n for b, n in counts.items() if b != t and (b - t) % DAY == 0]
+        if counts[t] >= EVENT_MIN_HOSTS and same_time \
+                and counts[t] >= EVENT_RATIO * statistics.median(same_time):
             peaks = {}
             for other, other_src, other_score in spikes:
                 if abs(other - t) <= reach:

@@ -95,7 +95,11 @@ FLEET_MIN_HOSTS = 30          # hosts in a bucket before the fleet correction ap
 FLEET_FLOOR = 1.0             # the part of a crowded bucket's median score above this is discounted
 EVENT_WINDOW = 6              # a fleet event (fleet_events): the hosts still spiking within 6
 EVENT_MIN_HOSTS = 20          # buckets (an hour) either side of a bucket are at least 20 hosts...
-EVENT_RATIO = 10              # ...and 10x the search's usual count in such a window
+EVENT_RATIO = 5               # ...and 5x their median count at that time of the search's other
+                              # days (counts of chance spikes with a mean of 4 reach 20 less than
+                              # once in a million)
+EVENT_HISTORY = 2 * 86400     # ...counting hosts with two days of Teredo before the bucket in the
+                              # search: at its start every host spikes, with no baseline yet
 # Sessions: the host's spike buckets (on the fleet-corrected score), earlier ones only
 SESSION_GAP = 2 * 3600        # spike buckets further apart than this are separate sessions
 FAMILIAR_DELAY = 12 * 3600    # a session counts from 12 hours on, so that a tunnel never excuses itself
@@ -989,23 +993,29 @@ def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
     routine rules (a first use at an hour never used): with the rules before, the family
     update-peers paged on most of its updating hosts (issue 13, update-peers seed 9).
 
-    Where the hosts still spiking (after the routine rules) within EVENT_WINDOW buckets of a
-    bucket are at least EVENT_MIN_HOSTS and EVENT_RATIO times the search's usual count over such
-    a window (the median at the search's spike buckets), the bucket's spikes are scored against
-    the crowd as a storm's are against the fleet: the crowd's median peak score above FLEET_FLOOR
-    is subtracted. A host far above the crowd still pages; a tunnel at the crowd's level during
-    the event does not, as none does during a storm."""
+    Where the hosts still spiking (after the routine rules), each with EVENT_HISTORY of Teredo
+    before it in the search, within EVENT_WINDOW buckets of a bucket are at least EVENT_MIN_HOSTS and EVENT_RATIO times as many as within EVENT_WINDOW of
+    the same time of day on the search's other days (their median; a search of one day has no
+    event), the bucket's spikes are scored against that crowd as a storm's are against the fleet:
+    the crowd's median peak score above FLEET_FLOOR is subtracted. A host far above the crowd
+    still pages; a tunnel at the crowd's level during the event does not, as none does during a
+    storm. Against the same time of day, not the whole search: a large fleet's working hours hold
+    more spiking hosts than its nights and weekends, the larger part of a week. Hosts with
+    history only: a new host's tunnel is never scored against a crowd, and a search's first
+    hours, where every host spikes, are no event (the bench fleet's rows, whose Teredo hosts
+    spike in a third of their buckets, made its first morning one)."""
     span = settings.span
     spiking: Dict[int, List[Tuple[HostSeries, int]]] = {}
     for series in hosts.values():
+        known_from = series.buckets[0] + EVENT_HISTORY if len(series) else 0
         for index in series.spiked:
-            if is_spike(series.score[index], series.values_at(index), settings):
-                spiking.setdefault(series.buckets[index], []).append((series, index))
+            bucket = series.buckets[index]
+            if bucket >= known_from and is_spike(series.score[index], series.values_at(index), settings):
+                spiking.setdefault(bucket, []).append((series, index))
     if not spiking:
         return
     # The hosts spiking within EVENT_WINDOW buckets of each bucket of the search (a sliding
-    # window over the spike buckets), and the usual count: the median over every bucket, so that
-    # an event, a day of the search at most, does not make itself usual.
+    # window over the spike buckets)
     times = sorted(spiking)
     reach = EVENT_WINDOW * span
     start = min(series.buckets[0] for series in hosts.values() if len(series))
@@ -1022,10 +1032,14 @@ def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
             in_reach += Counter()  # drop the hosts no longer in reach
             leaving += 1
         counts[bucket] = len(in_reach)
-    needed = max(EVENT_MIN_HOSTS, EVENT_RATIO * median(counts.values()))
+    first_day = start - start % 86400
     adjustments = {}
     for bucket in times:
-        if counts[bucket] < needed:
+        if counts[bucket] < EVENT_MIN_HOSTS:
+            continue
+        same_time = [counts[other] for other in range(first_day + bucket % 86400, end + span, 86400)
+                     if other != bucket and other in counts]
+        if not same_time or counts[bucket] < EVENT_RATIO * median(same_time):
             continue
         # the crowd: each host's highest score within reach of the bucket (all read before any
         # is adjusted)
