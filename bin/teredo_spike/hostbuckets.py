@@ -115,10 +115,10 @@ class HostSeries:
       host-bucket's bytes took 40 bytes a host-bucket at the reduce phase's peak);
     - `scores`: SCORES doubles a bucket from i * SCORES: z per metric from Z, then the baseline
       that result rows report (PACKETS_BASELINE, BYTES_BASELINE, PACKETS_SD); `score` and
-      `is_spike` one per bucket; `fleet_adjustment` only where the fleet correction or a fleet
-      event applied; `routine_relay_packets` only for a spike bucket that the routine rules left
-      a spike and that has a routine level (scoring.routine_level): the host's routine relay
-      packets at that hour, which severity holds critical above (output.severity); `kept_by` only for a spike
+      `is_spike` one per bucket; `fleet_adjustment` where the fleet correction or event applied;
+      `routine_relay_packets` only for a spike bucket that the routine rules left a spike and
+      that has a routine level (scoring.routine_level): the host's routine relay packets at that
+      hour, which severity holds critical above (output.severity); `kept_by` only for a spike
       bucket of a host with earlier sessions that the routine rules left a spike: which of their
       rules kept it and the level it was judged against (scoring.KEPT_*; the reason names it);
       `background_relay_packets` the relay packets of the host's background over the search, for

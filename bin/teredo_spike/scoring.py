@@ -16,10 +16,11 @@ signalling):
 - fleet correction: where at least 30 hosts whose bucket is signalling only share a bucket, subtract
   the part of their median score above 1 from every host in it, so that a fleet-wide
   re-qualification storm does not page on every host;
-- fleet event (after the routine rules): where at least EVENT_MIN_HOSTS hosts still spike within
-  an hour of a bucket, and EVENT_RATIO times the search's usual count in such an hour, the part of
-  their median peak score above 1 is subtracted from those spiking in it, so that an update
-  fetched from Teredo peers by half the fleet's clients pages on its stragglers, not on every host;
+- fleet event (after the routine rules): where at least EVENT_MIN_HOSTS hosts with two days of
+  history still spike within an hour of a bucket, and EVENT_RATIO times as many as at that time
+  of day on the search's other days, the part of their median peak score above 1 is subtracted
+  from those spiking in it, so that an update fetched from Teredo peers by half the fleet's
+  clients pages on its stragglers, not on every host;
 - a host's background is no spike: within ROUTINE_RATIO of the median of its Teredo buckets of the
   days before (from BACKGROUND_DAYS days), at a time of day it used Teredo on as many of them (a
   peer-to-peer client left running trickles packets to new peers in every bucket the machine is
@@ -994,9 +995,9 @@ def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
     update-peers paged on most of its updating hosts (issue 13, update-peers seed 9).
 
     Where the hosts still spiking (after the routine rules), each with EVENT_HISTORY of Teredo
-    before it in the search, within EVENT_WINDOW buckets of a bucket are at least EVENT_MIN_HOSTS and EVENT_RATIO times as many as within EVENT_WINDOW of
-    the same time of day on the search's other days (their median; a search of one day has no
-    event), the bucket's spikes are scored against that crowd as a storm's are against the fleet:
+    before it in the search, within EVENT_WINDOW buckets of a bucket are at least EVENT_MIN_HOSTS
+    and EVENT_RATIO times as many as within EVENT_WINDOW of the same time of day on the search's
+    other days (their median; a search of one day has no event), the bucket's spikes are scored against that crowd as a storm's are against the fleet:
     the crowd's median peak score above FLEET_FLOOR is subtracted. A host far above the crowd
     still pages; a tunnel at the crowd's level during the event does not, as none does during a
     storm. Against the same time of day, not the whole search: a large fleet's working hours hold
