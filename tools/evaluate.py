@@ -434,10 +434,10 @@ def false_cause(truth: dict, e: Episode) -> str:
         if "absent" in host and 0 <= e.first - host["absent"][1] < FIRST_DAYS:
             return "heavy user, back from days away"  # scenario.Behaviour.heavy_absence
         return "heavy user, in a session"
+    if overlaps(e, truth.get("updates", [])):
+        return "update from Teredo peers"  # scenario.Behaviour.update_share: the host's own, first
     if overlaps(e, storm, src_key="-"):
         return "storm hour"
-    if overlaps(e, truth.get("updates", [])):
-        return "update from Teredo peers"  # scenario.Behaviour.update_share
     if overlaps(e, bursts):
         return "NAT retry burst"
     if overlaps(e, reuse):
