@@ -913,3 +913,10 @@ def test_update_share_gives_half_the_clients_an_update_from_peers_after_the_rele
     assert max(at_once.values()) >= 0.2 * len(updates)
     assert scenario.FAMILIES["hard-updates"].heavy_destinations == "fresh"
     assert scenario.FAMILIES["update-peers"].update_share == 0.5
+
+
+def test_an_update_wakes_a_dormant_client():
+    rows, truth = family(update_share=0.5, dormant_share=1.0)
+    updating = {(u["src"], u["start"] + k * 600) for u in truth["updates"] for k in range(u["buckets"])}
+    to_server = {(r["All_Traffic.src_ip"], r["_time"]) for r in rows if r["All_Traffic.dest_port"] == 3544}
+    assert updating and updating <= to_server
