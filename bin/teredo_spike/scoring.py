@@ -980,8 +980,7 @@ def fleet_correct(hosts: Dict[str, HostSeries]) -> None:
         if adjustment <= 0:
             continue
         for series, index in in_bucket:
-            series.fleet_adjustment[index] = adjustment
-            series.score[index] = final_score(series.score[index], adjustment)
+            _discount(series, index, adjustment)
 
 
 def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
@@ -997,8 +996,9 @@ def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
     Where the hosts still spiking (after the routine rules), each with EVENT_HISTORY of Teredo
     before it in the search, within EVENT_WINDOW buckets of a bucket are at least EVENT_MIN_HOSTS
     and EVENT_RATIO times as many as within EVENT_WINDOW of the same time of day on the search's
-    other days (their median; a search of one day has no event), the bucket's spikes are scored against that crowd as a storm's are against the fleet:
-    the crowd's median peak score above FLEET_FLOOR is subtracted. A host far above the crowd
+    other days (their median; a search of one day has no event), the bucket's spikes are scored
+    against that crowd as a storm's are against the fleet: the crowd's median peak score above
+    FLEET_FLOOR is subtracted. A host far above the crowd
     still pages; a tunnel at the crowd's level during the event does not, as none does during a
     storm. Against the same time of day, not the whole search: a large fleet's working hours hold
     more spiking hosts than its nights and weekends, the larger part of a week. Hosts with
@@ -1029,8 +1029,10 @@ def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
             in_reach.update(id(series) for series, _ in spiking[times[entering]])
             entering += 1
         while leaving < entering and times[leaving] < bucket - reach:
-            in_reach.subtract(id(series) for series, _ in spiking[times[leaving]])
-            in_reach += Counter()  # drop the hosts no longer in reach
+            for series, _ in spiking[times[leaving]]:
+                in_reach[id(series)] -= 1
+                if not in_reach[id(series)]:
+                    del in_reach[id(series)]  # no longer in reach
             leaving += 1
         counts[bucket] = len(in_reach)
     first_day = start - start % 86400
@@ -1055,8 +1057,13 @@ def fleet_events(hosts: Dict[str, HostSeries], settings: Settings) -> None:
         if adjustment <= 0:
             continue
         for series, index in spiking[bucket]:
-            series.fleet_adjustment[index] = series.fleet_adjustment.get(index, 0.0) + adjustment
-            series.score[index] = final_score(series.score[index], adjustment)
+            _discount(series, index, adjustment)
+
+
+def _discount(series: HostSeries, index: int, adjustment: float) -> None:
+    """Take a fleet-wide rise (the fleet correction's or a fleet event's) from bucket `index`."""
+    series.fleet_adjustment[index] = series.fleet_adjustment.get(index, 0.0) + adjustment
+    series.score[index] = final_score(series.score[index], adjustment)
 
 
 def fleet_use_level(hosts: Dict[str, HostSeries]) -> float:
